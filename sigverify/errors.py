@@ -1,0 +1,41 @@
+"""Exceptions raised by the sigverify core.
+
+Every error a user can cause (bad file, blank page, tampered model) is a ``SigverifyError`` with a
+message written for a bank clerk; the CLI maps them to exit codes and the GUI shows the message.
+"""
+
+
+class SigverifyError(Exception):
+    """Base class for all expected, user-facing errors."""
+
+    exit_code = 3
+
+
+class ImageLoadError(SigverifyError):
+    """The file is missing, unreadable, not an image, truncated or too large."""
+
+    exit_code = 4
+
+
+class BlankImageError(ImageLoadError):
+    """The image decoded but no ink (signature) could be found on it."""
+
+    exit_code = 5
+
+
+class ModelError(SigverifyError):
+    """A model file or card is missing, tampered with, or of the wrong architecture."""
+
+    exit_code = 6
+
+
+class DataError(SigverifyError):
+    """A data folder does not have the expected layout or has too little data."""
+
+    exit_code = 7
+
+
+class Cancelled(SigverifyError):
+    """A long job was cancelled by the user."""
+
+    exit_code = 8

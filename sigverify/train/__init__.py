@@ -1,0 +1,1 @@
+"""Training, sampling, losses and evaluation (PyTorch, no Qt)."""

@@ -1,0 +1,66 @@
+"""Questioned signature against a person's reference set (1..N signatures)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sigverify.model.card import MetricCalibration
+from sigverify.verify.calibration import Verdict, verdict_for
+from sigverify.verify.distances import pairwise_distances
+
+AGGREGATES = ("mean", "min")
+#: Per-person threshold adaptation is bounded: a person's spread can move thresholds by at most this factor.
+SCALE_LIMITS = (0.8, 1.25)
+MIN_REFS_FOR_ADAPTATION = 3
+
+
+@dataclass
+class ReferenceDecision:
+    distances: list[float]  # questioned vs each reference
+    aggregate: str
+    min_distance: float
+    mean_distance: float
+    ref_spread: float | None  # mean distance among the references themselves (None for < 2 refs)
+    person_scale: float  # multiplier applied to the global thresholds for this person
+    verdict: Verdict
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = self.verdict.to_dict()
+        d.update({"distances": self.distances, "aggregate": self.aggregate, "min_distance": self.min_distance,
+                  "mean_distance": self.mean_distance, "reference_spread": self.ref_spread,
+                  "person_threshold_scale": self.person_scale, "warnings": self.warnings})
+        return d
+
+
+def person_scale(ref_embs: np.ndarray, metric: str, cal: MetricCalibration) -> tuple[float, float | None]:
+    """Threshold multiplier from the spread of a person's own references (1.0 with < 3 references)."""
+    n = len(ref_embs)
+    if n < 2:
+        return 1.0, None
+    d = pairwise_distances(ref_embs, ref_embs, metric)
+    spread = float(d[np.triu_indices(n, 1)].mean())
+    if n < MIN_REFS_FOR_ADAPTATION or cal.ref_spread <= 0:
+        return 1.0, spread
+    lo, hi = SCALE_LIMITS
+    return float(np.clip(spread / cal.ref_spread, lo, hi)), spread
+
+
+def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: MetricCalibration,
+                              metric: str = "euclidean", aggregate: str = "mean",
+                              adapt_to_person: bool = True) -> ReferenceDecision:
+    ref_embs = np.atleast_2d(ref_embs)
+    if len(ref_embs) == 0:
+        raise ValueError("at least one reference signature is needed")
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}")
+    ds = pairwise_distances(q_emb[None], ref_embs, metric)[0]
+    scale, spread = person_scale(ref_embs, metric, cal) if adapt_to_person else (1.0, None)
+    agg = float(ds.mean() if aggregate == "mean" else ds.min())
+    v = verdict_for(agg, cal, scale)
+    warnings = []
+    if len(ref_embs) < MIN_REFS_FOR_ADAPTATION:
+        warnings.append(f"only {len(ref_embs)} reference signature(s): add more specimens for a per-person threshold")
+    return ReferenceDecision([float(x) for x in ds], aggregate, float(ds.min()), float(ds.mean()), spread, scale, v, warnings)
