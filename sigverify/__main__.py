@@ -1,0 +1,5 @@
+import sys
+
+from sigverify.cli import main
+
+sys.exit(main())

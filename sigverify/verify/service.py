@@ -1,0 +1,149 @@
+"""The one entry point the CLI and the GUI share: load a model once, compare and verify files.
+
+No Qt here. ``Verifier`` keeps the model, device, metric and aggregate policy; its methods take paths
+(or already-loaded arrays) and return plain data classes with everything a front end shows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from sigverify.errors import SigverifyError
+from sigverify.imaging.preprocess import Preprocessed, preprocess
+from sigverify.model.embedder import Embedder, device_label, open_model, resolve_device
+from sigverify.model.weights import LoadedModel
+from sigverify.verify.calibration import verdict_for
+from sigverify.verify.distances import distance
+from sigverify.verify.reference import AGGREGATES, ReferenceDecision, verify_against_references
+
+
+@dataclass
+class Signature:
+    """One loaded signature: where it came from, its preprocessing stages and its embedding."""
+
+    source: str
+    preprocessed: Preprocessed
+    embedding: np.ndarray
+
+
+@dataclass
+class VerificationResult:
+    questioned: Signature
+    references: list[Signature]
+    decision: ReferenceDecision
+    metric: str
+    model_id: str
+    random_weights: bool
+    elapsed_ms: float
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # reference files that failed: (path, error)
+
+    def to_dict(self) -> dict:
+        d = {"questioned": self.questioned.source, "references": [r.source for r in self.references],
+             "metric": self.metric, "model": self.model_id, "random_weights": self.random_weights,
+             "elapsed_ms": round(self.elapsed_ms, 2)}
+        d.update(self.decision.to_dict())
+        if self.skipped:
+            d["skipped_references"] = [{"path": p, "error": e} for p, e in self.skipped]
+        if self.random_weights:
+            d["warning"] = "UNTRAINED random weights: results are meaningless"
+        return d
+
+
+class Verifier:
+    def __init__(self, model: LoadedModel | str | os.PathLike | None = None, device: str | None = None,
+                 metric: str | None = None, aggregate: str = "mean", adapt_to_person: bool = True):
+        dev = resolve_device(device)
+        loaded = model if isinstance(model, LoadedModel) else open_model(model, dev)
+        self.embedder = Embedder(loaded, dev)
+        self.metric = metric or loaded.card.distance
+        self.calibration = loaded.card.metric_calibration(self.metric)  # validates the metric
+        if aggregate not in AGGREGATES:
+            raise SigverifyError(f"aggregate must be one of {', '.join(AGGREGATES)}")
+        self.aggregate = aggregate
+        self.adapt_to_person = adapt_to_person
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.embedder.model
+
+    @property
+    def card(self):
+        return self.embedder.card
+
+    @property
+    def device_text(self) -> str:
+        return device_label(self.embedder.device)
+
+    def load(self, path: str | os.PathLike, keep_stages: bool = True) -> Signature:
+        pre = self.embedder.preprocess(path, keep_stages)
+        emb = self.embedder.embed_arrays([pre.input])[0]
+        return Signature(str(path), pre, emb)
+
+    def load_many(self, paths: Sequence[str | os.PathLike], keep_stages: bool = True,
+                  progress: Callable[[float, str], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> tuple[list[Signature], list[tuple[str, str]]]:
+        res = self.embedder.embed_files(paths, keep_stages, progress, should_stop)
+        ok = [Signature(r.path, r.preprocessed, r.embedding) for r in res if r.error is None]
+        bad = [(r.path, r.error) for r in res if r.error is not None]
+        return ok, bad
+
+    def signature_from_array(self, image: np.ndarray, source: str = "clipboard", keep_stages: bool = True) -> Signature:
+        pre = preprocess(image, self.embedder.preprocess_config, keep_stages)
+        if keep_stages:
+            pre.stages = {"original": image, **pre.stages}
+        return Signature(source, pre, self.embedder.embed_arrays([pre.input])[0])
+
+    def decide(self, questioned: Signature, references: Sequence[Signature]) -> ReferenceDecision:
+        refs = np.stack([r.embedding for r in references])
+        return verify_against_references(questioned.embedding, refs, self.calibration, self.metric,
+                                         self.aggregate, self.adapt_to_person)
+
+    def verify(self, questioned: str | os.PathLike | Signature, references: Sequence[str | os.PathLike | Signature],
+               keep_stages: bool = True) -> VerificationResult:
+        """Questioned vs a reference set. Bad reference files are skipped and reported; a bad
+        questioned file, or no usable reference, raises ``SigverifyError``."""
+        t0 = time.perf_counter()
+        q = questioned if isinstance(questioned, Signature) else self.load(questioned, keep_stages)
+        loaded = [r for r in references if isinstance(r, Signature)]
+        paths = [r for r in references if not isinstance(r, Signature)]
+        skipped: list[tuple[str, str]] = []
+        if paths:
+            ok, skipped = self.load_many(paths, keep_stages)
+            loaded += ok
+        if not loaded:
+            detail = "; ".join(e for _, e in skipped) if skipped else "none given"
+            raise SigverifyError(f"no usable reference signature ({detail})")
+        dec = self.decide(q, loaded)
+        return VerificationResult(q, loaded, dec, self.metric, self.model.model_id, self.card.random_init,
+                                  (time.perf_counter() - t0) * 1000, skipped)
+
+    def compare(self, a: str | os.PathLike, b: str | os.PathLike) -> dict:
+        """Two files: distance, calibrated score and verdict (no per-person adaptation)."""
+        t0 = time.perf_counter()
+        pa, pb = self.embedder.preprocess(a), self.embedder.preprocess(b)
+        ea, eb = self.embedder.embed_arrays([pa.input, pb.input])
+        d = distance(ea, eb, self.metric)
+        v = verdict_for(d, self.calibration)
+        out = {"a": str(a), "b": str(b), "metric": self.metric, "model": self.model.model_id,
+               "random_weights": self.card.random_init}
+        out.update(v.to_dict())
+        out["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 2)
+        if self.card.random_init:
+            out["warning"] = "UNTRAINED random weights: results are meaningless"
+        return out
+
+
+def describe_model(model: LoadedModel) -> dict:
+    d = model.card.to_dict()
+    d["path"] = str(model.path) if model.path else None
+    d["model_id"] = model.model_id
+    return d
+
+
+__all__ = ["Verifier", "VerificationResult", "Signature", "describe_model", "Path"]
