@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from sigverify.errors import Cancelled, ModelError, SigverifyError
 from sigverify.imaging.preprocess import Preprocessed, preprocess_file
@@ -48,8 +49,68 @@ class FileEmbedding:
     error: str | None = None
 
 
+def _fold_sequential(seq: nn.Sequential) -> nn.Sequential:
+    """Copy of ``seq`` with each Conv2d+BatchNorm2d / Linear+BatchNorm1d pair folded into one layer
+    (eval-mode BatchNorm is an affine map, so the fold is exact up to float rounding) and Dropout
+    (a no-op in eval mode) dropped."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    mods = list(seq)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if isinstance(m, nn.Sequential):
+            out.append(_fold_sequential(m))
+        elif isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+            out.append(fuse_conv_bn_eval(m, nxt))
+            i += 1
+        elif isinstance(m, nn.Linear) and isinstance(nxt, nn.BatchNorm1d):
+            out.append(fuse_linear_bn_eval(m, nxt))
+            i += 1
+        elif not isinstance(m, nn.Dropout):
+            out.append(m)
+        i += 1
+    return nn.Sequential(*out)
+
+
+def fuse_for_inference(net: nn.Module) -> nn.Module:
+    """An inference-only copy of a SigNet with BatchNorm folded into the preceding conv / linear
+    weights (fewer passes over memory: ~1.5x faster on CPU). The original ``net`` is not changed.
+    Networks of another layout are returned as an eval-mode deep copy."""
+    import copy
+
+    fused = copy.deepcopy(net).eval()
+    for name in ("features", "head"):
+        sub = getattr(fused, name, None)
+        if isinstance(sub, nn.Sequential):
+            setattr(fused, name, _fold_sequential(sub))
+    for p in fused.parameters():
+        p.requires_grad_(False)
+    return fused
+
+
+def _weights_version(net: nn.Module) -> int:
+    """Changes whenever a parameter or buffer is modified in place (optimizer step, load_state_dict)."""
+    return sum(t._version for t in net.parameters()) + sum(t._version for t in net.buffers())
+
+
+#: CPU batches of at most this many images run on one thread: for a pair the second thread's
+#: synchronisation costs more than it gives, and on a busy machine (other apps, or a training job)
+#: a preempted OpenMP worker can make a 2-image batch 20-40x slower.
+SMALL_BATCH_ONE_THREAD = 4
+#: CPU batches are cut into chunks of this size: activations stay in cache (faster than 64 at once).
+CPU_MICRO_BATCH = 16
+
+
 class Embedder:
-    """Wraps a loaded model: preprocessing parameters come from its card."""
+    """Wraps a loaded model: preprocessing parameters come from its card.
+
+    Inference runs a BatchNorm-folded, channels-last copy of the network under ``inference_mode``
+    (rebuilt automatically when the network's weights change in place); ``self.net`` stays the
+    model's own network.
+    """
 
     def __init__(self, model: LoadedModel, device: str | torch.device | None = None, batch_size: int = 64):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -59,6 +120,25 @@ class Embedder:
         self.card = model.card
         self.preprocess_config = self.card.preprocess_config
         self.batch_size = batch_size
+        self._fast: nn.Module | None = None
+        self._fast_version: int | None = None
+        env = os.environ.get("SIGVERIFY_THREADS")
+        self.cpu_threads = int(env) if env and env.isdigit() and int(env) > 0 else torch.get_num_threads()
+
+    def _inference_net(self) -> nn.Module:
+        if self.net.training:  # someone is training it: use it as it is
+            return self.net
+        v = _weights_version(self.net)
+        if self._fast is None or v != self._fast_version:
+            with torch.inference_mode(False):
+                self._fast = fuse_for_inference(self.net).to(self.device).to(memory_format=torch.channels_last)
+            self._fast_version = v
+        return self._fast
+
+    def warm_up(self) -> None:
+        """Build the fused network and run it once (first-call allocations), e.g. at app start."""
+        h, w = self.card.input_hw
+        self.embed_arrays([np.zeros((h, w), np.uint8)] * 2)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike | None, device: str | None = None) -> "Embedder":
@@ -72,10 +152,17 @@ class Embedder:
         """images: (H, W) uint8 network inputs (ink 255). Returns (N, D) float32 unit vectors."""
         if len(images) == 0:
             return np.zeros((0, self.card.embedding_dim), np.float32)
+        net = self._inference_net()
+        step = self.batch_size
+        if self.device.type == "cpu":
+            step = max(1, min(step, CPU_MICRO_BATCH))
+            want = 1 if len(images) <= SMALL_BATCH_ONE_THREAD else self.cpu_threads
+            if torch.get_num_threads() != want:
+                torch.set_num_threads(want)
         out = []
-        for i in range(0, len(images), self.batch_size):
-            x = to_batch(images[i:i + self.batch_size], self.device)
-            out.append(self.net(x).float().cpu().numpy())
+        for i in range(0, len(images), step):
+            x = to_batch(images[i:i + step], self.device)
+            out.append(net(x).float().cpu().numpy())
         return np.concatenate(out)
 
     def embed_files(self, paths: Sequence[str | os.PathLike], keep_stages: bool = False,
@@ -105,6 +192,33 @@ class Embedder:
             if progress:
                 progress(0.9 + 0.1 * min(1.0, (j + len(chunk)) / max(len(ok), 1)), "embedded")
         return results
+
+
+def open_model_or_fallback(path: str | os.PathLike | None, device: str | torch.device = "cpu") -> tuple[LoadedModel, str | None]:
+    """Open the user's model; if it is refused (tampered, truncated, wrong architecture, missing),
+    fall back to the shipped model (or, failing that, random weights) and say why.
+
+    Returns ``(model, warning)``; ``warning`` is None when ``path`` loaded (or none was given and the
+    shipped model loaded), otherwise a clerk-readable sentence for the status bar / stderr.
+    """
+    from sigverify.paths import default_model_path
+
+    if path:
+        try:
+            return load_model(path, device), None
+        except ModelError as exc:
+            reason = str(exc)
+        p = default_model_path()
+        if p.exists():
+            try:
+                return load_model(p, device), f"{reason}. Using the shipped model {p.name} instead."
+            except ModelError as exc2:
+                reason = f"{reason}; the shipped model was refused too ({exc2})"
+        return random_model(device=device), f"{reason}. No usable model: using UNTRAINED random weights."
+    try:
+        return open_model(None, device), None
+    except ModelError as exc:
+        return random_model(device=device), f"{exc}. Using UNTRAINED random weights."
 
 
 def open_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> LoadedModel:
