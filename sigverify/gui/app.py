@@ -1,0 +1,103 @@
+"""GUI entry point: ``sigverify [--reference A [B ...]] [--questioned Q] [--screenshot OUT.png]``.
+
+``--screenshot`` opens the window, runs the given comparison, saves a picture of the whole window
+and exits (0 on success, non-zero with a message on failure); it works headless with
+``QT_QPA_PLATFORM=offscreen``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sigverify", description="sigverify desktop app: compare a questioned "
+                                "signature with an account holder's reference signatures")
+    p.add_argument("--reference", "-r", nargs="+", metavar="PATH", help="reference signature files or folders")
+    p.add_argument("--questioned", "-q", metavar="PATH", help="the signature to verify")
+    p.add_argument("--model", metavar="PATH", help="model weights (.safetensors); default: the shipped model")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the model runs (default: settings)")
+    p.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot of the window after the comparison and exit")
+    p.add_argument("--scale", type=float, default=None, help="UI scale factor, e.g. 2 for 200%% (sets QT_SCALE_FACTOR)")
+    p.add_argument("--view", choices=("original", "preprocessed", "overlay"), default=None, help="initial view")
+    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the comparison in --screenshot mode")
+    return p
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"sigverify: error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.scale:
+        if args.scale <= 0 or args.scale > 8:
+            return _fail("--scale must be between 0 and 8")
+        os.environ["QT_SCALE_FACTOR"] = str(args.scale)
+    try:
+        w, h = (int(x) for x in args.size.lower().split("x"))
+    except ValueError:
+        return _fail(f"--size must look like 1280x800, not {args.size!r}")
+    if args.screenshot and not (args.reference and args.questioned):
+        return _fail("--screenshot needs --reference and --questioned")
+
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("sigverify")
+    QCoreApplication.setApplicationName("sigverify")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    app.setApplicationDisplayName("sigverify")
+    from sigverify import __version__
+
+    app.setApplicationVersion(__version__)
+
+    from sigverify.gui.main_window import MainWindow
+
+    win = MainWindow(model_path=args.model, device=args.device)
+    win.resize(w, h)
+    if args.view:
+        win.set_view_mode(args.view)
+    errors: list[str] = []
+    win.model_failed.connect(errors.append)
+    if args.reference:
+        win.set_references(args.reference)
+    if args.questioned:
+        win.set_questioned(args.questioned)
+    win.show()
+
+    if not args.screenshot:
+        return app.exec()
+
+    # Screenshot mode: wait for the verdict, then grab the window.
+    ok = win.wait_idle(int(args.timeout * 1000))
+    if not ok:
+        win.close()
+        return _fail(f"the comparison did not finish within {args.timeout:.0f} s", 3)
+    if win.result() is None:
+        msgs = [m for m in (win.ref_pane.error_text(), win.q_pane.error_text(), *errors) if m]
+        win.close()
+        return _fail("no verdict: " + ("; ".join(msgs) or "the comparison could not be made"), 4)
+    for _ in range(5):
+        app.processEvents()
+    win.repaint()
+    pix = win.grab()
+    out = args.screenshot
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    saved = pix.save(out, "PNG")
+    win.close()
+    app.processEvents()
+    if not saved or pix.isNull():
+        return _fail(f"could not write the screenshot to {out}", 5)
+    print(f"screenshot saved: {out} ({pix.width()}x{pix.height()}) \u2014 verdict: {win.result().decision.verdict.zone}")
+    _ = Qt  # keep import for type checkers
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

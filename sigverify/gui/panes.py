@@ -1,0 +1,602 @@
+"""The Reference and Questioned panes, the overlay view and the zoomable image view they share.
+
+Panes accept drag-and-drop of files and folders, Ctrl+V paste of an image (or copied files), and show
+every problem as a non-modal message inside the pane. They hold the loaded signatures but never call
+the core themselves: the main window does the loading in a worker and hands the result back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFrame, QGraphicsPixmapItem,
+                               QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QProgressBar, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+from sigverify.gui.imageutil import BOTH_RGB, Q_RGB, REF_RGB, ink_overlay, numpy_to_pixmap, qimage_to_numpy
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+ORIGINAL, PREPROCESSED, OVERLAY = "original", "preprocessed", "overlay"
+MAX_FOLDER_FILES = 200
+
+
+def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
+    """Files stay as they are (the core judges them); folders become their image files, sorted.
+
+    Returns (files, problems): a folder without images is a problem, not an empty success.
+    """
+    files: list[str] = []
+    problems: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            imgs = sorted(str(c) for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
+            if not imgs:
+                problems.append(f"folder '{p.name}' contains no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
+            elif len(imgs) > MAX_FOLDER_FILES:
+                problems.append(f"folder '{p.name}' has {len(imgs)} images; only the first {MAX_FOLDER_FILES} are used")
+                files.extend(imgs[:MAX_FOLDER_FILES])
+            else:
+                files.extend(imgs)
+        else:
+            files.append(str(p))
+    return files, problems
+
+
+def local_files_from_mime(mime: QMimeData) -> list[str]:
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def image_from_mime(mime: QMimeData) -> np.ndarray | None:
+    if not mime.hasImage():
+        return None
+    data = mime.imageData()
+    img = data if isinstance(data, QImage) else QImage(data) if data is not None else QImage()
+    if isinstance(data, QPixmap):
+        img = data.toImage()
+    if img.isNull():
+        return None
+    return qimage_to_numpy(img)
+
+
+def signature_display(sig, mode: str) -> np.ndarray:
+    """What a pane shows for a signature: the original scan or the network input (dark ink on white)."""
+    pre = sig.preprocessed
+    if mode == ORIGINAL:
+        orig = (pre.stages or {}).get("original")
+        if orig is not None:
+            return orig
+    return 255 - pre.input
+
+
+class ImageView(QGraphicsView):
+    """Zoomable view of one image: fit to the window by default; zoom keeps until Fit."""
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)
+        self.setScene(self._scene)
+        self._item = QGraphicsPixmapItem()
+        self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._scene.addItem(self._item)
+        self._fit = True
+        self._zoom = 1.0
+        self._placeholder = placeholder
+        self.setAcceptDrops(False)
+        self.viewport().setAcceptDrops(False)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setBackgroundBrush(QColor("#ffffff"))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setMinimumSize(200, 140)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.viewport().update()
+
+    def set_image(self, arr: np.ndarray | None) -> None:
+        if arr is None:
+            self._item.setPixmap(QPixmap())
+            self._scene.setSceneRect(QRectF())
+        else:
+            pm = numpy_to_pixmap(arr)
+            self._item.setPixmap(pm)
+            self._scene.setSceneRect(QRectF(pm.rect()))
+        self._apply()
+
+    def has_image(self) -> bool:
+        return not self._item.pixmap().isNull()
+
+    def zoom_in(self) -> None:
+        self._set_zoom(self.current_scale() * 1.25)
+
+    def zoom_out(self) -> None:
+        self._set_zoom(self.current_scale() / 1.25)
+
+    def fit(self) -> None:
+        self._fit = True
+        self._apply()
+
+    def is_fit(self) -> bool:
+        return self._fit
+
+    def current_scale(self) -> float:
+        return self.transform().m11()
+
+    def _set_zoom(self, z: float) -> None:
+        self._fit = False
+        self._zoom = min(max(z, 0.05), 16.0)
+        self._apply()
+
+    def _apply(self) -> None:
+        self.resetTransform()
+        if not self.has_image():
+            return
+        if self._fit:
+            r = self._scene.sceneRect()
+            vw, vh = max(1, self.viewport().width() - 16), max(1, self.viewport().height() - 16)
+            s = min(vw / r.width(), vh / r.height(), 4.0)
+            self.scale(s, s)
+        else:
+            self.scale(self._zoom, self._zoom)
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        if self._fit:
+            self._apply()
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        if self.has_image() or not self._placeholder:
+            return
+        painter.save()
+        painter.resetTransform()
+        vr = self.viewport().rect().adjusted(14, 14, -14, -14)
+        pen = painter.pen()
+        pen.setColor(QColor("#9aa3ad"))
+        pen.setStyle(Qt.PenStyle.DashLine)
+        pen.setWidthF(1.5)
+        painter.setPen(pen)
+        painter.drawRoundedRect(vr, 10, 10)
+        painter.setPen(QColor("#5f6b77"))
+        painter.drawText(vr, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+        painter.restore()
+
+
+class MessageLabel(QLabel):
+    """Non-modal message inside a pane: red for errors, amber for warnings, hidden when empty."""
+
+    STYLES = {
+        "error": "background:#fdecea; color:#8a1c12; border:1px solid #f1b0a8;",
+        "warning": "background:#fff4e0; color:#6b4500; border:1px solid #f0cf8f;",
+        "info": "background:#e8f1fb; color:#174a7c; border:1px solid #b7d0ee;",
+    }
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._kind = ""
+        self.hide()
+
+    def show_message(self, text: str, kind: str = "error") -> None:
+        if not text:
+            self.clear_message()
+            return
+        self._kind = kind
+        prefix = {"error": "\u26a0 ", "warning": "\u26a0 ", "info": ""}.get(kind, "")
+        self.setText(prefix + text)
+        self.setStyleSheet(f"QLabel {{ {self.STYLES.get(kind, '')} border-radius:4px; padding:6px 8px; }}")
+        self.setAccessibleName(f"{kind}: {text}")
+        self.show()
+
+    def clear_message(self) -> None:
+        self._kind = ""
+        self.setText("")
+        self.hide()
+
+    def kind(self) -> str:
+        return self._kind
+
+
+class SignaturePane(QFrame):
+    """Common part of the two input panes."""
+
+    files_dropped = Signal(list)  # list[str] of local paths (files and/or folders)
+    image_pasted = Signal(object)  # np.ndarray RGB uint8
+    open_requested = Signal()
+    clear_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, title: str, placeholder: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("pane")
+        self.setProperty("active", False)
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName(f"{title} pane")
+        self._mode = ORIGINAL
+        self._title = title
+
+        self.title_label = QLabel(title)
+        self.title_label.setObjectName("paneTitle")
+        self.count_label = QLabel("")
+        self.count_label.setObjectName("paneCount")
+        self.open_button = QToolButton()
+        self.open_button.setText("Open\u2026")
+        self.open_button.setToolTip(f"Open {title.lower()} signature files")
+        self.open_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.open_button.clicked.connect(self.open_requested)
+        self.clear_button = QToolButton()
+        self.clear_button.setText("Clear")
+        self.clear_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.clear_button.clicked.connect(self.clear_requested)
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.title_label)
+        head.addWidget(self.count_label)
+        head.addStretch(1)
+        head.addWidget(self.open_button)
+        head.addWidget(self.clear_button)
+
+        self.view = ImageView(placeholder)
+        self.caption = QLabel("")
+        self.caption.setObjectName("paneCaption")
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.caption.setMinimumWidth(50)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumHeight(18)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.busy_row = QWidget()
+        br = QHBoxLayout(self.busy_row)
+        br.setContentsMargins(0, 0, 0, 0)
+        br.addWidget(self.progress, 1)
+        br.addWidget(self.cancel_button)
+        self.busy_row.hide()
+
+        self.message = MessageLabel()
+
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(12, 10, 12, 12)
+        self.layout_.setSpacing(8)
+        self.layout_.addLayout(head)
+        self.layout_.addWidget(self.view, 1)
+        self.layout_.addWidget(self.caption)
+
+    def _finish_layout(self) -> None:
+        self.layout_.addWidget(self.busy_row)
+        self.layout_.addWidget(self.message)
+
+    # -- state ----------------------------------------------------------------------------------
+    def set_active(self, active: bool) -> None:
+        if self.property("active") != active:
+            self.setProperty("active", active)
+            self.style().unpolish(self)
+            self.style().polish(self)
+
+    def set_busy(self, busy: bool, text: str = "Loading\u2026") -> None:
+        self.busy_row.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress.setFormat(text)
+
+    def is_busy(self) -> bool:
+        return not self.busy_row.isHidden()
+
+    def set_progress(self, frac: float, text: str) -> None:
+        self.progress.setValue(int(round(frac * 100)))
+        self.progress.setFormat(f"{text} (%p%)" if text else "%p%")
+
+    def show_error(self, text: str) -> None:
+        self.message.show_message(text, "error")
+
+    def show_warning(self, text: str) -> None:
+        self.message.show_message(text, "warning")
+
+    def clear_message(self) -> None:
+        self.message.clear_message()
+
+    def error_text(self) -> str:
+        return self.message.text() if self.message.kind() == "error" else ""
+
+    def set_view_mode(self, mode: str) -> None:
+        self._mode = mode if mode in (ORIGINAL, PREPROCESSED) else self._mode
+        self.refresh()
+
+    def refresh(self) -> None:  # overridden
+        pass
+
+    # -- drag and drop, paste ----------------------------------------------------------------
+    def dragEnterEvent(self, e) -> None:  # noqa: N802
+        mime = e.mimeData()
+        if local_files_from_mime(mime) or mime.hasImage():
+            e.acceptProposedAction()
+            self.set_active(True)
+        else:
+            e.ignore()
+
+    def dragMoveEvent(self, e) -> None:  # noqa: N802
+        mime = e.mimeData()
+        if local_files_from_mime(mime) or mime.hasImage():
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def dragLeaveEvent(self, e) -> None:  # noqa: N802
+        self.set_active(self.hasFocus())
+
+    def dropEvent(self, e) -> None:  # noqa: N802
+        self.set_active(self.hasFocus())
+        if self.handle_mime(e.mimeData()):
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def handle_mime(self, mime: QMimeData) -> bool:
+        files = local_files_from_mime(mime)
+        if files:
+            self.files_dropped.emit(files)
+            return True
+        if mime.hasImage():
+            try:
+                arr = image_from_mime(mime)
+            except (ValueError, MemoryError) as exc:
+                self.show_error(f"the pasted image cannot be used: {exc}")
+                return False
+            if arr is None:
+                self.show_error("the clipboard image is empty")
+                return False
+            self.image_pasted.emit(arr)
+            return True
+        if mime.hasUrls():
+            self.show_error("only local files can be used (not web links)")
+        else:
+            self.show_error("the clipboard holds no image and no image file; copy an image first")
+        return False
+
+    def paste_from_clipboard(self) -> bool:
+        return self.handle_mime(QApplication.clipboard().mimeData())
+
+    def focusInEvent(self, e) -> None:  # noqa: N802
+        super().focusInEvent(e)
+        self.set_active(True)
+
+    def focusOutEvent(self, e) -> None:  # noqa: N802
+        super().focusOutEvent(e)
+        self.set_active(False)
+
+
+def _short(source: str) -> str:
+    if source.startswith("clipboard") or not os.path.sep in source and "/" not in source:
+        return source
+    return Path(source).name
+
+
+class ReferencePane(SignaturePane):
+    """One or more reference signatures: a thumbnail strip, one selected, remove button."""
+
+    selection_changed = Signal(int)
+    remove_requested = Signal(int)
+    add_requested = Signal()
+
+    THUMB = QSize(96, 58)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Reference", "Drop the account holder's reference signatures here\n"
+                                      "(files or a folder), or paste with Ctrl+V", parent)
+        self._sigs: list = []
+        self.add_button = QToolButton()
+        self.add_button.setText("Add\u2026")
+        self.add_button.setToolTip("Add more reference signatures to this set")
+        self.add_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.add_button.clicked.connect(self.add_requested)
+        self.layout_.itemAt(0).layout().insertWidget(3, self.add_button)
+
+        self.strip = QListWidget()
+        self.strip.setViewMode(QListWidget.ViewMode.IconMode)
+        self.strip.setFlow(QListWidget.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setMovement(QListWidget.Movement.Static)
+        self.strip.setIconSize(self.THUMB)
+        self.strip.setSpacing(4)
+        self.strip.setFixedHeight(self.THUMB.height() + 44)
+        self.strip.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.strip.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.strip.setAcceptDrops(False)
+        self.strip.setAccessibleName("Reference thumbnails")
+        self.strip.currentRowChanged.connect(self._row_changed)
+        self.remove_button = QToolButton()
+        self.remove_button.setText("Remove")
+        self.remove_button.setToolTip("Remove the selected reference signature (Delete)")
+        self.remove_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.selected_index()))
+        self.remove_button.setEnabled(False)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.strip, 1)
+        row.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.layout_.addLayout(row)
+        self._finish_layout()
+        self._update_count()
+
+    def keyPressEvent(self, e) -> None:  # noqa: N802
+        if e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self._sigs:
+            self.remove_requested.emit(self.selected_index())
+            return
+        if e.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right) and self._sigs:
+            step = -1 if e.key() == Qt.Key.Key_Left else 1
+            self.select(min(max(self.selected_index() + step, 0), len(self._sigs) - 1))
+            return
+        super().keyPressEvent(e)
+
+    def signatures(self) -> list:
+        return list(self._sigs)
+
+    def set_signatures(self, sigs: list, select: int = 0) -> None:
+        self._sigs = list(sigs)
+        self.strip.blockSignals(True)
+        self.strip.clear()
+        for i, s in enumerate(self._sigs):
+            thumb = signature_display(s, ORIGINAL)
+            pm = numpy_to_pixmap(thumb).scaled(self.THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation)
+            canvas = QPixmap(self.THUMB)
+            canvas.fill(QColor("white"))
+            p = QPainter(canvas)
+            p.drawPixmap((self.THUMB.width() - pm.width()) // 2, (self.THUMB.height() - pm.height()) // 2, pm)
+            p.end()
+            it = QListWidgetItem(QIcon(canvas), f"{i + 1}. {_short(s.source)}")
+            it.setToolTip(s.source)
+            it.setSizeHint(QSize(self.THUMB.width() + 14, self.THUMB.height() + 30))
+            self.strip.addItem(it)
+        self.strip.blockSignals(False)
+        if self._sigs:
+            self.strip.setCurrentRow(min(max(select, 0), len(self._sigs) - 1))
+        self.remove_button.setEnabled(bool(self._sigs))
+        self._update_count()
+        self.refresh()
+
+    def selected_index(self) -> int:
+        r = self.strip.currentRow()
+        return r if 0 <= r < len(self._sigs) else (0 if self._sigs else -1)
+
+    def selected(self):
+        i = self.selected_index()
+        return self._sigs[i] if i >= 0 else None
+
+    def select(self, i: int) -> None:
+        if 0 <= i < len(self._sigs):
+            self.strip.setCurrentRow(i)
+
+    def _row_changed(self, row: int) -> None:
+        self.refresh()
+        self.selection_changed.emit(row)
+
+    def _update_count(self) -> None:
+        n = len(self._sigs)
+        self.count_label.setText(f"{n} signature{'s' if n != 1 else ''}" if n else "")
+
+    def refresh(self) -> None:
+        s = self.selected()
+        self.view.set_image(None if s is None else signature_display(s, self._mode))
+        if s is None:
+            self.caption.setText("")
+        else:
+            what = "original scan" if self._mode == ORIGINAL else "network input (as the model sees it)"
+            self.caption.setText(f"{self.selected_index() + 1} of {len(self._sigs)}: {_short(s.source)} \u2014 {what}")
+            self.caption.setToolTip(s.source)
+
+
+class QuestionedPane(SignaturePane):
+    """The one signature to verify (e.g. cut from a cheque)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Questioned", "Drop the signature to verify here\n(e.g. from the cheque), "
+                                       "or paste with Ctrl+V", parent)
+        self._sig = None
+        self._finish_layout()
+
+    def signature(self):
+        return self._sig
+
+    def set_signature(self, sig) -> None:
+        self._sig = sig
+        self.count_label.setText("")
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self._sig
+        self.view.set_image(None if s is None else signature_display(s, self._mode))
+        if s is None:
+            self.caption.setText("")
+        else:
+            what = "original scan" if self._mode == ORIGINAL else "network input (as the model sees it)"
+            self.caption.setText(f"{_short(s.source)} \u2014 {what}")
+            self.caption.setToolTip(s.source)
+
+
+class OverlayPane(QFrame):
+    """Both network inputs on one canvas: reference blue, questioned orange, overlap dark."""
+
+    reference_chosen = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("pane")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName("Overlay view")
+        title = QLabel("Overlay")
+        title.setObjectName("paneTitle")
+        self.combo = QComboBox()
+        self.combo.setAccessibleName("Reference shown in the overlay")
+        self.combo.currentIndexChanged.connect(self._chosen)
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(QLabel("Reference:"))
+        head.addWidget(self.combo)
+        legend = QHBoxLayout()
+        for rgb, text in ((REF_RGB, "reference"), (Q_RGB, "questioned"), (BOTH_RGB, "both (overlap)")):
+            sw = QLabel()
+            pm = QPixmap(14, 14)
+            pm.fill(QColor(*rgb))
+            sw.setPixmap(pm)
+            legend.addWidget(sw)
+            legend.addWidget(QLabel(text))
+            legend.addSpacing(14)
+        legend.addStretch(1)
+        self.view = ImageView("The overlay needs a reference and a questioned signature")
+        self.caption = QLabel("Both signatures after preprocessing (size and position normalised), drawn on one canvas")
+        self.caption.setObjectName("paneCaption")
+        self.caption.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 12)
+        lay.setSpacing(8)
+        lay.addLayout(head)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(legend)
+        lay.addWidget(self.caption)
+        self._refs: list = []
+        self._q = None
+
+    def _chosen(self, i: int) -> None:
+        self._render()
+        if i >= 0:
+            self.reference_chosen.emit(i)
+
+    def set_content(self, refs: list, questioned, selected: int) -> None:
+        self._refs, self._q = list(refs), questioned
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for i, s in enumerate(self._refs):
+            self.combo.addItem(f"{i + 1}. {_short(s.source)}")
+        if self._refs:
+            self.combo.setCurrentIndex(min(max(selected, 0), len(self._refs) - 1))
+        self.combo.blockSignals(False)
+        self._render()
+
+    def _render(self) -> None:
+        i = self.combo.currentIndex()
+        if self._q is None or not self._refs or i < 0:
+            self.view.set_image(None)
+            return
+        self.view.set_image(ink_overlay(self._refs[i].preprocessed.input, self._q.preprocessed.input))
+
+    def current_image(self) -> bool:
+        return self.view.has_image()
