@@ -24,6 +24,7 @@ VERDICT_EXIT = {"genuine": EXIT_MATCH, "forgery": EXIT_NO_MATCH, "refer": EXIT_R
 COMMAND_MODULES = [
     "sigverify.cli.core",
     "sigverify.cli.training",
+    "sigverify.cli.library",
 ]
 
 

@@ -1,0 +1,669 @@
+"""Customer reference library: customers, their reference signatures and cached embeddings (no Qt).
+
+One SQLite database file (``library.sqlite3`` in ``user_data_dir()`` unless a path is given) holds
+
+- ``customers``        account id (primary key), name, notes, creation time
+- ``reference_images`` the enrolled specimens: image bytes (BLOB) and SHA-256, file name, date enrolled,
+                       optional expiry, active flag, removal time (removed specimens stay for the audit
+                       trail unless purged)
+- ``embeddings``       preprocessed embedding per (reference, model id): recomputed automatically when
+                       the active model changes (``refresh_embeddings``, or lazily when a customer's
+                       references are used)
+- the append-only audit tables (see ``sigverify.store.audit``)
+
+The database runs in WAL mode with ``synchronous=FULL``; every change is one transaction, so a process
+killed mid-write leaves the database consistent. One ``Library`` may be shared between the GUI thread
+and one worker thread: every statement runs under the instance's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from sigverify.errors import Cancelled, ImageLoadError, SigverifyError
+from sigverify.store.audit import (AuditLog, entry_from_decision, questioned_identity, sha256_bytes, utc_now)
+
+SCHEMA_VERSION = 1
+DB_FILE_NAME = "library.sqlite3"
+#: largest specimen file accepted (bytes); the image loader also limits the pixel count
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+
+Progress = Callable[[float, str], None]
+ShouldStop = Callable[[], bool]
+
+LIBRARY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+    account_id  TEXT PRIMARY KEY,
+    name        TEXT NOT NULL DEFAULT '',
+    notes       TEXT NOT NULL DEFAULT '',
+    created_utc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customers_name ON customers(name COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS reference_images (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id   TEXT NOT NULL REFERENCES customers(account_id) ON DELETE CASCADE,
+    file_name    TEXT NOT NULL,
+    image        BLOB NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    enrolled_utc TEXT NOT NULL,
+    expires_utc  TEXT,
+    active       INTEGER NOT NULL DEFAULT 1,
+    removed_utc  TEXT
+);
+CREATE INDEX IF NOT EXISTS reference_images_account ON reference_images(account_id);
+CREATE TABLE IF NOT EXISTS embeddings (
+    reference_id INTEGER NOT NULL REFERENCES reference_images(id) ON DELETE CASCADE,
+    model_id     TEXT NOT NULL,
+    dim          INTEGER NOT NULL,
+    vector       BLOB NOT NULL,
+    computed_utc TEXT NOT NULL,
+    PRIMARY KEY (reference_id, model_id)
+);
+"""
+
+
+def default_db_path() -> Path:
+    from sigverify.paths import user_data_dir
+
+    return user_data_dir() / DB_FILE_NAME
+
+
+def parse_time(value: str | datetime | None) -> str | None:
+    """ISO date or date-time (naive = UTC) -> canonical UTC text ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise SigverifyError(f"{value!r} is not a date (use YYYY-MM-DD or an ISO date-time)") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Customer:
+    account_id: str
+    name: str
+    notes: str
+    created_utc: str
+    n_active: int = 0
+    n_total: int = 0
+
+    @property
+    def needs_more_specimens(self) -> bool:
+        from sigverify.verify.reference import MIN_REFS_FOR_ADAPTATION
+
+        return self.n_active < MIN_REFS_FOR_ADAPTATION
+
+    @property
+    def label(self) -> str:
+        return f"{self.account_id} - {self.name}" if self.name else self.account_id
+
+    def to_dict(self) -> dict:
+        return {"account_id": self.account_id, "name": self.name, "notes": self.notes,
+                "created_utc": self.created_utc, "active_references": self.n_active,
+                "total_references": self.n_total, "needs_more_specimens": self.needs_more_specimens}
+
+
+@dataclass
+class Reference:
+    id: int
+    account_id: str
+    file_name: str
+    image_sha256: str
+    enrolled_utc: str
+    expires_utc: str | None
+    active: bool
+    removed_utc: str | None
+
+    def status(self, now: str | None = None) -> str:
+        if self.removed_utc:
+            return "removed"
+        if not self.active:
+            return "inactive"
+        if self.expires_utc and self.expires_utc <= (now or utc_now()):
+            return "expired"
+        return "active"
+
+    @property
+    def usable(self) -> bool:
+        return self.status() == "active"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "account_id": self.account_id, "file_name": self.file_name,
+                "image_sha256": self.image_sha256, "enrolled_utc": self.enrolled_utc,
+                "expires_utc": self.expires_utc, "active": self.active, "removed_utc": self.removed_utc,
+                "status": self.status()}
+
+
+@dataclass
+class EnrolReport:
+    account_id: str
+    added: list[int] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+
+    def to_dict(self) -> dict:
+        return {"account_id": self.account_id, "added_reference_ids": self.added,
+                "errors": [{"path": p, "error": e} for p, e in self.errors]}
+
+
+@dataclass
+class RefreshReport:
+    model_id: str
+    computed: int = 0
+    already_cached: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (reference id, message)
+
+    def to_dict(self) -> dict:
+        return {"model_id": self.model_id, "computed": self.computed, "already_cached": self.already_cached,
+                "errors": [{"reference_id": i, "error": e} for i, e in self.errors]}
+
+
+@dataclass
+class CustomerStatus:
+    """A customer's reference set under one model: the per-customer thresholds and flags."""
+
+    account_id: str
+    model_id: str
+    n_active: int
+    reference_spread: float | None
+    person_scale: float
+    threshold_accept: float
+    threshold_reject: float
+    needs_more_specimens: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class LibraryVerification:
+    account_id: str
+    questioned: object  # sigverify.verify.service.Signature
+    decision: object  # sigverify.verify.reference.ReferenceDecision
+    reference_ids: list[int]
+    audit_id: int | None = None
+
+    def to_dict(self) -> dict:
+        d = {"customer": self.account_id, "questioned": getattr(self.questioned, "source", ""),
+             "reference_ids": self.reference_ids, "audit_id": self.audit_id}
+        d.update(self.decision.to_dict())
+        return d
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> list[str]:
+    from sigverify.imaging.load import SUPPORTED_SUFFIXES
+
+    out: list[str] = []
+    for it in paths:
+        p = Path(it)
+        if p.is_dir():
+            out += [str(q) for q in sorted(p.iterdir()) if q.is_file() and q.suffix.lower() in SUPPORTED_SUFFIXES]
+        else:
+            out.append(str(it))
+    return out
+
+
+def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool = False):
+    """Image bytes -> ``Preprocessed`` (with the original under ``stages['original']`` if kept)."""
+    from sigverify.errors import BlankImageError
+    from sigverify.imaging.load import load_image_bytes
+    from sigverify.imaging.preprocess import preprocess
+
+    img = load_image_bytes(data, name=name)
+    try:
+        pre = preprocess(img, config, keep_stages)
+    except BlankImageError as exc:
+        raise BlankImageError(f"{name}: {exc}") from exc
+    if keep_stages:
+        pre.stages = {"original": img, **pre.stages}
+    return pre
+
+
+class Library:
+    """The reference library and its audit log, in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike | None = None, operator: str | None = None, timeout: float = 30.0):
+        self.path = Path(path) if path else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            conn.executescript(LIBRARY_SCHEMA)
+            AuditLog.ensure_schema(conn)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                with conn:
+                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise SigverifyError(f"{self.path.name}: library database is from a newer sigverify "
+                                     f"(schema {row[0]} > {SCHEMA_VERSION}); update the application")
+        except sqlite3.DatabaseError as exc:
+            raise SigverifyError(f"{self.path}: cannot open the library database ({exc})") from exc
+        self.journal_mode = str(mode).lower()
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.audit = AuditLog(conn, self._lock, operator)
+
+    # ---- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _q(self, sql: str, args: Sequence = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def integrity_check(self) -> str:
+        return str(self._q("PRAGMA integrity_check")[0][0])
+
+    # ---- customers ------------------------------------------------------------------------------
+    def add_customer(self, account_id: str, name: str | None = None, notes: str | None = None) -> Customer:
+        """Create a customer, or update the name / notes of an existing one (when given)."""
+        account_id = (account_id or "").strip()
+        if not account_id:
+            raise SigverifyError("an account id is required")
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
+                               (account_id, (name or "").strip(), (notes or "").strip(), utc_now()))
+            if name is not None:
+                self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
+            if notes is not None:
+                self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
+        return self.require_customer(account_id)
+
+    def _customers(self, where: str = "", args: Sequence = (), order: str = "c.account_id",
+                   order_args: Sequence = (), limit: int | None = None):
+        now = utc_now()
+        sql = ("SELECT c.*, "
+               " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id AND r.active = 1"
+               "   AND r.removed_utc IS NULL AND (r.expires_utc IS NULL OR r.expires_utc > ?)) AS n_active,"
+               " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id"
+               "   AND r.removed_utc IS NULL) AS n_total"
+               f" FROM customers c {where} ORDER BY {order}")
+        params = [now, *args, *order_args]
+        if limit:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [Customer(r["account_id"], r["name"], r["notes"], r["created_utc"], r["n_active"], r["n_total"])
+                for r in self._q(sql, params)]
+
+    def get_customer(self, account_id: str) -> Customer | None:
+        found = self._customers("WHERE c.account_id = ?", [account_id])
+        return found[0] if found else None
+
+    def require_customer(self, account_id: str) -> Customer:
+        c = self.get_customer(account_id)
+        if c is None:
+            raise SigverifyError(f"unknown customer {account_id!r}: not in the reference library")
+        return c
+
+    def customers(self) -> list[Customer]:
+        return self._customers()
+
+    def search(self, text: str, limit: int = 20) -> list[Customer]:
+        """Customers whose account id starts with / contains ``text`` or whose name contains it
+        (case-insensitive); exact and prefix id matches first."""
+        t = (text or "").strip()
+        if not t:
+            return self._customers(limit=limit)
+        esc = t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{esc}%"
+        return self._customers(
+            "WHERE c.account_id LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\'", [like, like],
+            order="(c.account_id = ? COLLATE NOCASE) DESC, (c.account_id LIKE ? ESCAPE '\\') DESC, c.account_id",
+            order_args=[t, esc + "%"], limit=limit)
+
+    def remove_customer(self, account_id: str) -> None:
+        """Delete a customer with their specimens and embeddings (the audit trail is kept)."""
+        self.require_customer(account_id)
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM customers WHERE account_id = ?", (account_id,))
+
+    # ---- references -----------------------------------------------------------------------------
+    def enrol(self, account_id: str, paths: Iterable[str | os.PathLike], verifier=None, name: str | None = None,
+              notes: str | None = None, expires: str | datetime | None = None, progress: Progress | None = None,
+              should_stop: ShouldStop | None = None) -> EnrolReport:
+        """Enrol image files (folders expand to their images) as references of ``account_id``
+        (created if new). Each file is checked (decodes, has ink); bad files and duplicates are
+        reported and skipped. With a ``verifier`` the embeddings are computed and cached at once."""
+        files = _expand(paths)
+        is_new = self.get_customer((account_id or "").strip()) is None
+        self.add_customer(account_id, name, notes)
+        account_id = account_id.strip()
+        exp = parse_time(expires)
+        rep = EnrolReport(account_id)
+        cfg = verifier.embedder.preprocess_config if verifier is not None else None
+        have = {r["image_sha256"]: r["id"] for r in self._q(
+            "SELECT id, image_sha256 FROM reference_images WHERE account_id = ? AND removed_utc IS NULL", [account_id])}
+        staged: list[tuple[str, bytes, str, object]] = []
+        n = len(files)
+        for i, f in enumerate(files):
+            if should_stop and should_stop():
+                raise Cancelled("cancelled")
+            name_ = os.path.basename(f)
+            try:
+                data = self._read_file(f)
+                digest = sha256_bytes(data)
+                if digest in have:
+                    if have[digest] < 0:
+                        raise SigverifyError(f"{name_}: the same image is given twice in this enrolment")
+                    raise SigverifyError(f"{name_}: already enrolled for {account_id} (reference #{have[digest]})")
+                pre = decode_and_preprocess(data, name_, cfg)
+                staged.append((name_, data, digest, pre))
+                have[digest] = -1
+            except SigverifyError as exc:
+                rep.errors.append((f, str(exc)))
+            if progress:
+                progress(0.8 * (i + 1) / max(n, 1), f"checked {name_}")
+        embs = None
+        if verifier is not None and staged:
+            embs = verifier.embedder.embed_arrays([s[3].input for s in staged])
+        if staged:
+            now = utc_now()
+            with self._lock, self._conn:
+                for k, (name_, data, digest, _pre) in enumerate(staged):
+                    cur = self._conn.execute(
+                        "INSERT INTO reference_images (account_id, file_name, image, image_sha256, enrolled_utc,"
+                        " expires_utc, active) VALUES (?,?,?,?,?,?,1)", (account_id, name_, data, digest, now, exp))
+                    rid = int(cur.lastrowid)
+                    rep.added.append(rid)
+                    if embs is not None:
+                        self._put_embedding(rid, verifier.model.model_id, embs[k])
+        if is_new and not rep.added:  # nothing usable: do not leave an empty new customer behind
+            with self._lock, self._conn:
+                self._conn.execute("DELETE FROM customers WHERE account_id = ?", (account_id,))
+        if progress:
+            progress(1.0, f"enrolled {len(rep.added)} reference(s) for {account_id}")
+        return rep
+
+    @staticmethod
+    def _read_file(path: str) -> bytes:
+        p = Path(path)
+        if not p.exists():
+            raise ImageLoadError(f"{p}: no such file")
+        if p.is_dir():
+            raise ImageLoadError(f"{p.name}: is a folder, not an image file")
+        if p.stat().st_size > MAX_IMAGE_BYTES:
+            raise ImageLoadError(f"{p.name}: file is too large for a signature specimen")
+        try:
+            return p.read_bytes()
+        except OSError as exc:
+            raise ImageLoadError(f"{p.name}: cannot be read ({exc.strerror or exc})") from exc
+
+    def _put_embedding(self, ref_id: int, model_id: str, emb: np.ndarray) -> None:
+        v = np.asarray(emb, np.float32)
+        self._conn.execute("INSERT OR REPLACE INTO embeddings (reference_id, model_id, dim, vector, computed_utc)"
+                           " VALUES (?,?,?,?,?)", (ref_id, model_id, int(v.shape[0]), v.tobytes(), utc_now()))
+
+    def references(self, account_id: str, include_removed: bool = False) -> list[Reference]:
+        sql = "SELECT * FROM reference_images WHERE account_id = ?"
+        if not include_removed:
+            sql += " AND removed_utc IS NULL"
+        return [Reference(r["id"], r["account_id"], r["file_name"], r["image_sha256"], r["enrolled_utc"],
+                          r["expires_utc"], bool(r["active"]), r["removed_utc"])
+                for r in self._q(sql + " ORDER BY id", [account_id])]
+
+    def active_references(self, account_id: str) -> list[Reference]:
+        now = utc_now()
+        return [r for r in self.references(account_id) if r.status(now) == "active"]
+
+    def get_reference(self, ref_id: int) -> Reference:
+        rows = self._q("SELECT * FROM reference_images WHERE id = ?", [int(ref_id)])
+        if not rows:
+            raise SigverifyError(f"no reference #{ref_id} in the library")
+        r = rows[0]
+        return Reference(r["id"], r["account_id"], r["file_name"], r["image_sha256"], r["enrolled_utc"],
+                         r["expires_utc"], bool(r["active"]), r["removed_utc"])
+
+    def reference_image(self, ref_id: int) -> bytes:
+        rows = self._q("SELECT image FROM reference_images WHERE id = ?", [int(ref_id)])
+        if not rows:
+            raise SigverifyError(f"no reference #{ref_id} in the library")
+        return bytes(rows[0][0])
+
+    def remove_reference(self, ref_id: int, purge: bool = False) -> Reference:
+        """Take a specimen out of use. By default it is kept (marked removed) so past audit records
+        stay reproducible; ``purge`` deletes the image and its embeddings for good."""
+        ref = self.get_reference(ref_id)
+        with self._lock, self._conn:
+            if purge:
+                self._conn.execute("DELETE FROM reference_images WHERE id = ?", (int(ref_id),))
+            else:
+                self._conn.execute("UPDATE reference_images SET active = 0, removed_utc = ? WHERE id = ?"
+                                   " AND removed_utc IS NULL", (utc_now(), int(ref_id)))
+        return ref if purge else self.get_reference(ref_id)
+
+    def expire_reference(self, ref_id: int, when: str | datetime | None = None) -> Reference:
+        """Set a specimen's expiry (default: now, i.e. expired from this moment)."""
+        self.get_reference(ref_id)
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE reference_images SET expires_utc = ? WHERE id = ?",
+                               (parse_time(when) or utc_now(), int(ref_id)))
+        return self.get_reference(ref_id)
+
+    def set_reference_active(self, ref_id: int, active: bool, expires: str | datetime | None = "keep") -> Reference:
+        self.get_reference(ref_id)
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE reference_images SET active = ? WHERE id = ?", (int(bool(active)), int(ref_id)))
+            if expires != "keep":
+                self._conn.execute("UPDATE reference_images SET expires_utc = ? WHERE id = ?",
+                                   (parse_time(expires), int(ref_id)))
+        return self.get_reference(ref_id)
+
+    # ---- embeddings -----------------------------------------------------------------------------
+    def _compute_embeddings(self, ref_ids: Sequence[int], verifier, report: RefreshReport | None = None,
+                            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+                            done0: int = 0, total: int = 0) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        cfg = verifier.embedder.preprocess_config
+        model_id = verifier.model.model_id
+        bs = max(1, int(getattr(verifier.embedder, "batch_size", 64)))
+        done = done0
+        for j in range(0, len(ref_ids), bs):
+            if should_stop and should_stop():
+                raise Cancelled("cancelled")
+            chunk = list(ref_ids[j:j + bs])
+            rows = self._q(f"SELECT id, file_name, image FROM reference_images WHERE id IN ({','.join('?' * len(chunk))})",
+                           chunk)
+            ok_ids, inputs = [], []
+            for r in rows:
+                try:
+                    inputs.append(decode_and_preprocess(bytes(r["image"]), r["file_name"], cfg).input)
+                    ok_ids.append(int(r["id"]))
+                except SigverifyError as exc:
+                    if report is not None:
+                        report.errors.append((int(r["id"]), str(exc)))
+            if inputs:
+                embs = verifier.embedder.embed_arrays(inputs)
+                with self._lock, self._conn:
+                    for rid, e in zip(ok_ids, embs):
+                        self._put_embedding(rid, model_id, e)
+                        out[rid] = np.asarray(e, np.float32)
+            done += len(chunk)
+            if progress:
+                progress(done / max(total, 1), f"embedded {done}/{total} reference(s) for {model_id}")
+        return out
+
+    def _cached(self, ref_ids: Sequence[int], model_id: str) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        ids = list(ref_ids)
+        for k in range(0, len(ids), 500):
+            part = ids[k:k + 500]
+            for r in self._q(f"SELECT reference_id, vector FROM embeddings WHERE model_id = ? AND reference_id IN "
+                             f"({','.join('?' * len(part))})", [model_id, *part]):
+                out[int(r[0])] = np.frombuffer(bytes(r[1]), np.float32).copy()
+        return out
+
+    def reference_embeddings(self, account_id: str, verifier) -> tuple[list[int], np.ndarray]:
+        """Active reference ids of a customer and their (N, D) embeddings under ``verifier``'s model
+        (missing ones are computed and cached now)."""
+        refs = self.active_references(account_id)
+        ids = [r.id for r in refs]
+        got = self._cached(ids, verifier.model.model_id)
+        missing = [i for i in ids if i not in got]
+        if missing:
+            got.update(self._compute_embeddings(missing, verifier))
+        ids = [i for i in ids if i in got]
+        dim = verifier.card.embedding_dim
+        return ids, (np.stack([got[i] for i in ids]) if ids else np.zeros((0, dim), np.float32))
+
+    def refresh_embeddings(self, verifier, progress: Progress | None = None,
+                           should_stop: ShouldStop | None = None) -> RefreshReport:
+        """Compute the embeddings missing for ``verifier``'s model over every kept specimen (run it
+        when the active model changes). Finished batches are committed; cancelling raises
+        ``Cancelled`` and keeps them."""
+        model_id = verifier.model.model_id
+        all_ids = [int(r[0]) for r in self._q("SELECT id FROM reference_images WHERE removed_utc IS NULL ORDER BY id")]
+        have = set(self._cached(all_ids, model_id))
+        todo = [i for i in all_ids if i not in have]
+        rep = RefreshReport(model_id, already_cached=len(have))
+        if progress:
+            progress(0.0, f"{len(todo)} reference(s) to embed for {model_id}")
+        got = self._compute_embeddings(todo, verifier, rep, progress, should_stop, 0, len(todo))
+        rep.computed = len(got)
+        if progress:
+            progress(1.0, f"embeddings up to date for {model_id} ({rep.computed} computed)")
+        return rep
+
+    def stale_count(self, verifier) -> int:
+        """Kept specimens without an embedding for ``verifier``'s model."""
+        return int(self._q("SELECT COUNT(*) FROM reference_images r WHERE r.removed_utc IS NULL AND NOT EXISTS"
+                           " (SELECT 1 FROM embeddings e WHERE e.reference_id = r.id AND e.model_id = ?)",
+                           [verifier.model.model_id])[0][0])
+
+    def load_signatures(self, account_id: str, verifier, keep_stages: bool = True) -> list:
+        """The customer's active references as ``Signature`` objects (for the GUI Reference pane).
+        Sources read ``library://ACCOUNT/REF_ID/FILE_NAME``."""
+        from sigverify.verify.service import Signature
+
+        self.require_customer(account_id)
+        ids, embs = self.reference_embeddings(account_id, verifier)
+        cfg = verifier.embedder.preprocess_config
+        sigs = []
+        for rid, e in zip(ids, embs):
+            ref = self.get_reference(rid)
+            pre = decode_and_preprocess(self.reference_image(rid), ref.file_name, cfg, keep_stages)
+            sigs.append(Signature(signature_source(account_id, rid, ref.file_name), pre, e))
+        return sigs
+
+    # ---- decisions ------------------------------------------------------------------------------
+    def customer_status(self, account_id: str, verifier) -> CustomerStatus:
+        """Per-customer thresholds from the spread of the customer's own references."""
+        from sigverify.verify.reference import MIN_REFS_FOR_ADAPTATION, person_scale
+
+        self.require_customer(account_id)
+        ids, embs = self.reference_embeddings(account_id, verifier)
+        cal = verifier.calibration
+        if verifier.adapt_to_person and len(ids):
+            scale, spread = person_scale(embs, verifier.metric, cal)
+        else:
+            scale, spread = 1.0, None
+        warnings = []
+        if len(ids) == 0:
+            warnings.append("no active reference signature: enrol specimens before verifying")
+        elif len(ids) < MIN_REFS_FOR_ADAPTATION:
+            warnings.append(f"only {len(ids)} active reference signature(s): add more specimens "
+                            f"(at least {MIN_REFS_FOR_ADAPTATION}) for a per-customer threshold")
+        return CustomerStatus(account_id, verifier.model.model_id, len(ids), spread, float(scale),
+                              float(cal.accept * scale), float(cal.reject * scale),
+                              len(ids) < MIN_REFS_FOR_ADAPTATION, warnings)
+
+    def verify(self, account_id: str, questioned, verifier, record: bool = True, source: str = "cli",
+               operator: str | None = None) -> LibraryVerification:
+        """Questioned signature (path or ``Signature``) against the customer's active references;
+        appended to the audit log unless ``record`` is False."""
+        from sigverify.verify.reference import verify_against_references
+
+        self.require_customer(account_id)
+        ids, embs = self.reference_embeddings(account_id, verifier)
+        if not ids:
+            raise SigverifyError(f"customer {account_id!r} has no active reference signatures: enrol some first")
+        q = questioned if hasattr(questioned, "embedding") else verifier.load(questioned, keep_stages=False)
+        dec = verify_against_references(q.embedding, embs, verifier.calibration, verifier.metric,
+                                        verifier.aggregate, verifier.adapt_to_person)
+        res = LibraryVerification(account_id, q, dec, ids)
+        if record:
+            name, digest = questioned_identity(q)
+            res.audit_id = self.audit.append_verification(
+                entry_from_decision(dec, name, digest, verifier, account_id, ids), source, operator)
+        return res
+
+    def audit_result(self, result, account_id: str, verifier, source: str = "gui",
+                     operator: str | None = None) -> int:
+        """Append a core ``VerificationResult`` (GUI) for ``account_id`` to the audit log; the ids of
+        library references are read back from the reference sources."""
+        ids = [i for i in (reference_id_of(r.source) for r in result.references) if i is not None]
+        name, digest = questioned_identity(result.questioned)
+        entry = entry_from_decision(result.decision, name, digest, verifier, account_id, ids,
+                                    {"elapsed_ms": round(float(result.elapsed_ms), 2)})
+        entry.model_id = result.model_id
+        entry.metric = result.metric
+        return self.audit.append_verification(entry, source, operator)
+
+    def stats(self) -> dict:
+        r = self._q("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM reference_images"
+                    " WHERE removed_utc IS NULL), (SELECT COUNT(*) FROM audit_verifications)")[0]
+        return {"path": str(self.path), "customers": r[0], "references": r[1], "audit_records": r[2],
+                "journal_mode": self.journal_mode}
+
+
+def signature_source(account_id: str, ref_id: int, file_name: str) -> str:
+    return f"library://{account_id}/{ref_id}/{file_name}"
+
+
+def reference_id_of(source: str) -> int | None:
+    """The reference id in a ``library://ACCOUNT/REF_ID/FILE`` source, else None."""
+    if not str(source).startswith("library://"):
+        return None
+    parts = str(source)[len("library://"):].split("/")
+    try:
+        return int(parts[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def account_of(source: str) -> str | None:
+    if not str(source).startswith("library://"):
+        return None
+    parts = str(source)[len("library://"):].split("/")
+    return "/".join(parts[:-2]) if len(parts) >= 3 else None
+
+
+def refresh_embeddings(library: Library, verifier, progress: Progress | None = None,
+                       should_stop: ShouldStop | None = None) -> RefreshReport:
+    """Module-level twin of ``Library.refresh_embeddings`` (for worker threads)."""
+    return library.refresh_embeddings(verifier, progress, should_stop)
+
+
+__all__ = ["Library", "Customer", "Reference", "EnrolReport", "RefreshReport", "CustomerStatus",
+           "LibraryVerification", "default_db_path", "refresh_embeddings", "signature_source", "reference_id_of",
+           "account_of", "parse_time", "json"]
