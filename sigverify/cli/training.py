@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--writer-loss", type=float, default=1.0, help="weight of the writer-classification loss (0 = off)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--time-budget", type=float, default=0, help="minutes: stop (with the LR schedule completed) after this long")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = default)")
     p.add_argument("--batch-writers", type=int, default=16)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--scan-variants", type=int, default=0, help="messy-scan copies of every image to mix in")
@@ -79,7 +81,8 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(architecture=args.arch, loss=args.loss, mining=args.mining, writer_loss_weight=args.writer_loss,
                       steps=args.steps, lr=args.lr, writers_per_batch=args.batch_writers, augment=not args.no_augment,
-                      seed=args.seed, device=args.device, eval_every=args.eval_every)
+                      seed=args.seed, device=args.device, eval_every=args.eval_every,
+                      time_budget_s=args.time_budget * 60, threads=args.threads)
     split = WriterSplit.load(args.split) if args.split else None
     bar = CliProgress("train", args.quiet)
     try:

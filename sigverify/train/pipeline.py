@@ -42,6 +42,14 @@ def cached_set(data: SignatureSet, cfg: PreprocessConfig, cache_dir: str | os.Pa
     return c
 
 
+def _align(variant: CachedSet, clean: CachedSet) -> CachedSet:
+    """Variant images in ``clean``'s order; where the messy copy failed, the clean image stands in."""
+    pos = {p: i for i, p in enumerate(variant.paths)}
+    imgs = np.stack([variant.images[pos[p]] if p in pos else clean.images[j] for j, p in enumerate(clean.paths)]) \
+        if len(clean.paths) else clean.images
+    return CachedSet(imgs, clean.writers, clean.genuine, clean.datasets, clean.paths, clean.digests, [])
+
+
 def calibrate(net: SigNet, val: CachedSet, device) -> dict:
     emb = embed_cached(net, val.images, device)
     out = {}
@@ -93,9 +101,7 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
     full = cached_set(data, pcfg, cache_dir, stage(0, 0.05), should_stop, None, workers)
     variants = [cached_set(data, pcfg, cache_dir, stage(0.05, 0.1), should_stop, s + 1, workers) for s in range(scan_variants)]
     tr_mask = np.isin(full.writers, split.train)
-    # variants must align with the clean set image for image (same files, same order, same failures)
-    variants = [v.select(np.isin(v.paths, full.paths[tr_mask])) for v in variants]
-    variants = [v for v in variants if len(v.paths) == tr_mask.sum() and (v.paths == full.paths[tr_mask]).all()]
+    variants = [_align(v, full.select(tr_mask)) for v in variants]
     trn, val, tst = full.select(tr_mask), full.of_writers(split.val), full.of_writers(split.test)
 
     def tprog(f, m, row):

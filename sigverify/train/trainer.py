@@ -48,6 +48,8 @@ class TrainConfig:
     eval_every: int = 200
     checkpoint_every: int = 200
     threads: int = 0  # CPU threads (0 = torch default)
+    time_budget_s: float = 0.0  # > 0: the schedule runs on max(step / steps, elapsed / budget) and stops at 1
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,10 +209,16 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
         sampler.rng = rng
     warm = max(1, min(200, cfg.steps // 10))
 
+    def progress_frac(step: int) -> float:
+        f = step / cfg.steps
+        if cfg.time_budget_s > 0:
+            f = max(f, state.elapsed_s / cfg.time_budget_s)
+        return min(f, 1.0)
+
     def lr_at(step: int) -> float:
         if step < warm:
             return cfg.lr * (step + 1) / warm
-        t = (step - warm) / max(1, cfg.steps - warm)
+        t = max((step - warm) / max(1, cfg.steps - warm), progress_frac(step))
         return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
     use_amp = device.type == "cuda"
@@ -218,7 +226,7 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
     pools = [train_set.images] + [v.images for v in (variants or [])]
     t_start = time.perf_counter() - state.elapsed_s
     running = None
-    while state.step < cfg.steps:
+    while state.step < cfg.steps and progress_frac(state.step) < 1.0:
         if should_stop and should_stop():
             raise Cancelled("training cancelled")
         idx, lab, gen, _ = sampler.batch()
@@ -251,22 +259,24 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
         row = {"step": state.step, "loss": lv, "pair_loss": float(pair.detach()), "writer_loss": float(wl.detach()),
                "lr": lr_at(state.step - 1), "elapsed_s": state.elapsed_s}
         evaluated = False
-        if val_set is not None and len(val_set.images) and (state.step % cfg.eval_every == 0 or state.step == cfg.steps):
+        last = state.step >= cfg.steps or progress_frac(state.step) >= 1.0
+        if val_set is not None and len(val_set.images) and (state.step % cfg.eval_every == 0 or last):
             row.update(validate(net, val_set, device))
             score = row["val_eer"] + row["val_eer_random"]
             if score < state.best_score:
                 state.best_score, state.best_step = score, state.step
                 best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             evaluated = True
-        if evaluated or state.step % 10 == 0 or state.step == cfg.steps:
+        if evaluated or state.step % 10 == 0 or last:
             state.history.append(row)
         if progress:
-            eta = state.elapsed_s / max(state.step, 1) * (cfg.steps - state.step)
+            frac = progress_frac(state.step)
+            eta = state.elapsed_s / max(frac, 1e-9) * (1 - frac)
             msg = f"step {state.step}/{cfg.steps}  loss {running:.4f}  ETA {eta:.0f}s"
             if evaluated:
                 msg += f"  val EER {100 * row['val_eer']:.1f}% (random {100 * row['val_eer_random']:.1f}%)"
-            progress(state.step / cfg.steps, msg, row)
-        if ckpt and (state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps):
+            progress(frac, msg, row)
+        if ckpt and (state.step % cfg.checkpoint_every == 0 or last):
             _save_checkpoint(ckpt, net, head, opt, state, cfg, best_state)
     if best_state is not None:
         net.load_state_dict(best_state)
