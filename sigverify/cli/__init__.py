@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "sigverify.cli.core",
     "sigverify.cli.training",
     "sigverify.cli.library",
+    "sigverify.cli.bench",
 ]
 
 

@@ -1,0 +1,457 @@
+"""Speed benchmarks, measured side by side in one process (``sigverify-cli bench``).
+
+What is measured (see docs/benchmarks.md for the exact definitions and the latest numbers):
+
+* ``pair``        one pair end to end on CPU through ``Verifier.compare`` with a warm model:
+                  load both PNGs + preprocess both + embed both (one batch of 2) + distance + verdict.
+* ``preprocess``  ``preprocess()`` of one decoded image (no file I/O).
+* ``cpu_batch``   embedding throughput: *plain* = the same network, eval-mode float32 eager PyTorch,
+                  contiguous (NCHW) memory, autograd on (no ``inference_mode``/``no_grad``), one image
+                  per call; *ours* = ``Embedder.embed_arrays`` on all images at once (BatchNorm folded
+                  into the conv/linear weights, channels-last, ``inference_mode``, micro-batches).
+                  Both sides run at the same torch thread count.
+* ``gpu``         (only with CUDA) images/s at batch 256..1024: uint8 upload, channels-last,
+                  fp16/bf16 autocast, ``inference_mode``, BatchNorm folded, optionally ``torch.compile``.
+* ``cold_start``  GUI: a fresh ``sigverify --screenshot`` process until the screenshot PNG exists
+                  (QT_QPA_PLATFORM=offscreen); plus a ``python -X importtime`` breakdown.
+
+Images are synthetic (``sigverify.samples.draw_signature``) written to a temporary folder - never a
+data set. Qt-free: the GUI is only ever started in a subprocess.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+#: keys always present in the JSON result
+JSON_KEYS = ("pair_ms_median", "pair_ms_p90", "cpu_batch_ratio_vs_plain", "preprocess_ms_median",
+             "cold_start_s", "gpu_images_per_s")
+
+CPU_WARM = 16  # images embedded once before timing (builds the fused network)
+
+_NAMES = ("Alice Smith", "Bob Jones", "Chen Wei", "Dana Kowalski", "Emeka Obi", "Fatima Zahra")
+
+
+def _stats(ts: list[float]) -> tuple[float, float]:
+    a = np.asarray(ts, dtype=np.float64) * 1000.0
+    return float(np.median(a)), float(np.percentile(a, 90))
+
+
+def _timed(fn: Callable[[], object], reps: int, budget_s: float, min_reps: int = 3,
+           cpu: list[float] | None = None) -> list[float]:
+    """Run ``fn`` up to ``reps`` times (at least ``min_reps``) or until ``budget_s`` is spent; returns
+    wall seconds per call, and appends process CPU seconds per call to ``cpu`` when given."""
+    ts: list[float] = []
+    start = time.perf_counter()
+    for i in range(max(reps, 1)):
+        c = time.process_time()
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.process_time() - c)
+        if i + 1 >= min_reps and time.perf_counter() - start > budget_s:
+            break
+    return ts
+
+
+def make_images(out_dir: str | os.PathLike, n: int = 6) -> list[Path]:
+    """Write ``n`` synthetic signatures (300x800 grey PNG) into ``out_dir``."""
+    import cv2
+
+    from sigverify.samples import draw_signature
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        img = draw_signature(_NAMES[i % len(_NAMES)], seed=i, variation=0.6)
+        p = out / f"bench_{i}.png"
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- pair
+def bench_pair(verifier, paths: list[Path], reps: int = 40, budget_s: float = 6.0) -> dict:
+    pairs = [(paths[i % len(paths)], paths[(i + 1) % len(paths)]) for i in range(len(paths))]
+    for a, b in pairs[:2]:  # warm-up: first-call allocations, fused network built
+        verifier.compare(a, b)
+    k = iter(range(10**9))
+
+    def one():
+        a, b = pairs[next(k) % len(pairs)]
+        verifier.compare(a, b)
+
+    cpu: list[float] = []
+    ts = _timed(one, reps, budget_s, cpu=cpu)
+    med, p90 = _stats(ts)
+    return {"pair_ms_median": med, "pair_ms_p90": p90, "pair_cpu_ms_median": _stats(cpu)[0], "pair_reps": len(ts)}
+
+
+def bench_pair_breakdown(verifier, path_a: Path, path_b: Path, reps: int = 15) -> dict:
+    """Median ms of each stage of one pair (load x2, preprocess x2, embed pair, score)."""
+    from sigverify.imaging.load import load_image
+    from sigverify.imaging.preprocess import preprocess
+    from sigverify.verify.calibration import verdict_for
+    from sigverify.verify.distances import distance
+
+    cfg = verifier.embedder.preprocess_config
+    ia, ib = load_image(path_a), load_image(path_b)
+    pa, pb = preprocess(ia, cfg), preprocess(ib, cfg)
+    ea, eb = verifier.embedder.embed_arrays([pa.input, pb.input])
+    parts = {
+        "load_2_ms": lambda: (load_image(path_a), load_image(path_b)),
+        "preprocess_2_ms": lambda: (preprocess(ia, cfg), preprocess(ib, cfg)),
+        "embed_2_ms": lambda: verifier.embedder.embed_arrays([pa.input, pb.input]),
+        "score_ms": lambda: verdict_for(distance(ea, eb, verifier.metric), verifier.calibration),
+    }
+    return {k: _stats(_timed(f, reps, 2.0))[0] for k, f in parts.items()}
+
+
+def profile_pair(verifier, path_a: Path, path_b: Path, reps: int = 30, top: int = 18) -> str:
+    """cProfile of ``reps`` warm ``Verifier.compare`` calls; the top functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    verifier.compare(path_a, path_b)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(reps):
+        verifier.compare(path_a, path_b)
+    pr.disable()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).strip_dirs().sort_stats("tottime").print_stats(top)
+    return s.getvalue()
+
+
+# ------------------------------------------------------------------------------------- preprocess
+def bench_preprocess(paths: list[Path], cfg=None, reps: int = 40, budget_s: float = 3.0) -> dict:
+    from sigverify.imaging.load import load_image
+    from sigverify.imaging.preprocess import preprocess
+
+    imgs = [load_image(p) for p in paths]
+    preprocess(imgs[0], cfg)
+    k = iter(range(10**9))
+    cpu: list[float] = []
+    ts = _timed(lambda: preprocess(imgs[next(k) % len(imgs)], cfg), reps, budget_s, cpu=cpu)
+    med, p90 = _stats(ts)
+    return {"preprocess_ms_median": med, "preprocess_ms_p90": p90, "preprocess_cpu_ms_median": _stats(cpu)[0],
+            "preprocess_shape": list(imgs[0].shape)}
+
+
+# -------------------------------------------------------------------------------------- CPU batch
+def bench_cpu_batch(model, inputs: list[np.ndarray], n_images: int = 64, threads: int | None = 1,
+                    rounds: int = 4, budget_s: float = 10.0) -> dict:
+    """Plain eager per-image vs ``Embedder.embed_arrays`` batched: same network, same thread count,
+    measured in interleaved rounds (plain, ours, plain, ours, ...) so both see the same machine load.
+
+    The headline ratio uses process CPU time per image (robust to other jobs competing for the
+    cores); the wall-clock ratio is reported beside it.
+    """
+    import torch
+
+    from sigverify.model.embedder import Embedder
+
+    old_threads = torch.get_num_threads()
+    threads = threads or old_threads
+    torch.set_num_threads(threads)
+    try:
+        imgs = [inputs[i % len(inputs)] for i in range(n_images)]
+        # plain: a private copy, default (contiguous) memory format, eval mode, autograd on, batch 1
+        plain = copy.deepcopy(model.network).to("cpu").to(memory_format=torch.contiguous_format).eval()
+        n_plain = max(4, min(n_images, 16))  # per-image speed is flat: fewer images suffice
+        xs = [torch.from_numpy(imgs[i].astype(np.float32)[None, None] / 255.0) for i in range(n_plain)]
+
+        def run_plain():
+            for x in xs:
+                plain(x).detach().numpy()
+
+        emb = Embedder(model, "cpu")
+        emb.cpu_threads = threads
+        run_plain()
+        emb.embed_arrays(imgs[:CPU_WARM])
+        p_wall, p_cpu, o_wall, o_cpu = [], [], [], []
+        start = time.perf_counter()
+        for r in range(max(2, rounds)):
+            p_wall += _timed(run_plain, 1, 0, min_reps=1, cpu=p_cpu)
+            o_wall += _timed(lambda: emb.embed_arrays(imgs), 1, 0, min_reps=1, cpu=o_cpu)
+            if r >= 1 and time.perf_counter() - start > budget_s:
+                break
+        per = lambda ts, n: float(np.median(ts)) / n  # noqa: E731
+        plain_ips, ours_ips = 1 / per(p_wall, n_plain), 1 / per(o_wall, n_images)
+        plain_cpu_ips, ours_cpu_ips = 1 / per(p_cpu, n_plain), 1 / per(o_cpu, n_images)
+        # results must agree (same network): report the largest embedding difference
+        with torch.inference_mode():
+            ref = plain(torch.from_numpy(np.stack(imgs[:4]).astype(np.float32)[:, None] / 255.0)).numpy()
+        diff = float(np.abs(emb.embed_arrays(imgs[:4]) - ref).max())
+    finally:
+        torch.set_num_threads(old_threads)
+    return {"cpu_batch_ratio_vs_plain": ours_cpu_ips / plain_cpu_ips,
+            "cpu_batch_ratio_vs_plain_wall": ours_ips / plain_ips,
+            "cpu_plain_images_per_cpu_s": plain_cpu_ips, "cpu_batch_images_per_cpu_s": ours_cpu_ips,
+            "cpu_plain_images_per_s": plain_ips, "cpu_batch_images_per_s": ours_ips,
+            "cpu_batch_images": n_images, "cpu_batch_rounds": len(o_wall), "cpu_threads": threads,
+            "cpu_max_abs_diff": diff}
+
+
+# -------------------------------------------------------------------------------------------- GPU
+def gpu_throughput(model, inputs: list[np.ndarray], device: str = "cuda", batch_sizes=(256, 1024),
+                   dtype: str = "auto", compile: bool = False, reps: int = 5, budget_s: float = 10.0) -> dict:
+    """Images/s of the embedding network on ``device`` per batch size (uint8 upload included).
+
+    Path: BatchNorm folded, channels-last, autocast (fp16 on CUDA, or bf16 where supported /
+    requested), ``inference_mode``, optionally ``torch.compile``. Works on CPU too (bf16 autocast) so
+    the code path can be tested without a GPU.
+    """
+    import torch
+
+    from sigverify.model.embedder import fuse_for_inference
+
+    dev = torch.device(device)
+    if dtype == "auto":
+        dtype = "fp16" if dev.type == "cuda" else "bf16"
+    amp = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[dtype]
+    net = fuse_for_inference(model.network).to(dev).to(memory_format=torch.channels_last)
+    if compile:
+        net = torch.compile(net, mode="max-autotune-no-cudagraphs" if dev.type == "cuda" else "default")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    out: dict[str, float] = {}
+    for bs in batch_sizes:
+        host = torch.from_numpy(np.stack([inputs[i % len(inputs)] for i in range(bs)])[:, None].copy())
+        if dev.type == "cuda":
+            host = host.pin_memory()
+
+        @torch.inference_mode()
+        def run():
+            x = host.to(dev, non_blocking=True).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+            if amp is not None:
+                with torch.autocast(device_type=dev.type, dtype=amp):
+                    y = net(x)
+            else:
+                y = net(x)
+            y.float().cpu()
+            sync()
+
+        run()
+        run()
+        ts = _timed(run, reps, budget_s / max(len(batch_sizes), 1), min_reps=2)
+        out[str(bs)] = bs / float(np.median(ts))
+    return {"images_per_s_by_batch": out, "dtype": dtype, "compiled": compile, "device": str(dev)}
+
+
+# ------------------------------------------------------------------------------------ cold start
+def gui_available() -> bool:
+    try:
+        return importlib.util.find_spec("sigverify.gui.app") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def bench_cold_start(reference: Path, questioned: Path, timeout_s: float = 30.0, runs: int = 1,
+                     command: list[str] | None = None) -> dict:
+    """Seconds from spawning the GUI to its screenshot PNG existing (first window shown + painted).
+
+    ``command`` (default: this interpreter running ``sigverify.gui.app.main``) gets
+    ``--reference --questioned --screenshot`` appended. Returns ``cold_start_s`` None when the GUI is
+    not installed or does not produce a screenshot.
+    """
+    if command is None and not gui_available():
+        return {"cold_start_s": None, "cold_start_note": "GUI (sigverify.gui.app) not present: skipped"}
+    cmd = command or [sys.executable, "-c", "import sys; from sigverify.gui.app import main; sys.exit(main())"]
+    times, note = [], None
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as td:
+            shot = Path(td) / "shot.png"
+            full = cmd + ["--reference", str(reference), "--questioned", str(questioned), "--screenshot", str(shot)]
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(full, env=_child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            t_shot = None
+            while time.perf_counter() - t0 < timeout_s:
+                if shot.exists() and shot.stat().st_size > 0:
+                    t_shot = time.perf_counter() - t0
+                    break
+                if proc.poll() is not None:
+                    if shot.exists() and shot.stat().st_size > 0:
+                        t_shot = time.perf_counter() - t0
+                    break
+                time.sleep(0.01)
+            try:
+                _, err = proc.communicate(timeout=max(1.0, timeout_s - (time.perf_counter() - t0)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if t_shot is None:
+                tail = (err or b"").decode(errors="replace").strip().splitlines()[-3:]
+                note = f"no screenshot (exit {proc.returncode}): {' | '.join(tail)}"
+                break
+            times.append(t_shot)
+    if not times:
+        return {"cold_start_s": None, "cold_start_note": note}
+    return {"cold_start_s": float(min(times)), "cold_start_runs": [round(t, 3) for t in times]}
+
+
+IMPORT_GROUPS = ("torch", "cv2", "PySide6", "numpy", "PIL", "safetensors", "matplotlib", "sigverify")
+
+
+def import_costs(modules: list[str] | None = None, timeout_s: float = 60.0) -> dict:
+    """``python -X importtime`` of what the app imports at start: cumulative seconds per top-level
+    package (torch, cv2, PySide6, ...) and per sigverify module, plus the wall time of the imports."""
+    if modules is None:
+        modules = ["sigverify.verify.service"]
+        if importlib.util.find_spec("PySide6") is not None:
+            modules.append("PySide6.QtWidgets")
+        if gui_available():
+            modules.append("sigverify.gui.app")
+    code = "import time; t=time.perf_counter(); " + "; ".join(f"import {m}" for m in modules) + \
+        "; print(time.perf_counter()-t)"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=_child_env(),
+                          capture_output=True, text=True, timeout=timeout_s)
+    return parse_importtime(proc.stderr) | {"imports_wall_s": _float_or_none(proc.stdout.strip()),
+                                            "imported": modules}
+
+
+def _float_or_none(s: str):
+    try:
+        return float(s.splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+_IT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
+
+
+def parse_importtime(stderr: str) -> dict:
+    """Group ``-X importtime`` output: top-level package -> cumulative seconds, and each sigverify
+    module's own (self) time."""
+    groups: dict[str, float] = {}
+    sig_self: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = _IT_LINE.match(line)
+        if not m:
+            continue
+        self_us, cum_us, name = int(m.group(1)), int(m.group(2)), m.group(4)
+        top = name.split(".")[0]
+        if name == top:  # the package's own entry carries its cumulative time (first import wins)
+            groups[top] = max(groups.get(top, 0.0), cum_us / 1e6)
+        if top == "sigverify":
+            sig_self[name] = sig_self.get(name, 0.0) + self_us / 1e6
+    if sig_self:  # the package entry alone is tiny: report sigverify's own code (sum of self times)
+        groups["sigverify"] = sum(sig_self.values())
+    main = {k: round(v, 4) for k, v in groups.items() if k in IMPORT_GROUPS}
+    others = sorted(((v, k) for k, v in groups.items() if k not in IMPORT_GROUPS), reverse=True)[:5]
+    top_sig = dict(sorted(sig_self.items(), key=lambda kv: -kv[1])[:12])
+    return {"import_s": main, "import_other_top_s": {k: round(v, 4) for v, k in others},
+            "import_sigverify_self_s": {k: round(v, 4) for k, v in top_sig.items()}}
+
+
+# ------------------------------------------------------------------------------------------- all
+def run_benchmarks(model_path=None, reps: int = 40, cold_start: bool = True, gpu: bool = True,
+                   gpu_batch_sizes=(256, 1024), gpu_compile: bool = False, threads: int | None = 1,
+                   cpu_images: int = 64, breakdown: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+    """All benchmarks; returns a JSON-ready dict with at least ``JSON_KEYS``."""
+    import torch
+
+    from sigverify.imaging.load import load_image
+    from sigverify.imaging.preprocess import preprocess
+    from sigverify.verify.service import Verifier
+
+    say = progress or (lambda s: None)
+    t_all = time.perf_counter()
+    res: dict = {k: None for k in JSON_KEYS}
+    res["machine"] = {
+        "python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "platform": platform.platform(terse=True),
+        "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    with tempfile.TemporaryDirectory(prefix="sigverify-bench-") as td:
+        paths = make_images(td, 6)
+        say("pair (load + preprocess + embed + score)")
+        v = Verifier(model_path, device="cpu")
+        res["model"] = v.model.model_id
+        res["random_weights"] = v.card.random_init
+        res.update(bench_pair(v, paths, reps))
+        if breakdown:
+            res["pair_breakdown_ms"] = bench_pair_breakdown(v, paths[0], paths[1])
+        say("preprocess")
+        res.update(bench_preprocess(paths, v.embedder.preprocess_config, reps))
+        inputs = [preprocess(load_image(p), v.embedder.preprocess_config).input for p in paths]
+        say("CPU batch vs plain")
+        res.update(bench_cpu_batch(v.model, inputs, n_images=cpu_images, threads=threads))
+        if gpu and torch.cuda.is_available():
+            say("GPU")
+            g = gpu_throughput(v.model, inputs, "cuda", gpu_batch_sizes, compile=gpu_compile)
+            res["gpu"] = g
+            res["gpu_images_per_s"] = max(g["images_per_s_by_batch"].values())
+        else:
+            res["gpu_note"] = "no CUDA device" if gpu else "skipped"
+        if cold_start:
+            say("cold start")
+            res.update(bench_cold_start(paths[0], paths[1]))
+            res.update(import_costs())
+    res["loadavg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    res["bench_wall_s"] = time.perf_counter() - t_all
+    return res
+
+
+def format_table(r: dict) -> str:
+    def f(x, fmt="{:.1f}"):
+        return "n/a" if x is None else fmt.format(x)
+
+    rows = [
+        ("pair end to end (CPU, warm)", f"median {f(r['pair_ms_median'])} ms, p90 {f(r['pair_ms_p90'])} ms"
+         f" (CPU time {f(r.get('pair_cpu_ms_median'))} ms)",
+         "target <= 15 ms median"),
+    ]
+    if r.get("pair_breakdown_ms"):
+        b = r["pair_breakdown_ms"]
+        rows.append(("  of which", ", ".join(f"{k[:-3]} {v:.1f}" for k, v in b.items()) + " ms", ""))
+    rows += [
+        ("preprocess one image", f"median {f(r['preprocess_ms_median'])} ms"
+         f" (CPU {f(r.get('preprocess_cpu_ms_median'))} ms)"
+         + (f" ({r['preprocess_shape'][1]}x{r['preprocess_shape'][0]})" if r.get("preprocess_shape") else ""), ""),
+        ("CPU embed, plain eager b=1", f"{f(r.get('cpu_plain_images_per_cpu_s'))} img/CPU-s, "
+         f"{f(r.get('cpu_plain_images_per_s'))} img/s wall", f"{r.get('cpu_threads')} thread(s)"),
+        ("CPU embed, ours batched", f"{f(r.get('cpu_batch_images_per_cpu_s'))} img/CPU-s, "
+         f"{f(r.get('cpu_batch_images_per_s'))} img/s wall",
+         f"ratio {f(r['cpu_batch_ratio_vs_plain'], '{:.2f}')}x CPU time, "
+         f"{f(r.get('cpu_batch_ratio_vs_plain_wall'), '{:.2f}')}x wall (target >= 2x)"),
+        ("GPU embed", "n/a (no CUDA)" if r["gpu_images_per_s"] is None else
+         f"{r['gpu_images_per_s']:.0f} img/s best; " + ", ".join(
+             f"b{k}: {v:.0f}" for k, v in r["gpu"]["images_per_s_by_batch"].items()), ""),
+        ("GUI cold start to window", "n/a" if r.get("cold_start_s") is None else f"{r['cold_start_s']:.2f} s",
+         r.get("cold_start_note") or "target <= 2.5 s"),
+    ]
+    if r.get("import_s"):
+        rows.append(("import costs (cumulative)", ", ".join(f"{k} {v:.2f}" for k, v in
+                                                             sorted(r["import_s"].items(), key=lambda kv: -kv[1])) + " s", ""))
+    w = max(len(a) for a, _, _ in rows)
+    lines = [f"{a:<{w}}  {b}" + (f"   [{c}]" if c else "") for a, b, c in rows]
+    m = r.get("machine", {})
+    la = m.get("loadavg_at_start")
+    lines.append(f"model {r.get('model')}{' (RANDOM weights)' if r.get('random_weights') else ''}; "
+                 f"{m.get('cpu_count')} CPUs, torch {m.get('torch')}, load average {la[0]:.2f} at start"
+                 if la else f"model {r.get('model')}")
+    return "\n".join(lines)
