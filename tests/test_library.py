@@ -1,0 +1,252 @@
+"""Customer reference library: enrol / search / verify round trip, expiry, removal, embeddings per model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+
+from sigverify.errors import Cancelled, SigverifyError
+from sigverify.samples import draw_signature
+from sigverify.store.library import Library, parse_time, reference_id_of, account_of
+
+SIZE = (90, 240)  # small synthetic signatures keep the tests fast
+
+
+def write_sig(path, name="Alice Smith", seed=0, forged=False):
+    cv2.imwrite(str(path), draw_signature(name, seed, variation=0.6, forged=forged, size=SIZE))
+    return path
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    from sigverify.verify.service import Verifier
+
+    return Verifier(device="cpu")
+
+
+@pytest.fixture
+def lib(tmp_path):
+    with Library(tmp_path / "lib.sqlite3", operator="tester") as lib:
+        yield lib
+
+
+@pytest.fixture
+def alice_files(tmp_path):
+    d = tmp_path / "alice"
+    d.mkdir()
+    return [write_sig(d / f"ref{i}.png", seed=i) for i in range(4)]
+
+
+def test_database_settings(lib):
+    assert lib.journal_mode == "wal"
+    assert lib._q("PRAGMA synchronous")[0][0] == 2  # FULL
+    assert lib._q("PRAGMA foreign_keys")[0][0] == 1
+    assert lib.integrity_check() == "ok"
+
+
+def test_default_path_honours_sigverify_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGVERIFY_HOME", str(tmp_path / "home"))
+    with Library() as lib:
+        assert lib.path == tmp_path / "home" / "library.sqlite3"
+    assert (tmp_path / "home" / "library.sqlite3").exists()
+
+
+def test_enrol_search_verify_round_trip(lib, verifier, alice_files, tmp_path):
+    rep = lib.enrol("ACC-001", alice_files[:3], verifier, name="Alice Smith", notes="VIP")
+    assert len(rep.added) == 3 and not rep.errors
+    bob = tmp_path / "bob.png"
+    write_sig(bob, "Bob Jones", 1)
+    lib.enrol("ACC-002", [bob], verifier, name="Bob Jones")
+
+    # search: id prefix, name substring, case-insensitive; exact id first
+    assert [c.account_id for c in lib.search("acc-001")] == ["ACC-001"]
+    assert [c.account_id for c in lib.search("smith")] == ["ACC-001"]
+    assert [c.account_id for c in lib.search("ACC")] == ["ACC-001", "ACC-002"]
+    assert lib.search("nobody") == []
+    assert lib.search("%") == []  # LIKE wildcards are escaped
+    c = lib.get_customer("ACC-001")
+    assert (c.name, c.notes, c.n_active, c.needs_more_specimens) == ("Alice Smith", "VIP", 3, False)
+    assert lib.get_customer("ACC-002").needs_more_specimens
+
+    genuine = write_sig(tmp_path / "q_genuine.png", seed=50)
+    res = lib.verify("ACC-001", genuine, verifier, source="cli")
+    assert len(res.decision.distances) == 3 and res.reference_ids == rep.added
+    # same numbers as the core's own decision on the same signatures
+    sigs = lib.load_signatures("ACC-001", verifier)
+    core = verifier.decide(verifier.load(genuine), sigs)
+    assert core.verdict.zone == res.decision.verdict.zone
+    assert np.allclose(core.distances, res.decision.distances, atol=1e-5)
+    assert core.person_scale == pytest.approx(res.decision.person_scale)
+    rec = lib.audit.get(res.audit_id)
+    assert rec.customer_id == "ACC-001" and rec.operator == "tester" and rec.source == "cli"
+    assert rec.reference_ids == rep.added and rec.questioned_name == "q_genuine.png"
+    assert rec.model_id == verifier.model.model_id and rec.verdict == res.decision.verdict.zone
+
+    with pytest.raises(SigverifyError, match="unknown customer"):
+        lib.verify("ACC-404", genuine, verifier)
+
+
+def test_enrol_reports_bad_and_duplicate_files(lib, verifier, alice_files, tmp_path):
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full(SIZE, 250, np.uint8))
+    rep = lib.enrol("A1", [alice_files[0], bad, blank, tmp_path / "missing.png", alice_files[0]], verifier)
+    assert len(rep.added) == 1
+    msgs = dict(rep.errors)
+    assert set(msgs) == {str(bad), str(blank), str(tmp_path / "missing.png"), str(alice_files[0])}
+    assert "twice" in msgs[str(alice_files[0])]
+    rep2 = lib.enrol("A1", [alice_files[0]], verifier)
+    assert not rep2.added and "already enrolled" in rep2.errors[0][1]
+    # a brand-new customer with nothing usable is not left behind
+    assert not lib.enrol("EMPTY", [bad], verifier).added
+    assert lib.get_customer("EMPTY") is None
+
+
+def test_enrol_folder_and_without_verifier(lib, verifier, alice_files):
+    rep = lib.enrol("A1", [alice_files[0].parent], None)  # a folder expands to its images
+    assert len(rep.added) == 4
+    assert lib.stale_count(verifier) == 4  # no verifier: embeddings computed later
+    ids, embs = lib.reference_embeddings("A1", verifier)  # ... lazily, on first use
+    assert embs.shape == (4, verifier.card.embedding_dim) and lib.stale_count(verifier) == 0
+
+
+def test_expiry_removal_and_specimen_flag(lib, verifier, alice_files):
+    rep = lib.enrol("A1", alice_files, verifier, expires="2999-01-01")
+    a, b, c, d = rep.added
+    assert lib.get_customer("A1").n_active == 4
+    lib.expire_reference(a)  # now
+    lib.expire_reference(b, "2000-01-01")
+    assert lib.get_reference(a).status() == "expired"
+    removed = lib.remove_reference(c)
+    assert removed.status() == "removed" and removed.removed_utc
+    cust = lib.get_customer("A1")
+    assert cust.n_active == 1 and cust.needs_more_specimens
+    st = lib.customer_status("A1", verifier)
+    assert st.needs_more_specimens and st.n_active == 1
+    assert any("add more specimens" in w for w in st.warnings)
+    assert st.person_scale == 1.0  # no per-customer adaptation below 3 references
+    # removed specimens are kept (audit trail) unless purged
+    assert [r.id for r in lib.references("A1", include_removed=True)] == [a, b, c, d]
+    lib.remove_reference(c, purge=True)
+    assert [r.id for r in lib.references("A1", include_removed=True)] == [a, b, d]
+    assert lib._q("SELECT COUNT(*) FROM embeddings WHERE reference_id = ?", [c])[0][0] == 0
+    # re-activating with a new expiry
+    lib.set_reference_active(a, True, expires=None)
+    assert lib.get_customer("A1").n_active == 2
+    with pytest.raises(SigverifyError, match="no reference #999"):
+        lib.expire_reference(999)
+
+
+def test_per_customer_threshold_follows_reference_spread(lib, verifier, alice_files):
+    lib.enrol("A1", alice_files[:3], verifier)
+    from sigverify.verify.reference import person_scale
+
+    st = lib.customer_status("A1", verifier)
+    _, embs = lib.reference_embeddings("A1", verifier)
+    scale, spread = person_scale(embs, verifier.metric, verifier.calibration)
+    assert st.person_scale == pytest.approx(scale) and st.reference_spread == pytest.approx(spread)
+    assert st.threshold_accept == pytest.approx(verifier.calibration.accept * scale)
+    assert not st.needs_more_specimens
+
+
+def test_refresh_embeddings_when_model_changes(lib, verifier, alice_files):
+    from sigverify.model.weights import random_model
+    from sigverify.verify.service import Verifier
+
+    lib.enrol("A1", alice_files, verifier)
+    other = random_model(seed=1)
+    other.card.name = "other-model"
+    v2 = Verifier(other, device="cpu")
+    assert v2.model.model_id != verifier.model.model_id
+    assert lib.stale_count(v2) == 4
+    with pytest.raises(Cancelled):
+        lib.refresh_embeddings(v2, should_stop=lambda: True)
+    seen = []
+    rep = lib.refresh_embeddings(v2, progress=lambda f, m: seen.append(f))
+    assert rep.computed == 4 and not rep.errors and seen[-1] == 1.0
+    assert lib.refresh_embeddings(v2).computed == 0
+    # both models' embeddings are cached side by side and differ
+    _, e1 = lib.reference_embeddings("A1", verifier)
+    _, e2 = lib.reference_embeddings("A1", v2)
+    assert not np.allclose(e1, e2)
+
+
+def test_load_signatures_for_the_gui(lib, verifier, alice_files):
+    rep = lib.enrol("A1", alice_files[:2], verifier)
+    sigs = lib.load_signatures("A1", verifier)
+    assert [reference_id_of(s.source) for s in sigs] == rep.added
+    assert {account_of(s.source) for s in sigs} == {"A1"}
+    assert "original" in sigs[0].preprocessed.stages
+    direct = verifier.load(alice_files[0]).embedding
+    assert np.allclose(sigs[0].embedding, direct, atol=1e-5)
+
+
+def test_remove_customer_keeps_audit(lib, verifier, alice_files, tmp_path):
+    lib.enrol("A1", alice_files[:3], verifier)
+    res = lib.verify("A1", alice_files[3], verifier)
+    lib.remove_customer("A1")
+    assert lib.get_customer("A1") is None
+    assert lib._q("SELECT COUNT(*) FROM reference_images")[0][0] == 0
+    assert lib.audit.get(res.audit_id).customer_id == "A1"
+
+
+def test_parse_time():
+    assert parse_time("2030-05-01") == "2030-05-01T00:00:00.000Z"
+    assert parse_time("2030-05-01T12:00:00+02:00") == "2030-05-01T10:00:00.000Z"
+    assert parse_time(None) is None
+    with pytest.raises(SigverifyError):
+        parse_time("next tuesday")
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------
+def run_cli(capsys, *argv):
+    from sigverify.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_library_commands(tmp_path, alice_files, capsys):
+    db = str(tmp_path / "cli.sqlite3")
+    rc, out, _ = run_cli(capsys, "library", "enrol", "C1", *map(str, alice_files[:2]), "--name", "Alice", "--db", db,
+                         "--json", "--device", "cpu")
+    d = json.loads(out)
+    assert rc == 0 and len(d["added_reference_ids"]) == 2 and d["customer"]["needs_more_specimens"]
+    rc, out, _ = run_cli(capsys, "library", "enrol", "C1", str(alice_files[2]), "--db", db, "--device", "cpu")
+    assert rc == 0 and "now 3 active" in out
+    rc, out, _ = run_cli(capsys, "library", "list", "--db", db, "--json")
+    assert rc == 0 and json.loads(out)["customers"][0]["active_references"] == 3
+    rc, out, _ = run_cli(capsys, "library", "search", "ali", "--db", db)
+    assert rc == 0 and "C1" in out
+    rc, out, _ = run_cli(capsys, "library", "show", "C1", "--db", db, "--json", "--device", "cpu")
+    d = json.loads(out)
+    assert rc == 0 and len(d["references"]) == 3 and not d["status"]["needs_more_specimens"]
+    rc, out, _ = run_cli(capsys, "library", "verify", "C1", str(alice_files[3]), "--db", db, "--json",
+                         "--device", "cpu", "--decision", "refer", "--reason", "checked by phone")
+    d = json.loads(out)
+    assert rc in (0, 1, 2) and rc == {"genuine": 0, "forgery": 1, "refer": 2}[d["verdict"]] and d["audit_id"] == 1
+    rid = d["reference_ids"][0]
+    rc, out, _ = run_cli(capsys, "library", "expire-ref", str(rid), "--db", db, "--json")
+    assert rc == 0 and json.loads(out)["reference"]["status"] == "expired"
+    rc, out, _ = run_cli(capsys, "library", "remove-ref", str(d["reference_ids"][1]), "--db", db)
+    assert rc == 0 and "1 active left" in out and "add more specimens" in out
+    # errors: clear message, non-zero exit code, JSON error object
+    rc, out, err = run_cli(capsys, "library", "show", "NOPE", "--db", db, "--json", "--device", "cpu")
+    assert rc == 3 and "unknown customer" in err and json.loads(out)["exit_code"] == 3
+    rc, out, err = run_cli(capsys, "library", "remove-ref", "999", "--db", db)
+    assert rc == 3 and "no reference #999" in err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    rc, out, err = run_cli(capsys, "library", "enrol", "C2", str(bad), "--db", db, "--device", "cpu")
+    assert rc == 4 and "bad.png" in err
+    rc, out, err = run_cli(capsys, "library", "expire-ref", str(rid), "--on", "someday", "--db", db)
+    assert rc == 3 and "not a date" in err
+    with pytest.raises(SystemExit) as e:
+        run_cli(capsys, "library", "enrol", "C1")  # no images: usage error
+    assert e.value.code == 10
