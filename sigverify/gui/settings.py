@@ -1,10 +1,12 @@
 """Persistent user settings (QSettings): device, metric, threshold policy, model, recent files.
 
-Tests isolate them with :func:`use_settings_dir` (an INI file in a temporary folder).
+Stored as an INI file in the user's config folder. Tests isolate them with :func:`use_settings_dir`
+or the ``SIGVERIFY_SETTINGS_DIR`` environment variable (an INI file in a temporary folder).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSettings
@@ -28,6 +30,10 @@ def use_settings_dir(path: str | None) -> None:
 
 
 def qsettings() -> QSettings:
+    """The app's settings store; ``SIGVERIFY_SETTINGS_DIR`` (tests, portable installs) relocates it."""
+    env = os.environ.get("SIGVERIFY_SETTINGS_DIR")
+    if env and env != _settings_dir:
+        use_settings_dir(env)
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
 
 

@@ -1,0 +1,101 @@
+"""DistanceGauge: zones, value, verdict text, rendering at normal and high DPI."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from PySide6.QtGui import QColor, QImage
+
+from sigverify.gui.gauge import FORGERY, GENUINE, REFER, DistanceGauge, zone_for
+
+
+@pytest.fixture
+def gauge(qtbot):
+    g = DistanceGauge()
+    qtbot.addWidget(g)
+    g.resize(360, 340)
+    g.set_thresholds(0.5, 0.8, 1.2)
+    return g
+
+
+@pytest.mark.parametrize("d,zone,word", [
+    (0.0, GENUINE, "Genuine"), (0.3, GENUINE, "Genuine"), (0.5, GENUINE, "Genuine"),
+    (0.51, REFER, "Refer"), (0.8, REFER, "Refer"), (0.81, FORGERY, "Forgery"), (5.0, FORGERY, "Forgery"),
+])
+def test_zone_value_and_words_for_known_distances(gauge, d, zone, word):
+    gauge.set_result(d, score=42.0)
+    assert gauge.zone() == zone
+    assert gauge.value() == pytest.approx(d)
+    assert gauge.score() == pytest.approx(42.0)
+    assert word in gauge.verdict_text()
+    assert word in gauge.accessibleDescription()
+
+
+def test_explicit_zone_wins_and_clear_resets(gauge):
+    gauge.set_result(0.1, 80, zone=FORGERY)  # e.g. thresholds adapted to the person
+    assert gauge.zone() == FORGERY
+    gauge.clear()
+    assert gauge.zone() is None and gauge.value() is None and gauge.score() is None
+    assert gauge.verdict_text() == "No comparison yet"
+    with pytest.raises(ValueError):
+        gauge.set_result(0.1, 50, zone="maybe")
+
+
+def test_thresholds_and_reference_ticks(gauge):
+    gauge.set_thresholds(0.9, 0.4)  # swapped order is repaired, max defaults above reject
+    a, r, mx = gauge.thresholds()
+    assert (a, r) == (0.4, 0.9) and mx > r
+    gauge.set_result(0.6, 55, per_reference_distances=[0.5, 0.6, 0.7], caption="mean of 3 references")
+    assert gauge.reference_distances() == [0.5, 0.6, 0.7]
+    assert gauge.zone() == REFER
+
+
+def _render(g: DistanceGauge, dpr: float) -> QImage:
+    img = QImage(int(g.width() * dpr), int(g.height() * dpr), QImage.Format.Format_ARGB32)
+    img.setDevicePixelRatio(dpr)
+    img.fill(QColor("white"))
+    g.render(img)
+    return img
+
+
+def _has_colour(img: QImage, rgb: tuple[int, int, int], tol: int = 40) -> bool:
+    step = max(1, img.width() // 120)
+    for y in range(0, img.height(), step):
+        for x in range(0, img.width(), step):
+            c = img.pixelColor(x, y)
+            if abs(c.red() - rgb[0]) < tol and abs(c.green() - rgb[1]) < tol and abs(c.blue() - rgb[2]) < tol:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("dpr", [1.0, 2.0])
+@pytest.mark.parametrize("d", [0.2, 0.65, 1.0, 3.0])
+def test_renders_every_zone_at_normal_and_high_dpi(gauge, dpr, d):
+    gauge.set_result(d, 50, per_reference_distances=[d * 0.9, d * 1.1])
+    img = _render(gauge, dpr)
+    assert img.width() == int(360 * dpr)
+    fill = {GENUINE: (0, 158, 115), REFER: (230, 159, 0), FORGERY: (213, 94, 0)}[gauge.zone()]
+    assert _has_colour(img, fill, 30)  # the active zone and verdict icon are drawn in full colour
+
+
+def test_renders_empty_tiny_and_without_refer_zone(qtbot):
+    g = DistanceGauge()
+    qtbot.addWidget(g)
+    for size in ((260, 250), (200, 120), (900, 500)):
+        g.resize(*size)
+        _render(g, 1.0)
+    g.set_thresholds(0.7, 0.7, 1.4)  # a model so good it needs no refer zone
+    g.set_result(0.7, 50)
+    assert g.zone() == GENUINE
+    _render(g, 2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(accept=st.floats(0.01, 1.0), gap=st.floats(0.0, 1.0), d=st.floats(0.0, 3.0))
+def test_zone_rule_matches_the_core(accept, gap, d):
+    from sigverify.model.card import MetricCalibration
+    from sigverify.verify.calibration import verdict_for
+
+    reject = accept + gap
+    cal = MetricCalibration(accept, reject, accept, 10.0, accept, 0.5)
+    assert zone_for(d, accept, reject) == verdict_for(d, cal).zone

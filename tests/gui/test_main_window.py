@@ -1,0 +1,320 @@
+"""Main window: drag-and-drop, paste, workers, bad inputs, views, settings, hooks, --screenshot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from sigverify.gui.app import main as app_main
+from sigverify.gui.gauge import ZONES
+from sigverify.gui.imageutil import numpy_to_qimage, qimage_to_numpy
+from sigverify.gui.main_window import MainWindow
+from sigverify.gui.settings import AppSettings
+from sigverify.paths import samples_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = samples_dir()
+REFS = [str(SAMPLES / f"alice_ref{i}.png") for i in (1, 2, 3)]
+Q_FORGERY = str(SAMPLES / "alice_questioned_forgery.png")
+Q_GENUINE = str(SAMPLES / "alice_questioned_genuine.png")
+TIMEOUT = 30000
+pytestmark = pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def loaded_model():
+    from sigverify.model.embedder import open_model
+
+    return open_model(None)
+
+
+@pytest.fixture
+def make_window(qtbot, loaded_model):
+    from sigverify.verify.service import Verifier
+
+    wins = []
+
+    def make(with_verifier: bool = True) -> MainWindow:
+        w = MainWindow(verifier=Verifier(loaded_model, "cpu") if with_verifier else None)
+        qtbot.addWidget(w)
+        w.show()
+        wins.append(w)
+        return w
+
+    yield make
+    for w in wins:
+        w.jobs.shutdown()
+
+
+@pytest.fixture
+def win(make_window):
+    return make_window()
+
+
+def drawn_signature(seed: int = 0, size=(220, 600)) -> np.ndarray:
+    """A cursive-ish scribble drawn with OpenCV, RGB uint8 (dark ink on white)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((*size, 3), 255, np.uint8)
+    x = np.linspace(40, size[1] - 40, 300)
+    y = size[0] / 2 + 40 * np.sin(x / 23.0 + seed) + rng.normal(0, 3, x.size).cumsum() * 0.2
+    pts = np.stack([x, y], 1).astype(np.int32)
+    cv2.polylines(img, [pts], False, (20, 20, 60), 3, cv2.LINE_AA)
+    return img
+
+
+def drop_files(widget, paths) -> bool:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = widget.rect().center()
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+    return ev.isAccepted()
+
+
+def wait_idle(qtbot, w: MainWindow) -> None:
+    qtbot.waitUntil(lambda: w.current_verifier() is not None and not w.is_busy(), timeout=TIMEOUT)
+
+
+def test_drag_and_drop_onto_panes_runs_a_verification(qtbot, win):
+    assert drop_files(win.ref_pane, REFS)
+    wait_idle(qtbot, win)
+    assert len(win.references()) == 3 and win.result() is None
+    assert win.ref_pane.strip.count() == 3
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as blocker:
+        assert drop_files(win.q_pane, [Q_FORGERY])
+    res = blocker.args[0]
+    assert res is win.result()
+    assert res.questioned.source == Q_FORGERY and len(res.references) == 3
+    assert len(res.decision.distances) == 3
+    assert win.gauge.zone() == res.decision.verdict.zone in ZONES
+    assert win.gauge.value() == pytest.approx(res.decision.verdict.distance)
+    assert win.gauge.reference_distances() == pytest.approx(res.decision.distances)
+    assert "ms" in win.last_label.text() and res.elapsed_ms > 0
+    assert win.banner.isVisible() and win.untrained_badge.isVisible()  # random demo weights are flagged
+    assert "CPU" in win.device_label.text()
+    assert res.to_dict()["random_weights"] is True
+
+
+def test_drop_folder_and_drops_outside_the_panes(qtbot, win, tmp_path):
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    for r in REFS:
+        (folder / Path(r).name).write_bytes(Path(r).read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    assert drop_files(win, [folder])  # first drop on the window: the reference set
+    assert "reference" in win.statusBar().currentMessage()
+    wait_idle(qtbot, win)
+    assert len(win.references()) == 3
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        assert drop_files(win, [Q_GENUINE])  # second drop: the questioned signature
+        assert "questioned" in win.statusBar().currentMessage()
+    assert win.questioned().source == Q_GENUINE
+
+
+def test_paste_clipboard_image_into_focused_pane(qtbot, win):
+    win.set_references(REFS)
+    wait_idle(qtbot, win)
+    QApplication.clipboard().setImage(numpy_to_qimage(drawn_signature(3)))
+    win.q_pane.setFocus()
+    qtbot.waitUntil(lambda: win.focused_pane() is win.q_pane or win.q_pane.hasFocus(), timeout=2000)
+    win._last_pane = win.q_pane  # offscreen windows may not get activated; focus tracking is tested above
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as blocker:
+        win.act_paste.trigger()
+    q = blocker.args[0].questioned
+    assert q.source.startswith("clipboard")
+    assert q.preprocessed.stages["original"].shape == (220, 600, 3)
+    assert len(win.references()) == 3
+
+
+def test_paste_without_image_shows_message(qtbot, win):
+    QApplication.clipboard().setText("hello")
+    assert not win.q_pane.paste_from_clipboard()
+    assert "clipboard" in win.q_pane.error_text()
+
+
+def test_qimage_numpy_roundtrip():
+    a = drawn_signature(1, (50, 80))
+    assert np.array_equal(qimage_to_numpy(numpy_to_qimage(a)), a)
+    rgba = QImage(10, 12, QImage.Format.Format_ARGB32)
+    rgba.fill(Qt.GlobalColor.transparent)
+    assert (qimage_to_numpy(rgba) == 255).all()  # transparent becomes white paper
+
+
+def bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(Path(REFS[0]).read_bytes()[:300])  # truncated PNG
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 800), 255, np.uint8))
+    text = tmp_path / "letter.docx"
+    text.write_bytes(b"PK\x03\x04 this is not an image")
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.full((9000, 7000), 255, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return {"corrupt": corrupt, "blank": blank, "unsupported": text, "huge": huge,
+            "missing": tmp_path / "nope.png"}
+
+
+def test_bad_inputs_show_a_message_in_the_pane_and_keep_the_comparison(qtbot, win, tmp_path):
+    win.set_references(REFS)
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_questioned(Q_GENUINE)
+    before = win.result()
+    for kind, path in bad_inputs(tmp_path).items():
+        win.set_questioned(str(path))
+        wait_idle(qtbot, win)
+        msg = win.q_pane.error_text()
+        assert msg and win.q_pane.message.isVisible(), kind
+        assert win.result() is before and win.questioned().source == Q_GENUINE, kind
+        assert win.gauge.value() == pytest.approx(before.decision.verdict.distance)
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    win.set_references([str(empty)])
+    assert "no images" in win.ref_pane.error_text()
+    assert len(win.references()) == 3
+    # A reference drop where only some files are bad: the good ones are used, the rest reported.
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_references(REFS[:2] + [str(tmp_path / "blank.png")])
+    assert len(win.references()) == 2 and "skipped" in win.ref_pane.message.text()
+
+
+def test_new_request_supersedes_running_one(qtbot, win):
+    win.set_references(REFS)
+    wait_idle(qtbot, win)
+    got = []
+    win.verification_done.connect(got.append)
+    win.set_questioned(Q_FORGERY)
+    win.set_questioned(Q_GENUINE)  # supersedes the first before it finishes
+    wait_idle(qtbot, win)
+    qtbot.wait(50)
+    assert [r.questioned.source for r in got] == [Q_GENUINE]
+
+
+def test_cancel_keeps_the_ui_usable(qtbot, win):
+    win.set_references(REFS * 4)
+    assert win.ref_pane.is_busy()
+    win.cancel("reference")
+    assert not win.ref_pane.is_busy()
+    wait_idle(qtbot, win)
+    assert win.references() == []
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_references(REFS)
+        win.set_questioned(Q_GENUINE)
+
+
+def test_views_overlay_zoom_and_reference_removal(qtbot, win):
+    win.set_references(REFS)
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_questioned(Q_FORGERY)
+    assert win.ref_pane.view.has_image() and win.q_pane.view.has_image()
+    win.act_toggle_view.trigger()
+    assert win.view_mode() == "preprocessed" and "network input" in win.q_pane.caption.text()
+    win.view_actions["overlay"].trigger()
+    assert win.stack.currentWidget() is win.overlay_pane and win.overlay_pane.current_image()
+    assert win.overlay_pane.combo.count() == 3
+    win.set_view_mode("original")
+    s0 = win.q_pane.view.current_scale()
+    win.act_zoom_in.trigger()
+    assert win.q_pane.view.current_scale() == pytest.approx(s0 * 1.25) and not win.q_pane.view.is_fit()
+    win.act_fit.trigger()
+    assert win.q_pane.view.is_fit()
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as blocker:
+        win.ref_pane.select(1)
+        win.ref_pane.remove_button.click()
+    assert len(blocker.args[0].references) == 2
+    win.act_clear.trigger()
+    assert win.result() is None and win.gauge.zone() is None and not win.references()
+
+
+def test_settings_are_remembered_across_windows(qtbot, make_window):
+    w1 = make_window()
+    w1.metric_actions["cosine"].trigger()
+    w1.agg_actions["min"].trigger()
+    w1.act_adapt.trigger()  # on -> off
+    assert w1.current_verifier().metric == "cosine"
+    w1.close()
+    s = AppSettings.load()
+    assert (s.metric, s.aggregate, s.adapt_to_person) == ("cosine", "min", False)
+    w2 = make_window(with_verifier=False)  # loads the model in the background, with the saved settings
+    with qtbot.waitSignal(w2.verifier_changed, timeout=TIMEOUT):
+        pass
+    v = w2.current_verifier()
+    assert (v.metric, v.aggregate, v.adapt_to_person) == ("cosine", "min", False)
+    assert w2.metric_actions["cosine"].isChecked() and w2.agg_actions["min"].isChecked()
+    assert not w2.act_adapt.isChecked()
+
+
+def test_recent_files_and_try_sample(qtbot, win):
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as blocker:
+        win.act_sample.trigger()
+    assert len(blocker.args[0].references) == 3
+    assert any(r.startswith("Q\t") for r in AppSettings.load().recent)
+    win.recent_menu.aboutToShow.emit()
+    assert any("Questioned" in a.text() for a in win.recent_menu.actions())
+
+
+def test_public_hooks(qtbot, win, tmp_path):
+    lib = win.add_menu("&Library")
+    acts = win.menuBar().actions()
+    assert acts.index(lib.menuAction()) == acts.index(win.help_menu.menuAction()) - 1
+    v = win.current_verifier()
+    sigs = [v.load(p) for p in REFS[:2]]
+    win.set_reference_signatures(sigs, "Alice Example (acct 0042)")
+    assert "Alice Example" in win.ref_pane.title_label.text()
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_questioned(Q_GENUINE)
+    # A bad model keeps the current one and says so, without a modal dialog.
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a model")
+    with qtbot.waitSignal(win.model_failed, timeout=TIMEOUT):
+        win.switch_model(str(bad))
+    assert win.current_verifier() is v and win.model_error.isVisible()
+    # set_verifier re-embeds what is loaded and verifies again.
+    from sigverify.verify.service import Verifier
+
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_verifier(Verifier(v.model, "cpu"))
+    assert win.current_verifier() is not v
+
+
+def test_keyboard_shortcuts_and_mnemonics(win):
+    titles = [a.text() for a in win.menuBar().actions()]
+    assert titles[:5] == ["&File", "&View", "&Model", "&Settings", "&Help"]
+    assert win.act_open_ref.shortcut().toString() == "Ctrl+O"
+    assert win.act_paste.shortcut().toString() == "Ctrl+V"
+    assert win.view_actions["overlay"].shortcut().toString() == "Ctrl+3"
+    assert win.ref_pane.focusPolicy() & Qt.FocusPolicy.TabFocus
+
+
+def test_screenshot_option_in_a_subprocess(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIGVERIFY_SETTINGS_DIR=str(tmp_path / "s"))
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "sigverify.gui.app", "--reference", *REFS, "--questioned", Q_FORGERY,
+                        "--screenshot", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1280, 800)
+    assert out.stat().st_size > 10_000 and time.time() - t0 < 60
+
+
+def test_screenshot_option_fails_cleanly(tmp_path, capsys):
+    out = tmp_path / "shot.png"
+    assert app_main(["--reference", REFS[0], "--questioned", str(tmp_path / "missing.png"),
+                     "--screenshot", str(out), "--timeout", "30"]) != 0
+    assert "error" in capsys.readouterr().err and not out.exists()
+    assert app_main(["--screenshot", str(out)]) != 0
