@@ -8,7 +8,8 @@ Two tables live in the library database:
   *separate appended row* referencing the verification, so no row ever needs to change.
 
 Append-only is enforced by SQLite itself: ``BEFORE UPDATE`` and ``BEFORE DELETE`` triggers on both
-tables ``RAISE(ABORT)``, so even a raw ``sqlite3`` session cannot change or remove a record without
+tables ``RAISE(ABORT)`` (and a ``BEFORE INSERT`` trigger refuses ``INSERT OR REPLACE`` of an existing id,
+which would otherwise delete the old row without firing the delete trigger), so even a raw ``sqlite3`` session cannot change or remove a record without
 first dropping the triggers (which a periodic ``verify_append_only`` check reports). This module has
 no update or delete API at all. Every append runs in its own transaction on a WAL database with
 ``synchronous=FULL``: a process killed mid-write leaves either the whole record or none of it.
@@ -77,10 +78,18 @@ CREATE TRIGGER IF NOT EXISTS audit_decisions_no_update BEFORE UPDATE ON audit_de
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS audit_decisions_no_delete BEFORE DELETE ON audit_decisions
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be deleted'); END;
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers: refuse any reuse of an id
+CREATE TRIGGER IF NOT EXISTS audit_verifications_no_replace BEFORE INSERT ON audit_verifications
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_verifications WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be replaced'); END;
+CREATE TRIGGER IF NOT EXISTS audit_decisions_no_replace BEFORE INSERT ON audit_decisions
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_decisions WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be replaced'); END;
 """
 
 APPEND_ONLY_TRIGGERS = ("audit_verifications_no_update", "audit_verifications_no_delete",
-                        "audit_decisions_no_update", "audit_decisions_no_delete")
+                        "audit_verifications_no_replace", "audit_decisions_no_update", "audit_decisions_no_delete",
+                        "audit_decisions_no_replace")
 
 CSV_COLUMNS = ["verification_id", "time_utc", "operator", "source", "customer_id", "questioned_name",
                "questioned_sha256", "model_id", "weights_sha256", "metric", "distances", "distance", "score",
