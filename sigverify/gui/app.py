@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     pix = win.grab()
     out = args.screenshot
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    saved = pix.save(out, "PNG")
+    saved = pix.save(out, "PNG", 0)  # quality 0 = strongest PNG compression (lossless)
     win.close()
     app.processEvents()
     if not saved or pix.isNull():

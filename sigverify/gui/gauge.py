@@ -184,7 +184,13 @@ class DistanceGauge(QWidget):
         r = max(r, 40.0)
         band = max(10.0, r * 0.14)
         cx = w / 2.0
-        cy = 10 + r + 4
+        # Centre the composition (dial + verdict block) vertically when the widget is tall.
+        f_probe = QFont(base_font)
+        f_probe.setPixelSize(max(15, int(min(w, h) * 0.068)))
+        block = QFontMetricsF(f_probe).height() * 2.6 + 16
+        content = 14 + r * (1 + 0.42) + max(10.0, r * 0.085) * 1.6 + block
+        off = max(0.0, (h - content) / 2)
+        cy = 10 + r + 4 + off
         center = QPointF(cx, cy)
         arc_r = r - band / 2 - 8
 
@@ -304,7 +310,7 @@ class DistanceGauge(QWidget):
         p.drawText(QRectF(0, num_top + fmn.height(), w, fm.height()), Qt.AlignmentFlag.AlignHCenter, cap)
 
         # Verdict block: icon + headline, then detail and score.
-        top = dial_h + 6
+        top = min(dial_h + 6, cy + r * 0.42 + max(10.0, r * 0.085) * 1.6 + 8)
         f_head = QFont(base_font)
         f_head.setPixelSize(max(15, int(min(w, h) * 0.068)))
         f_head.setBold(True)

@@ -49,6 +49,7 @@ QLabel#banner { background: #fff3b0; color: #4a3b00; border-bottom: 1px solid #e
 QLabel#modelError { background: #fdecea; color: #8a1c12; border-bottom: 1px solid #f1b0a8; padding: 7px 14px; }
 QLabel#details { color: #1d2733; }
 QLabel#untrained { background: #ffd84d; color: #3d3000; border-radius: 3px; padding: 1px 6px; font-weight: 700; }
+QFrame#footer { background: #f7f9fa; border: 1px solid #e1e6eb; border-radius: 4px; }
 QListWidget { border: 1px solid #e1e6eb; border-radius: 4px; background: #f7f9fa; }
 QToolBar { background: #f7f8fa; border-bottom: 1px solid #d5dbe1; spacing: 4px; padding: 3px 8px; }
 QToolBar QToolButton { padding: 4px 10px; border-radius: 4px; }
@@ -296,18 +297,22 @@ class MainWindow(QMainWindow):
         t.setObjectName("paneTitle")
         rl.addWidget(t)
         self.gauge = DistanceGauge()
-        rl.addWidget(self.gauge, 3)
+        rl.addWidget(self.gauge, 1)
         self.details = QLabel()
         self.details.setObjectName("details")
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        rl.addWidget(self.details, 2)
+        rl.addWidget(self.details, 0)
         self.result_message = QLabel()
         self.result_message.setWordWrap(True)
         self.result_message.hide()
         rl.addWidget(self.result_message)
+        note = QLabel("Verdicts are advisory. Cases marked Refer or Forgery go to a supervisor.")
+        note.setObjectName("paneCaption")
+        note.setWordWrap(True)
+        rl.addWidget(note)
         body.addWidget(self.result_panel)
         self.setCentralWidget(central)
 

@@ -22,6 +22,7 @@ from sigverify.gui.imageutil import BOTH_RGB, Q_RGB, REF_RGB, ink_overlay, numpy
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 ORIGINAL, PREPROCESSED, OVERLAY = "original", "preprocessed", "overlay"
 MAX_FOLDER_FILES = 200
+FOOTER_H = 104  # reference thumbnail strip and questioned details share this height (aligned images)
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
@@ -395,7 +396,7 @@ class ReferencePane(SignaturePane):
     remove_requested = Signal(int)
     add_requested = Signal()
 
-    THUMB = QSize(96, 58)
+    THUMB = QSize(88, 52)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Reference", "Drop the account holder's reference signatures here\n"
@@ -415,8 +416,12 @@ class ReferencePane(SignaturePane):
         self.strip.setMovement(QListWidget.Movement.Static)
         self.strip.setIconSize(self.THUMB)
         self.strip.setSpacing(4)
-        self.strip.setFixedHeight(self.THUMB.height() + 44)
+        self.strip.setFixedHeight(FOOTER_H)
         self.strip.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.strip.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.strip.setWordWrap(False)
+        self.strip.setUniformItemSizes(True)
         self.strip.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.strip.setAcceptDrops(False)
         self.strip.setAccessibleName("Reference thumbnails")
@@ -427,11 +432,8 @@ class ReferencePane(SignaturePane):
         self.remove_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.selected_index()))
         self.remove_button.setEnabled(False)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.strip, 1)
-        row.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignTop)
-        self.layout_.addLayout(row)
+        self.layout_.itemAt(0).layout().insertWidget(3, self.remove_button)
+        self.layout_.addWidget(self.strip)
         self._finish_layout()
         self._update_count()
 
@@ -463,7 +465,7 @@ class ReferencePane(SignaturePane):
             p.end()
             it = QListWidgetItem(QIcon(canvas), f"{i + 1}. {_short(s.source)}")
             it.setToolTip(s.source)
-            it.setSizeHint(QSize(self.THUMB.width() + 14, self.THUMB.height() + 30))
+            it.setSizeHint(QSize(self.THUMB.width() + 30, self.THUMB.height() + 26))
             self.strip.addItem(it)
         self.strip.blockSignals(False)
         if self._sigs:
@@ -510,6 +512,24 @@ class QuestionedPane(SignaturePane):
         super().__init__("Questioned", "Drop the signature to verify here\n(e.g. from the cheque), "
                                        "or paste with Ctrl+V", parent)
         self._sig = None
+        self.footer = QFrame()
+        self.footer.setObjectName("footer")
+        self.footer.setFixedHeight(FOOTER_H)
+        fl = QHBoxLayout(self.footer)
+        fl.setContentsMargins(8, 6, 8, 6)
+        fl.setSpacing(12)
+        self.input_thumb = QLabel()
+        self.input_thumb.setFixedSize(QSize(int((FOOTER_H - 14) * 220 / 150), FOOTER_H - 14))
+        self.input_thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.input_thumb.setToolTip("What the model sees: the cleaned, size-normalised network input")
+        self.info = QLabel("No questioned signature yet")
+        self.info.setObjectName("paneCaption")
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.TextFormat.PlainText)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        fl.addWidget(self.input_thumb)
+        fl.addWidget(self.info, 1)
+        self.layout_.addWidget(self.footer)
         self._finish_layout()
 
     def signature(self):
@@ -529,6 +549,25 @@ class QuestionedPane(SignaturePane):
             what = "original scan" if self._mode == ORIGINAL else "network input (as the model sees it)"
             self.caption.setText(f"{_short(s.source)} \u2014 {what}")
             self.caption.setToolTip(s.source)
+        self._update_footer()
+
+    def _update_footer(self) -> None:
+        s = self._sig
+        if s is None:
+            self.input_thumb.clear()
+            self.info.setText("No questioned signature yet")
+            return
+        inp = s.preprocessed.input
+        pm = numpy_to_pixmap(255 - inp).scaled(self.input_thumb.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                Qt.TransformationMode.SmoothTransformation)
+        self.input_thumb.setPixmap(pm)
+        orig = (s.preprocessed.stages or {}).get("original")
+        lines = []
+        if orig is not None:
+            lines.append(f"Scan: {orig.shape[1]} \u00d7 {orig.shape[0]} px")
+        lines.append(f"Network input: {inp.shape[1]} \u00d7 {inp.shape[0]} px, ink {100 * (inp > 127).mean():.1f} %")
+        lines.append(f"Source: {s.source}")
+        self.info.setText("\n".join(lines))
 
 
 class OverlayPane(QFrame):
@@ -545,6 +584,8 @@ class OverlayPane(QFrame):
         title.setObjectName("paneTitle")
         self.combo = QComboBox()
         self.combo.setAccessibleName("Reference shown in the overlay")
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.combo.setMinimumContentsLength(16)
         self.combo.currentIndexChanged.connect(self._chosen)
         head = QHBoxLayout()
         head.addWidget(title)
