@@ -42,9 +42,22 @@ def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
 
 
+def _finite(o):
+    """JSON has no NaN/Infinity: undefined numbers (e.g. an EER with no pairs) become null."""
+    import math
+
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def emit(args, data: dict, text: str) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, default=_json_default))
+        print(json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False))
     else:
         print(text)
 

@@ -17,6 +17,7 @@ class CliProgress:
 
         self.bar = tqdm(total=1000, desc=desc, file=sys.stderr, disable=quiet, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
         self.n = 0
+        self.quiet = quiet
 
     def __call__(self, fraction: float, message: str, row: dict | None = None) -> None:
         target = int(1000 * min(max(fraction, 0.0), 1.0))
@@ -24,8 +25,8 @@ class CliProgress:
             self.bar.update(target - self.n)
             self.n = target
         self.bar.set_postfix_str(message[:90], refresh=False)
-        if row and "val_eer" in row:
-            self.bar.write(message)
+        if row and "val_eer" in row and not self.quiet:
+            self.bar.write(message, file=sys.stderr)
 
     def close(self):
         self.bar.close()
