@@ -1,0 +1,91 @@
+"""Smoke test of the benchmark code path with tiny repetition counts: JSON keys and types, not timings."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from sigverify import bench
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+
+def test_run_benchmarks_keys_and_types():
+    r = bench.run_benchmarks(reps=3, cold_start=False, cpu_images=4, gpu_batch_sizes=(2,))
+    for k in bench.JSON_KEYS:
+        assert k in r
+    for k in ("pair_ms_median", "pair_ms_p90", "cpu_batch_ratio_vs_plain", "preprocess_ms_median",
+              "pair_cpu_ms_median", "cpu_batch_ratio_vs_plain_wall", "cpu_plain_images_per_s",
+              "cpu_batch_images_per_s", "bench_wall_s"):
+        assert _is_num(r[k]) and r[k] > 0, (k, r[k])
+    assert r["pair_ms_p90"] >= r["pair_ms_median"]
+    assert r["cold_start_s"] is None
+    assert (r["gpu_images_per_s"] is None) == (r["machine"]["cuda"] is None)
+    assert r["cpu_max_abs_diff"] < 1e-4  # ours and plain embed identically
+    assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "embed_2_ms", "score_ms"}
+    json.dumps(r)  # JSON-ready as it is
+    text = bench.format_table(r)
+    assert "pair end to end" in text and "ratio" in text
+
+
+def test_gpu_code_path_runs_on_cpu():
+    """The GPU path (fused, channels-last, autocast, inference_mode) exercised on CPU with bf16."""
+    from sigverify.model.weights import random_model
+
+    imgs = [np.zeros((150, 220), np.uint8), np.full((150, 220), 255, np.uint8)]
+    g = bench.gpu_throughput(random_model(), imgs, device="cpu", batch_sizes=(2, 3), reps=1, budget_s=1)
+    assert set(g["images_per_s_by_batch"]) == {"2", "3"}
+    assert all(_is_num(v) for v in g["images_per_s_by_batch"].values())
+    assert g["dtype"] == "bf16" and g["device"] == "cpu"
+
+
+def test_cli_bench_json(capsys):
+    from sigverify.cli import main
+
+    rc = main(["bench", "--json", "--reps", "2", "--cpu-images", "4", "--no-cold-start", "--no-gpu"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert set(bench.JSON_KEYS) <= set(d) and d["gpu_images_per_s"] is None and d["gpu_note"] == "skipped"
+
+
+def test_cold_start_polls_for_the_screenshot(tmp_path):
+    """A stand-in 'GUI' that writes its --screenshot file: the timing path works without Qt."""
+    fake = tmp_path / "fake_gui.py"
+    fake.write_text("import sys, time\nargs = sys.argv\ntime.sleep(0.1)\n"
+                    "open(args[args.index('--screenshot') + 1], 'wb').write(b'png')\n")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    r = bench.bench_cold_start(a, b, timeout_s=20, command=[sys.executable, str(fake)])
+    assert _is_num(r["cold_start_s"]) and 0.1 <= r["cold_start_s"] < 20
+
+    broken = tmp_path / "broken_gui.py"
+    broken.write_text("import sys\nprint('cannot open display', file=sys.stderr)\nsys.exit(3)\n")
+    r = bench.bench_cold_start(a, b, timeout_s=20, command=[sys.executable, str(broken)])
+    assert r["cold_start_s"] is None and "cannot open display" in r["cold_start_note"]
+
+
+def test_parse_importtime():
+    sample = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:       100 |        100 |     _io",
+        "import time:      2000 |    1500000 | torch",
+        "import time:       300 |     300000 |   numpy",
+        "import time:       500 |      40000 | cv2",
+        "import time:       700 |       9000 |     sigverify.imaging.preprocess",
+        "import time:       200 |    1600000 | sigverify.verify.service",
+        "import time:        50 |         50 | sigverify",
+    ])
+    r = bench.parse_importtime(sample)
+    assert r["import_s"]["torch"] == pytest.approx(1.5)
+    assert r["import_s"]["cv2"] == pytest.approx(0.04)
+    assert r["import_s"]["sigverify"] == pytest.approx(0.00095, abs=1e-4)
+    assert r["import_sigverify_self_s"]["sigverify.imaging.preprocess"] == pytest.approx(0.0007)
+
+
+def test_import_costs_real_subprocess():
+    r = bench.import_costs(["sigverify.imaging.load"])
+    assert _is_num(r["imports_wall_s"]) and "sigverify" in r["import_s"]
