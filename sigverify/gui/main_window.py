@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -562,11 +563,9 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.device_actions[self._device_override or s.device if (self._device_override or s.device) in DEVICES
                             else "auto"].setChecked(True)
-        try:
-            import torch
+        torch = sys.modules.get("torch")  # imported by the model-loading worker; never on the GUI thread
+        if torch is not None:
             self.device_actions["cuda"].setEnabled(bool(torch.cuda.is_available()))
-        except Exception:  # pragma: no cover - torch always present
-            self.device_actions["cuda"].setEnabled(False)
         metric = self._verifier.metric if self._verifier is not None else (s.metric or "euclidean")
         self.metric_actions.get(metric, self.metric_actions["euclidean"]).setChecked(True)
         self.agg_actions[s.aggregate if s.aggregate in AGGREGATES else "mean"].setChecked(True)
