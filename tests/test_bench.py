@@ -89,3 +89,9 @@ def test_parse_importtime():
 def test_import_costs_real_subprocess():
     r = bench.import_costs(["sigverify.imaging.load"])
     assert _is_num(r["imports_wall_s"]) and "sigverify" in r["import_s"]
+
+
+@pytest.mark.skipif(not bench.gui_available(), reason="GUI not written yet")
+def test_first_window_subprocess():
+    r = bench.bench_first_window(timeout_s=60)
+    assert _is_num(r["first_window_s"]), r.get("first_window_note")
