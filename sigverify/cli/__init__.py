@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "sigverify.cli.training",
     "sigverify.cli.library",
     "sigverify.cli.bench",
+    "sigverify.cli.finetune",
 ]
 
 
