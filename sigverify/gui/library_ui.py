@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QCheckBox, QCompleter, QDateEdit, QDialog, QDialo
 
 from sigverify.errors import Cancelled
 from sigverify.store.audit import DECISIONS, VERDICT_DECISION
-from sigverify.store.library import Library, account_of, reference_id_of
+from sigverify.store.library import Library, account_of
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 SETTING_DB = "library/db_path"
@@ -141,9 +141,10 @@ class LibraryController(QObject):
             sb().showMessage(text, ms)
 
     def close(self) -> None:
+        """Cancel running jobs, wait for them, close the database (safe to call twice)."""
         for w in list(self._workers):
             w.cancel()
-            w.wait(5000)
+            w.wait(30000)
         self.library.close()
 
     # ---- customers ----
@@ -874,6 +875,11 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
     changed = getattr(main_window, "verifier_changed", None)
     if changed is not None:
         changed.connect(ctl.on_verifier_changed)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:  # stop background jobs and close the database before the app goes away
+        app.aboutToQuit.connect(ctl.close)
     ctl.search = search
     ctl.toolbar = tb
     ctl.menu = menu
@@ -882,4 +888,4 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
 
 
 __all__ = ["install_library_ui", "LibraryController", "EnrolDialog", "ManageReferencesDialog", "HistoryDialog",
-           "BatchDialog", "DecisionBar", "CustomerSearch", "reference_id_of"]
+           "BatchDialog", "DecisionBar", "CustomerSearch"]

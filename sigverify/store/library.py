@@ -18,7 +18,6 @@ and one worker thread: every statement runs under the instance's lock.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -666,4 +665,4 @@ def refresh_embeddings(library: Library, verifier, progress: Progress | None = N
 
 __all__ = ["Library", "Customer", "Reference", "EnrolReport", "RefreshReport", "CustomerStatus",
            "LibraryVerification", "default_db_path", "refresh_embeddings", "signature_source", "reference_id_of",
-           "account_of", "parse_time", "json"]
+           "account_of", "parse_time"]

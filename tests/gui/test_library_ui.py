@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Signal  # noqa: E402
 from PySide6.QtWidgets import QMainWindow, QMenu  # noqa: E402
