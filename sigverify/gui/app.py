@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.main_window import MainWindow
 
     win = MainWindow(model_path=args.model, device=args.device)
+    from sigverify.gui.library_ui import install_library_ui
+
+    install_library_ui(win)
     win.resize(w, h)
     if args.view:
         win.set_view_mode(args.view)
