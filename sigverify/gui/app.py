@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.library_ui import install_library_ui
 
     install_library_ui(win)
+    from sigverify.gui.models_ui import install_training_ui
+
+    install_training_ui(win)  # Model > Fine-tune on my references / Manage models
     win.resize(w, h)
     if args.view:
         win.set_view_mode(args.view)
