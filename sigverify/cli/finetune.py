@@ -16,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="output .safetensors (default: the user model folder, named after --name)")
     p.add_argument("--name", help="model name for the card (default: finetuned-<folder>)")
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--loss", choices=["contrastive", "triplet"], default="contrastive")
     p.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard", help="triplet mining")
     p.add_argument("--head", choices=["embed", "lowrank"], default="embed",

@@ -56,7 +56,7 @@ HEADS = ("embed", "lowrank")
 @dataclass
 class FinetuneConfig:
     epochs: int = 30
-    lr: float = 3e-3
+    lr: float = 1e-4  # Adam on a pretrained projection (weights ~0.02): larger rates wreck it in a few steps
     loss: str = "contrastive"  # or "triplet"
     mining: str = "batch-hard"  # triplet mining: batch-hard / semi-hard
     margin: float = 1.0  # contrastive margin (unit vectors: distances in [0, 2])
@@ -294,6 +294,25 @@ def make_head(base_net, cfg: FinetuneConfig):
     return LowRankHead(embed, cfg.rank) if cfg.head == "lowrank" else FullHead(embed)
 
 
+class _cpu_threads:  # noqa: N801 - used as a context manager
+    """Temporarily use ``n`` torch CPU threads (0: leave as is)."""
+
+    def __init__(self, n: int):
+        self.n, self.old = n, None
+
+    def __enter__(self):
+        torch = _torch()
+        if self.n:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old:
+            _torch().set_num_threads(self.old)
+        return False
+
+
 class _AdamW:
     """Minimal AdamW with global-norm gradient clipping. ``torch.optim`` would do the same, but its first
     use imports torch's compiler stack (~4-5 s on a 2-core CPU): longer than a small fine-tune."""
@@ -484,149 +503,151 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
                                      _base_threshold(base.card, metric))
     check_stop()
 
-    # ---- 4. train the head on cached features
-    torch.manual_seed(cfg.seed)
-    head = make_head(net, cfg).to(device).train()
-    params = [p for p in head.parameters() if p.requires_grad]
-    anchor = [p.detach().clone() for p in params]
-    opt = _AdamW(params, cfg.lr, cfg.weight_decay)
-    writers_arr = trn.writers
-    wlist = sorted(set(map(str, writers_arr)))
-    wid = {w: i for i, w in enumerate(wlist)}
-    labels = torch.tensor([wid[str(w)] for w in writers_arr], device=device)
-    gen_t = torch.from_numpy(trn.genuine.copy()).to(device)
-    g_idx = {w: np.nonzero((writers_arr == w) & trn.genuine)[0] for w in wlist}
-    f_idx = {w: np.nonzero((writers_arr == w) & ~trn.genuine)[0] for w in wlist}
-    g_idx = {w: v for w, v in g_idx.items() if len(v) >= 2}
-    pk_writers = sorted(g_idx)
-    pool = torch.stack(feats_train).to(device)  # (copies+1, N, D)
-    batch_n = min(cfg.writers_per_batch, len(pk_writers)) * (cfg.genuine_per_writer + cfg.forgeries_per_writer)
-    steps_per_epoch = max(4, math.ceil(len(trn.images) * (1 + copies) / max(batch_n, 1)))
-    total = cfg.epochs * steps_per_epoch
-    warm = max(1, total // 20)
+    # ---- 4. train the head on cached features. Its steps are tiny: on CPU one thread is faster than two
+    # (a second OpenMP thread preempted by other work - e.g. a training job - slows each step ~15x).
+    with _cpu_threads(1 if device.type == "cpu" else 0):
+        torch.manual_seed(cfg.seed)
+        head = make_head(net, cfg).to(device).train()
+        params = [p for p in head.parameters() if p.requires_grad]
+        anchor = [p.detach().clone() for p in params]
+        opt = _AdamW(params, cfg.lr, cfg.weight_decay)
+        writers_arr = trn.writers
+        wlist = sorted(set(map(str, writers_arr)))
+        wid = {w: i for i, w in enumerate(wlist)}
+        labels = torch.tensor([wid[str(w)] for w in writers_arr], device=device)
+        gen_t = torch.from_numpy(trn.genuine.copy()).to(device)
+        g_idx = {w: np.nonzero((writers_arr == w) & trn.genuine)[0] for w in wlist}
+        f_idx = {w: np.nonzero((writers_arr == w) & ~trn.genuine)[0] for w in wlist}
+        g_idx = {w: v for w, v in g_idx.items() if len(v) >= 2}
+        pk_writers = sorted(g_idx)
+        pool = torch.stack(feats_train).to(device)  # (copies+1, N, D)
+        batch_n = min(cfg.writers_per_batch, len(pk_writers)) * (cfg.genuine_per_writer + cfg.forgeries_per_writer)
+        steps_per_epoch = max(4, math.ceil(len(trn.images) * (1 + copies) / max(batch_n, 1)))
+        total = cfg.epochs * steps_per_epoch
+        warm = max(1, total // 20)
 
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return cfg.lr * (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+        def lr_at(step: int) -> float:
+            if step < warm:
+                return cfg.lr * (step + 1) / warm
+            t = (step - warm) / max(1, total - warm)
+            return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
-    def batch():
-        P = min(cfg.writers_per_batch, len(pk_writers))
-        idx = []
-        for wi in rng.choice(len(pk_writers), P, replace=False):
-            w = pk_writers[wi]
-            g = g_idx[w]
-            idx += list(rng.choice(g, min(cfg.genuine_per_writer, len(g)), replace=False))
-            f = f_idx[w]
-            if len(f) and cfg.forgeries_per_writer:
-                idx += list(rng.choice(f, min(cfg.forgeries_per_writer, len(f)), replace=False))
-        idx = torch.from_numpy(np.array(idx))
-        which = torch.from_numpy(rng.integers(0, pool.shape[0], len(idx)))
-        return pool[which, idx], labels[idx], gen_t[idx]
+        def batch():
+            P = min(cfg.writers_per_batch, len(pk_writers))
+            idx = []
+            for wi in rng.choice(len(pk_writers), P, replace=False):
+                w = pk_writers[wi]
+                g = g_idx[w]
+                idx += list(rng.choice(g, min(cfg.genuine_per_writer, len(g)), replace=False))
+                f = f_idx[w]
+                if len(f) and cfg.forgeries_per_writer:
+                    idx += list(rng.choice(f, min(cfg.forgeries_per_writer, len(f)), replace=False))
+            idx = torch.from_numpy(np.array(idx))
+            which = torch.from_numpy(rng.integers(0, pool.shape[0], len(idx)))
+            return pool[which, idx], labels[idx], gen_t[idx]
 
-    def val_eval(h) -> dict:
+        def val_eval(h) -> dict:
+            if val is None:
+                return {}
+            h.eval()
+            with torch.inference_mode():
+                e = F.normalize(h(feats_val.to(device)), dim=1).cpu().numpy()
+            h.train()
+            r = evaluate_embeddings(e, val.writers, val.genuine, val.digests, metric)
+            return {"val_eer": r.eer, "val_eer_random": r.eer_random, "val_auc": r.auc}
+
+        history: list[dict] = []
+        best_score, best_state, best_epoch = float("inf"), None, 0
+        if before is not None:
+            history.append({"epoch": 0, "step": 0, "loss": None, "val_eer": before.eer, "val_eer_random": before.eer_random})
+            best_score = before.eer + before.eer_random
+            best_state = copy.deepcopy(head.state_dict())
+        step = 0
+        t_head = time.perf_counter()
+        for epoch in range(1, cfg.epochs + 1):
+            losses = []
+            for _ in range(steps_per_epoch):
+                check_stop()
+                x, y, g = batch()
+                for grp in opt.param_groups:
+                    grp["lr"] = lr_at(step)
+                emb = F.normalize(head(x), dim=1)
+                if cfg.loss == "triplet":
+                    loss = triplet_loss(emb, y, g, cfg.triplet_margin, cfg.mining)
+                else:
+                    loss = contrastive_loss(emb, y, g, cfg.margin)
+                if cfg.anchor_weight > 0:
+                    loss = loss + cfg.anchor_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                opt.zero_grad()
+                loss.backward()
+                opt.step(clip=5.0)
+                step += 1
+                losses.append(float(loss.detach()))
+            row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "lr": lr_at(step - 1)}
+            row.update(val_eval(head))
+            if "val_eer" in row:
+                score = row["val_eer"] + row["val_eer_random"]
+                if score < best_score - 1e-9:
+                    best_score, best_state, best_epoch = score, copy.deepcopy(head.state_dict()), epoch
+            elapsed = time.perf_counter() - t_head
+            eta = elapsed / epoch * (cfg.epochs - epoch)
+            row["elapsed_s"] = time.perf_counter() - t0
+            row["eta_s"] = eta
+            history.append(row)
+            msg = f"epoch {epoch}/{cfg.epochs}  loss {row['loss']:.4f}"
+            if "val_eer" in row:
+                msg += f"  val EER {100 * row['val_eer']:.1f}% (random {100 * row['val_eer_random']:.1f}%)"
+            report(0.7 + 0.27 * epoch / cfg.epochs, msg + f"  ETA {format_duration(eta)}", row)
         if val is None:
-            return {}
-        h.eval()
-        with torch.inference_mode():
-            e = F.normalize(h(feats_val.to(device)), dim=1).cpu().numpy()
-        h.train()
-        r = evaluate_embeddings(e, val.writers, val.genuine, val.digests, metric)
-        return {"val_eer": r.eer, "val_eer_random": r.eer_random, "val_auc": r.auc}
+            best_epoch = cfg.epochs
+        elif best_state is not None:
+            head.load_state_dict(best_state)
+            if best_epoch == 0:
+                notes.append("no epoch beat the base model on the held-out writers: the tuned head equals the base head")
+        check_stop()
 
-    history: list[dict] = []
-    best_score, best_state, best_epoch = float("inf"), None, 0
-    if before is not None:
-        history.append({"epoch": 0, "step": 0, "loss": None, "val_eer": before.eer, "val_eer_random": before.eer_random})
-        best_score = before.eer + before.eer_random
-        best_state = copy.deepcopy(head.state_dict())
-    step = 0
-    t_head = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        losses = []
-        for _ in range(steps_per_epoch):
-            check_stop()
-            x, y, g = batch()
-            for grp in opt.param_groups:
-                grp["lr"] = lr_at(step)
-            emb = F.normalize(head(x), dim=1)
-            if cfg.loss == "triplet":
-                loss = triplet_loss(emb, y, g, cfg.triplet_margin, cfg.mining)
-            else:
-                loss = contrastive_loss(emb, y, g, cfg.margin)
-            if cfg.anchor_weight > 0:
-                loss = loss + cfg.anchor_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
-            opt.zero_grad()
-            loss.backward()
-            opt.step(clip=5.0)
-            step += 1
-            losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "lr": lr_at(step - 1)}
-        row.update(val_eval(head))
-        if "val_eer" in row:
-            score = row["val_eer"] + row["val_eer_random"]
-            if score < best_score - 1e-9:
-                best_score, best_state, best_epoch = score, copy.deepcopy(head.state_dict()), epoch
-        elapsed = time.perf_counter() - t_head
-        eta = elapsed / epoch * (cfg.epochs - epoch)
-        row["elapsed_s"] = time.perf_counter() - t0
-        row["eta_s"] = eta
-        history.append(row)
-        msg = f"epoch {epoch}/{cfg.epochs}  loss {row['loss']:.4f}"
-        if "val_eer" in row:
-            msg += f"  val EER {100 * row['val_eer']:.1f}% (random {100 * row['val_eer_random']:.1f}%)"
-        report(0.7 + 0.27 * epoch / cfg.epochs, msg + f"  ETA {format_duration(eta)}", row)
-    if val is None:
-        best_epoch = cfg.epochs
-    elif best_state is not None:
-        head.load_state_dict(best_state)
-        if best_epoch == 0:
-            notes.append("no epoch beat the base model on the held-out writers: the tuned head equals the base head")
-    check_stop()
-
-    # ---- 5. the new network: base trunk + merged head; recalibration on the held-out writers
-    head.eval()
-    new_net = copy.deepcopy(base.network).cpu().eval()
-    merged = head.merged().cpu()
-    with torch.no_grad():
-        new_net.embed.weight.copy_(merged.weight)
-        new_net.embed.bias.copy_(merged.bias)
-    after = None
-    calibration = copy.deepcopy(base.card.calibration)
-    cal_note = "kept from the base model (too few writers for a held-out validation group)"
-    if val is not None:
-        with torch.inference_mode():
-            emb_a = new_net.project(feats_val.cpu()).numpy()
-        calibration = _calibration_from_embeddings(emb_a, val)
-        after = evaluate_embeddings(emb_a, val.writers, val.genuine, val.digests, metric,
-                                    calibration[metric]["eer_threshold"])
-        cal_note = f"recalibrated on {len(val_w)} held-out writers"
-    seconds = time.perf_counter() - t0
-    s = rep.summary()
-    s.update({"train_writers": len(train_w), "val_writers": len(val_w), "train_images": int(len(trn.images)),
-              "val_images": int(len(val.images)) if val is not None else 0})
-    base_id = base.model_id if getattr(base, "path", None) or base.card.weights_sha256 else base.card.name
-    card = ModelCard(
-        name=name or f"finetuned-{re.sub(r'[^A-Za-z0-9_.-]+', '-', s['folder']).strip('-') or 'references'}",
-        architecture=base.card.architecture, embedding_dim=base.card.embedding_dim,
-        preprocessing=copy.deepcopy(base.card.preprocessing), distance=base.card.distance,
-        calibration=calibration, random_init=False, base_model=base_id,
-        training={"kind": "finetune", "method": "frozen trunk, cached features, trained embedding head"
-                  + (" (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""),
-                  "base_model": base_id, "base_random_init": bool(base.card.random_init),
-                  "data": s, "config": cfg.to_dict(), "best_epoch": best_epoch,
-                  "calibration": cal_note, "seconds": round(seconds, 1), "trunk_seconds": round(trunk_s, 1),
-                  "device": str(device), "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
-                  "finished": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-                  "notes": notes, "history": [{k: v for k, v in h.items() if k != "eta_s"} for h in history]},
-        metrics={"validation": {"before": before.to_dict() if before else None,
-                                "after": after.to_dict() if after else None,
-                                "writers": len(val_w)}},
-    )
-    report(1.0, f"done in {format_duration(seconds)}" + (f"; {notes[0]}" if notes else ""), {})
-    return FinetuneResult(new_net, card, before, after, history, seconds, notes,
-                          {"train": len(train_w), "val": len(val_w)})
+        # ---- 5. the new network: base trunk + merged head; recalibration on the held-out writers
+        head.eval()
+        new_net = copy.deepcopy(base.network).cpu().eval()
+        merged = head.merged().cpu()
+        with torch.no_grad():
+            new_net.embed.weight.copy_(merged.weight)
+            new_net.embed.bias.copy_(merged.bias)
+        after = None
+        calibration = copy.deepcopy(base.card.calibration)
+        cal_note = "kept from the base model (too few writers for a held-out validation group)"
+        if val is not None:
+            with torch.inference_mode():
+                emb_a = new_net.project(feats_val.cpu()).numpy()
+            calibration = _calibration_from_embeddings(emb_a, val)
+            after = evaluate_embeddings(emb_a, val.writers, val.genuine, val.digests, metric,
+                                        calibration[metric]["eer_threshold"])
+            cal_note = f"recalibrated on {len(val_w)} held-out writers"
+        seconds = time.perf_counter() - t0
+        s = rep.summary()
+        s.update({"train_writers": len(train_w), "val_writers": len(val_w), "train_images": int(len(trn.images)),
+                  "val_images": int(len(val.images)) if val is not None else 0})
+        base_id = base.model_id if getattr(base, "path", None) or base.card.weights_sha256 else base.card.name
+        card = ModelCard(
+            name=name or f"finetuned-{re.sub(r'[^A-Za-z0-9_.-]+', '-', s['folder']).strip('-') or 'references'}",
+            architecture=base.card.architecture, embedding_dim=base.card.embedding_dim,
+            preprocessing=copy.deepcopy(base.card.preprocessing), distance=base.card.distance,
+            calibration=calibration, random_init=False, base_model=base_id,
+            training={"kind": "finetune", "method": "frozen trunk, cached features, trained embedding head"
+                      + (" (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""),
+                      "base_model": base_id, "base_random_init": bool(base.card.random_init),
+                      "data": s, "config": cfg.to_dict(), "best_epoch": best_epoch,
+                      "calibration": cal_note, "seconds": round(seconds, 1), "trunk_seconds": round(trunk_s, 1),
+                      "device": str(device), "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
+                      "finished": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+                      "notes": notes, "history": [{k: v for k, v in h.items() if k != "eta_s"} for h in history]},
+            metrics={"validation": {"before": before.to_dict() if before else None,
+                                    "after": after.to_dict() if after else None,
+                                    "writers": len(val_w)}},
+        )
+        report(1.0, f"done in {format_duration(seconds)}" + (f"; {notes[0]}" if notes else ""), {})
+        return FinetuneResult(new_net, card, before, after, history, seconds, notes,
+                              {"train": len(train_w), "val": len(val_w)})
 
 
 # ============================================================================ saving
