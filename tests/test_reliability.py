@@ -208,8 +208,6 @@ def test_alpha_only_ink_is_visible(corpus):
     assert img[g < 100].mean() < 80 and img[g > 200].mean() > 200
 
 
-@pytest.mark.xfail(reason="load.py composites over white, so white colour channels + ink in alpha come out "
-                          "blank; proposed fix: when RGB is constant, use 255-alpha as the grey image", strict=False)
 def test_alpha_only_with_white_colour_channels(tmp_path):
     p = _write(tmp_path / "alpha_white.png", _alpha_only(255))
     assert preprocess_file(p).input.max() == 255

@@ -59,11 +59,16 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "RGBa"):
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[:, :, 3:4] / 255.0
-        rgb = rgba[:, :, :3]
-        # An alpha-only image (all colour channels equal, shape given by alpha) still shows its ink.
-        out = rgb * alpha + 255.0 * (1.0 - alpha)
+        rgba = np.asarray(img.convert("RGBA"))
+        a8 = rgba[:, :, 3]
+        rgb8 = rgba[:, :, :3]
+        if a8.min() != a8.max() and rgb8.min() == rgb8.max() and rgb8.min() > 127:
+            # Alpha-only image: the colour channels are one light value and the shape lives in the
+            # alpha channel alone (a mask exported by a drawing tool). The alpha is the ink.
+            grey = (255 - a8).astype(np.uint8)
+            return np.repeat(grey[:, :, None], 3, axis=2)
+        alpha = a8[:, :, None].astype(np.float32) / 255.0
+        out = rgb8.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
     if mode == "1":
         img = img.convert("L")

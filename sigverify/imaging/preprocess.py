@@ -102,7 +102,7 @@ def _flat_field(grey: np.ndarray) -> np.ndarray:
     return np.clip(flat, 0, 255).astype(np.uint8)
 
 
-def _threshold(flat: np.ndarray, min_ink_fraction: float) -> np.ndarray:
+def _threshold(flat: np.ndarray, min_ink_fraction: float, grey_before_flat: np.ndarray) -> np.ndarray:
     h, w = flat.shape
     k = 3 if max(h, w) < 900 else 5
     blurred = cv2.GaussianBlur(flat, (k, k), 0)
@@ -111,11 +111,22 @@ def _threshold(flat: np.ndarray, min_ink_fraction: float) -> np.ndarray:
     t = min(t, 230.0)
     mask = (blurred < t).astype(np.uint8)
     if mask.mean() < min_ink_fraction:
+        if float(np.median(grey_before_flat)) < 60:
+            raise BlankImageError("no signature found: the page is (almost) entirely dark - an underexposed or "
+                                  "inverted scan, or a covered scanner lid")
         raise BlankImageError("no signature found: the page looks blank (no ink)")
-    paper = flat[mask == 0]
-    paper_med = float(np.median(paper)) if paper.size else 255.0
-    paper_sd = float(paper.std()) if paper.size else 0.0
-    ink_mean = float(flat[mask.astype(bool)].mean())
+    paper_mask = (1 - mask).astype(np.uint8)
+    n_paper = int(paper_mask.sum())
+    if n_paper:
+        hist = cv2.calcHist([flat], [0], paper_mask, [256], [0, 256]).ravel()
+        cum = np.cumsum(hist)
+        lo, hi = int(np.searchsorted(cum, (n_paper - 1) // 2 + 1)), int(np.searchsorted(cum, n_paper // 2 + 1))
+        paper_med = (lo + hi) / 2.0  # = np.median of the paper pixels
+        mean, sd = cv2.meanStdDev(flat, mask=paper_mask)
+        paper_sd = float(sd[0, 0])
+    else:
+        paper_med, paper_sd = 255.0, 0.0
+    ink_mean = float(cv2.mean(flat, mask=mask)[0])
     # Otsu on plain paper just splits the noise: ink must stand well clear of the paper's own spread.
     if paper_med - ink_mean < max(25.0, 4.0 * paper_sd):
         raise BlankImageError("no signature found: the page looks blank (no ink)")
@@ -156,9 +167,14 @@ def _rotate(img: np.ndarray, angle: float, border: int) -> np.ndarray:
 
 def _remove_lines(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
+    kw, kh = max(25, int(0.4 * w)), max(25, int(0.7 * h))
+    # A line survives the opening only where a row (column) holds at least kw (kh) ink pixels:
+    # when none does, skip the two large morphological openings (same result, several ms saved).
+    if mask.sum(1).max() < kw and mask.sum(0).max() < kh:
+        return mask
     out = mask.copy()
-    horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(25, int(0.4 * w)), 1)))
-    vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(25, int(0.7 * h)))))
+    horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, 1)))
+    vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, kh)))
     lines = (horiz | vert).astype(bool)
     if not lines.any():
         return mask
@@ -208,8 +224,8 @@ def _select_region(mask: np.ndarray) -> np.ndarray:
 
 
 def _place(mask: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    bx, by, bw, bh = cv2.boundingRect(mask)
+    x0, x1, y0, y1 = bx, bx + bw, by, by + bh
     crop = mask[y0:y1, x0:x1].astype(np.float32)
     H, W = cfg.input_height, cfg.input_width
     avail_h, avail_w = H * (1 - 2 * cfg.margin), W * (1 - 2 * cfg.margin)
@@ -245,7 +261,7 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
     stages: dict[str, np.ndarray] = {}
     grey = _to_grey(image, cfg.remove_stamps)
     flat = _flat_field(grey)
-    mask = _threshold(flat, cfg.min_ink_fraction)
+    mask = _threshold(flat, cfg.min_ink_fraction, grey)
     if keep_stages:
         stages["grey"] = grey
         stages["flat"] = flat

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -105,6 +107,19 @@ SMALL_BATCH_ONE_THREAD = 4
 CPU_MICRO_BATCH = 64
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def preprocess_pool() -> ThreadPoolExecutor:
+    """A small shared thread pool for preprocessing (OpenCV and Pillow release the GIL)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="sigverify-pre")
+        return _POOL
+
+
 class Embedder:
     """Wraps a loaded model: preprocessing parameters come from its card.
 
@@ -180,18 +195,25 @@ class Embedder:
                     progress: Callable[[float, str], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> list[FileEmbedding]:
         """Preprocess and embed many files; a bad file gets an error entry, the rest go on."""
-        results: list[FileEmbedding] = []
         n = len(paths)
-        for i, p in enumerate(paths):
+
+        def one(p) -> FileEmbedding:
+            try:
+                return FileEmbedding(str(p), None, self.preprocess(p, keep_stages))
+            except SigverifyError as exc:
+                return FileEmbedding(str(p), None, None, str(exc))
+
+        results: list[FileEmbedding] = []
+        pool = preprocess_pool()
+        window = 2 * pool._max_workers
+        # preprocess in parallel (a bounded window keeps cancel prompt), results kept in input order
+        for start in range(0, n, window):
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
-            try:
-                pre = self.preprocess(p, keep_stages)
-                results.append(FileEmbedding(str(p), None, pre))
-            except SigverifyError as exc:
-                results.append(FileEmbedding(str(p), None, None, str(exc)))
+            chunk = list(paths[start:start + window])
+            results += list(pool.map(one, chunk)) if len(chunk) > 1 else [one(chunk[0])]
             if progress:
-                progress(0.9 * (i + 1) / max(n, 1), f"preprocessed {Path(p).name}")
+                progress(0.9 * len(results) / max(n, 1), f"preprocessed {Path(chunk[-1]).name}")
         ok = [r for r in results if r.preprocessed is not None]
         for j in range(0, len(ok), self.batch_size):
             if should_stop and should_stop():

@@ -126,7 +126,16 @@ class Verifier:
     def compare(self, a: str | os.PathLike, b: str | os.PathLike) -> dict:
         """Two files: distance, calibrated score and verdict (no per-person adaptation)."""
         t0 = time.perf_counter()
-        pa, pb = self.embedder.preprocess(a), self.embedder.preprocess(b)
+        from sigverify.model.embedder import preprocess_pool
+
+        fa = preprocess_pool().submit(self.embedder.preprocess, a)  # both images at once
+        try:
+            pb, err_b = self.embedder.preprocess(b), None
+        except SigverifyError as exc:
+            pb, err_b = None, exc
+        pa = fa.result()  # a problem with the first file is reported first
+        if err_b is not None:
+            raise err_b
         ea, eb = self.embedder.embed_arrays([pa.input, pb.input])
         d = distance(ea, eb, self.metric)
         v = verdict_for(d, self.calibration)
