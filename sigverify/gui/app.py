@@ -3,6 +3,10 @@
 ``--screenshot`` opens the window, runs the given comparison, saves a picture of the whole window
 and exits (0 on success, non-zero with a message on failure); it works headless with
 ``QT_QPA_PLATFORM=offscreen``.
+
+A refused start-up model (``--model`` or the saved one) is replaced by the shipped model with a
+warning in the window - except with ``--screenshot --model PATH``: a scripted check never silently
+uses another model, so a refused ``--model`` exits at once (code 6, message on stderr).
 """
 
 from __future__ import annotations
@@ -59,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from sigverify.gui.main_window import MainWindow
 
-    win = MainWindow(model_path=args.model, device=args.device)
+    # A scripted check (--screenshot) with an explicit --model must not silently use another model.
+    strict = bool(args.screenshot and args.model)
+    win = MainWindow(model_path=args.model, device=args.device, fallback=not strict)
     from sigverify.gui.library_ui import install_library_ui
 
     install_library_ui(win)
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         win.set_view_mode(args.view)
     errors: list[str] = []
     win.model_failed.connect(errors.append)
+    if args.screenshot:
+        win.model_fallback.connect(lambda m: print(f"sigverify: warning: {m}", file=sys.stderr))
     if args.reference:
         win.set_references(args.reference)
     if args.questioned:
@@ -81,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return app.exec()
 
     # Screenshot mode: wait for the verdict, then grab the window.
-    ok = win.wait_idle(int(args.timeout * 1000))
+    ok = win.wait_idle(int(args.timeout * 1000))  # returns at once if the model cannot be loaded
+    if win.model_unavailable():
+        win.close()
+        return _fail("; ".join(errors) or "the model could not be loaded", 6)
     if not ok:
         win.close()
         return _fail(f"the comparison did not finish within {args.timeout:.0f} s", 3)

@@ -9,7 +9,12 @@ Public hooks for other features (kept stable, documented in docs/gui.md):
 - ``add_menu(title) -> QMenu``: a top-level menu, inserted before Help;
 - ``set_references(paths)``, ``set_reference_signatures(sigs, label)``, ``set_questioned(path)``;
 - ``set_verifier(verifier)``, ``switch_model(path)``, ``current_verifier()``;
-- signals ``verification_done(VerificationResult)``, ``verifier_changed(Verifier)``.
+- signals ``verification_done(VerificationResult)``, ``verifier_changed(Verifier)``, ``model_failed(str)``,
+  ``model_fallback(str)``.
+
+At start-up a refused model (``model_path`` or the saved one: tampered, truncated, wrong architecture,
+missing) is replaced by the shipped model (or random weights) and the reason is shown without a modal
+dialog; ``fallback=False`` (``--screenshot --model``) makes such a refusal a failure instead.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ QLabel#paneCount { color: #5f6b77; padding-left: 6px; }
 QLabel#paneCaption { color: #5f6b77; }
 QLabel#banner { background: #fff3b0; color: #4a3b00; border-bottom: 1px solid #e3cf6a; padding: 7px 14px;
                 font-weight: 600; }
+QLabel#modelWarning { background: #fde9d2; color: #6b3500; border-bottom: 1px solid #f0c08a; padding: 7px 14px; }
 QLabel#modelError { background: #fdecea; color: #8a1c12; border-bottom: 1px solid #f1b0a8; padding: 7px 14px; }
 QLabel#details { color: #1d2733; }
 QLabel#untrained { background: #ffd84d; color: #3d3000; border-radius: 3px; padding: 1px 6px; font-weight: 700; }
@@ -78,13 +84,16 @@ class MainWindow(QMainWindow):
     verification_done = Signal(object)  # VerificationResult of every finished comparison
     verifier_changed = Signal(object)  # the new Verifier (startup load, switch_model, device change)
     model_failed = Signal(str)  # a model could not be loaded (message shown in the window too)
+    model_fallback = Signal(str)  # the start-up model was refused and another one is used (shown too)
 
     def __init__(self, verifier=None, model_path: str | None = None, device: str | None = None,
-                 settings: AppSettings | None = None, parent: QWidget | None = None):
+                 settings: AppSettings | None = None, parent: QWidget | None = None, fallback: bool = True):
         super().__init__(parent)
         self.settings = settings or AppSettings.load()
         self._model_override = model_path  # from --model: used now, not persisted
         self._device_override = device
+        self._fallback = fallback  # start-up only: use the shipped model when the chosen one is refused
+        self._model_unavailable = False  # start-up load failed and no other model is coming
         self._verifier = None
         self._pending: dict[str, Callable[[], None]] = {}
         self._ref_skipped: list[tuple[str, str]] = []
@@ -111,7 +120,7 @@ class MainWindow(QMainWindow):
         if verifier is not None:
             self.set_verifier(verifier)
         else:
-            self._load_model(self._model_override or self.settings.model_path or None)
+            self._load_model(self._model_override or self.settings.model_path or None, fallback=self._fallback)
 
     # ============================================================================ public hooks
     def add_menu(self, title: str) -> QMenu:
@@ -124,11 +133,17 @@ class MainWindow(QMainWindow):
         """The active ``Verifier``, or None while the model is still loading."""
         return self._verifier
 
+    def model_unavailable(self) -> bool:
+        """True when the start-up model failed to load and no other model is being loaded."""
+        return self._verifier is None and self._model_unavailable and not self.jobs.is_busy(MODEL)
+
     def set_verifier(self, verifier) -> None:
         """Use ``verifier`` from now on; loaded signatures are embedded again with its model."""
         self._verifier = verifier
         self._pending.pop(MODEL, None)
+        self._model_unavailable = False
         self.model_error.hide()
+        self.model_warning.hide()
         self._update_model_ui()
         self._sync_settings_menu()
         self.verifier_changed.emit(verifier)
@@ -263,8 +278,13 @@ class MainWindow(QMainWindow):
         self.model_error.setObjectName("modelError")
         self.model_error.setWordWrap(True)
         self.model_error.hide()
+        self.model_warning = QLabel()  # start-up fallback: the chosen model was refused, another is in use
+        self.model_warning.setObjectName("modelWarning")
+        self.model_warning.setWordWrap(True)
+        self.model_warning.hide()
         outer.addWidget(self.banner)
         outer.addWidget(self.model_error)
+        outer.addWidget(self.model_warning)
 
         body = QHBoxLayout()
         body.setContentsMargins(14, 12, 14, 12)
@@ -482,7 +502,10 @@ class MainWindow(QMainWindow):
         self.untrained_badge.hide()
 
     # ============================================================================ model
-    def _load_model(self, path: str | None, persist: bool = False) -> int:
+    def _load_model(self, path: str | None, persist: bool = False, fallback: bool = False) -> int:
+        """Load ``path`` (None: the shipped model) in a worker, then ``set_verifier``. With ``fallback``
+        (start-up only) a refused model is replaced by the shipped one (or random weights) and the reason
+        is shown; otherwise a refusal fails (``model_failed``) and the current model, if any, stays."""
         s = self.settings
         device = self._device_override or s.device
         metric, agg, adapt = s.metric or None, s.aggregate, s.adapt_to_person
@@ -491,39 +514,64 @@ class MainWindow(QMainWindow):
 
         def fn(progress, stop):
             from sigverify.errors import ModelError
+            from sigverify.model.embedder import open_model, open_model_or_fallback, resolve_device
             from sigverify.verify.service import Verifier
 
             notes = []
+            dev = device
             try:
-                return Verifier(path, device, metric, agg, adapt), notes
+                torch_dev = resolve_device(dev)
+            except ModelError as exc:
+                if dev == "cpu" or not ("CUDA" in str(exc) or "device" in str(exc)):
+                    raise
+                notes.append(f"{exc}; using the CPU")
+                dev = "cpu"
+                torch_dev = resolve_device(dev)
+            warning = None
+            if fallback:  # never raises for a refused model: shipped model or random weights instead
+                loaded, warning = open_model_or_fallback(path, torch_dev)
+            else:
+                loaded = open_model(path, torch_dev)
+            try:
+                return Verifier(loaded, dev, metric, agg, adapt), notes, warning
             except ModelError as exc:
                 if metric and "calibration" in str(exc):
                     notes.append(f"{exc}; using the model's own metric")
-                    return Verifier(path, device, None, agg, adapt), notes
-                if device != "cpu" and ("CUDA" in str(exc) or "device" in str(exc)):
-                    notes.append(f"{exc}; using the CPU")
-                    return Verifier(path, "cpu", metric, agg, adapt), notes
+                    return Verifier(loaded, dev, None, agg, adapt), notes, warning
                 raise
 
         def done(res) -> None:
-            v, notes = res
+            v, notes, warning = res
             if persist:
                 self.settings.model_path = path or ""
                 self.settings.save()
             self.set_verifier(v)
-            if notes:
-                self.statusBar().showMessage("; ".join(notes), 10000)
+            msgs = list(notes)
+            if warning:  # non-modal: an amber bar above the panes and the status bar
+                text = f"Model {Path(path).name} was refused \u2014 {warning}" if path else warning
+                self.model_warning.setText("\u26a0  " + text)
+                self.model_warning.setToolTip(str(path) if path else "")
+                self.model_warning.show()
+                msgs.insert(0, text)
+                self.model_fallback.emit(text)
+            if msgs:
+                self.statusBar().showMessage("; ".join(msgs), 15000)
             else:
                 self.statusBar().showMessage(f"Model {v.card.name} ready on {v.device_text}", 5000)
 
         def failed(msg: str) -> None:
             text = f"The model could not be loaded: {msg}"
-            if self._verifier is None and path:
+            if self._verifier is None and path and fallback:
                 text += " \u2014 falling back to the default model."
                 self._model_override = None
-                QTimer.singleShot(0, lambda: self._load_model(None))
+                QTimer.singleShot(0, lambda: self._load_model(None, fallback=True))
             elif self._verifier is not None:
                 text += " \u2014 the current model stays in use."
+            else:
+                if path:
+                    text += " \u2014 no other model is used."
+                self._model_unavailable = True  # nothing else will load: wait_idle gives up at once
+                self.model_label.setText("Model: none")
             self.model_error.setText("\u26a0  " + text)
             self.model_error.show()
             self.statusBar().showMessage(text, 10000)
@@ -1013,13 +1061,16 @@ class MainWindow(QMainWindow):
         super().closeEvent(e)
 
     def wait_idle(self, timeout_ms: int = 60000) -> bool:
-        """Process events until no job runs (for scripts and the --screenshot mode)."""
+        """Process events until no job runs (for scripts and the --screenshot mode). False on timeout,
+        or at once when the start-up model failed to load and no other model is coming."""
         deadline = time.monotonic() + timeout_ms / 1000
         app = QApplication.instance()
         while time.monotonic() < deadline:
             app.processEvents()
             if self._verifier is not None and not self.jobs.is_busy() and not self._pending:
                 return True
+            if self.model_unavailable():
+                return False
             time.sleep(0.01)
         return False
 

@@ -1,4 +1,5 @@
-"""Main window: drag-and-drop, paste, workers, bad inputs, views, settings, hooks, --screenshot."""
+"""Main window: drag-and-drop, paste, workers, bad inputs, views, settings, hooks, --screenshot,
+a refused start-up model (fallback to the shipped model; --screenshot --model fails fast)."""
 
 from __future__ import annotations
 
@@ -318,3 +319,116 @@ def test_screenshot_option_fails_cleanly(tmp_path, capsys):
                      "--screenshot", str(out), "--timeout", "30"]) != 0
     assert "error" in capsys.readouterr().err and not out.exists()
     assert app_main(["--screenshot", str(out)]) != 0
+
+
+# ------------------------------------------------------------------ a refused model at start-up
+def tampered_model(tmp_path: Path, name: str = "tampered") -> Path:
+    """A real model file with one byte flipped: its card's sha256 no longer matches, so it is refused."""
+    from sigverify.model.weights import random_model, save_model
+
+    m = random_model()
+    p = save_model(m.network, m.card, tmp_path / f"{name}.safetensors")
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_screenshot_with_a_refused_model_exits_promptly_with_an_error(tmp_path):
+    bad = tampered_model(tmp_path)
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIGVERIFY_SETTINGS_DIR=str(tmp_path / "s"))
+    t0 = time.monotonic()
+    # --timeout 120: before the fix the process waited for it (or silently used another model)
+    p = subprocess.run([sys.executable, "-m", "sigverify.gui.app", "--model", str(bad), "--reference", *REFS,
+                        "--questioned", Q_FORGERY, "--screenshot", str(out), "--timeout", "120"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    elapsed = time.monotonic() - t0
+    assert p.returncode not in (0, None), p.stdout + p.stderr
+    assert "sigverify: error:" in p.stderr and bad.name in p.stderr and "refusing it" in p.stderr, p.stderr
+    assert not out.exists()
+    assert elapsed < 60, elapsed  # interpreter + torch import; the model failure itself ends it at once
+
+
+@pytest.mark.parametrize("kind", ["tampered", "truncated", "missing", "wrong_architecture"])
+def test_refused_start_up_model_falls_back_to_the_shipped_model(qtbot, tmp_path, monkeypatch, kind):
+    from sigverify.model.weights import random_model, save_model
+
+    good = random_model(seed=1)
+    shipped = save_model(good.network, good.card, tmp_path / "shipped" / "base.safetensors")
+    monkeypatch.setattr("sigverify.paths.default_model_path", lambda: shipped)
+    if kind == "tampered":
+        bad = tampered_model(tmp_path)
+    elif kind == "truncated":
+        bad = tampered_model(tmp_path, "truncated")
+        bad.write_bytes(bad.read_bytes()[:1000])
+    elif kind == "missing":
+        bad = tmp_path / "gone.safetensors"
+    else:  # the card claims an architecture the weights do not fit
+        import json
+
+        m = random_model()
+        bad = save_model(m.network, m.card, tmp_path / "arch.safetensors")
+        card = bad.with_suffix(".json")
+        d = json.loads(card.read_text())
+        d["embedding_dim"] = int(d.get("embedding_dim") or 128) * 2
+        card.write_text(json.dumps(d))
+    failed: list[str] = []
+    w = MainWindow(model_path=str(bad), device="cpu")
+    qtbot.addWidget(w)
+    w.model_failed.connect(failed.append)
+    w.show()
+    try:
+        with qtbot.waitSignal(w.model_fallback, timeout=TIMEOUT) as blocker:
+            pass
+        v = w.current_verifier()
+        assert v is not None and v.model.path == shipped
+        msg = blocker.args[0]
+        assert f"Model {bad.name} was refused" in msg and "shipped model" in msg and "instead" in msg
+        assert w.model_warning.isVisible() and bad.name in w.model_warning.text()
+        assert not failed and not w.model_error.isVisible()
+        assert not QApplication.activeModalWidget()  # a warning, not a dialog
+        with qtbot.waitSignal(w.verification_done, timeout=TIMEOUT):  # the window works normally
+            w.set_references(REFS[:2])
+            w.set_questioned(Q_GENUINE)
+    finally:
+        w.jobs.shutdown()
+
+
+def test_refused_saved_model_falls_back_to_random_weights_when_none_is_shipped(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr("sigverify.paths.default_model_path", lambda: tmp_path / "none.safetensors")
+    bad = tampered_model(tmp_path)
+    s = AppSettings.load()
+    s.model_path = str(bad)
+    s.save()
+    w = MainWindow(device="cpu")  # no --model: the saved one is used
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        with qtbot.waitSignal(w.model_fallback, timeout=TIMEOUT) as blocker:
+            pass
+        assert "UNTRAINED" in blocker.args[0] and bad.name in blocker.args[0]
+        assert w.current_verifier().card.random_init and w.banner.isVisible() and w.model_warning.isVisible()
+        assert AppSettings.load().model_path == str(bad)  # the user's choice is not silently rewritten
+        # switching at run time still refuses without a fallback: the current model stays
+        v = w.current_verifier()
+        with qtbot.waitSignal(w.model_failed, timeout=TIMEOUT):
+            w.switch_model(str(bad))
+        assert w.current_verifier() is v and w.model_error.isVisible()
+    finally:
+        w.jobs.shutdown()
+
+
+def test_strict_window_reports_a_refused_model_and_wait_idle_returns_at_once(qtbot, tmp_path):
+    bad = tampered_model(tmp_path)
+    w = MainWindow(model_path=str(bad), device="cpu", fallback=False)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.model_failed, timeout=TIMEOUT) as blocker:
+            pass
+        assert "refusing it" in blocker.args[0] and w.current_verifier() is None
+        t0 = time.monotonic()
+        assert w.wait_idle(60000) is False and w.model_unavailable()
+        assert time.monotonic() - t0 < 5
+    finally:
+        w.jobs.shutdown()
