@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-writers", type=int, default=0, help="at most this many test writers per dataset (dev)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--loss", choices=["contrastive", "triplet"], default="contrastive")
+    ap.add_argument("--loss", choices=["contrastive", "triplet"], default="triplet")
     ap.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard")
     ap.add_argument("--head", choices=["embed", "lowrank"], default="embed")
     ap.add_argument("--augment-copies", type=int, default=2)

@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--name", help="model name for the card (default: finetuned-<folder>)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--loss", choices=["contrastive", "triplet"], default="contrastive")
+    p.add_argument("--loss", choices=["contrastive", "triplet"], default="triplet")
     p.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard", help="triplet mining")
     p.add_argument("--head", choices=["embed", "lowrank"], default="embed",
                    help="train the whole projection (default) or a low-rank residual adapter on it")

@@ -47,7 +47,7 @@ def card_html(m) -> str:
         rows.append(("Warning", "UNTRAINED random weights"))
     body = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     raw = html.escape(json.dumps({k: v for k, v in c.to_dict().items() if k != "intended_use"}, indent=1)[:20000])
-    return f"<table cellspacing=4>{body}</table><details><p><b>Model card</b></p><pre>{raw}</pre>"
+    return f"<table cellspacing=4>{body}</table><p><b>Model card</b></p><pre>{raw}</pre>"
 
 
 class ManageModelsDialog(QDialog):

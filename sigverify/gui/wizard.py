@@ -33,9 +33,9 @@ from sigverify.gui.imageutil import numpy_to_pixmap
 from sigverify.gui.workers import JobRunner
 
 SCAN, TRAIN = "scan", "train"
-LOSS_CHOICES = [("Contrastive (recommended)", "contrastive", "batch-hard"),
-                ("Triplet, batch-hard mining", "triplet", "batch-hard"),
-                ("Triplet, semi-hard mining", "triplet", "semi-hard")]
+LOSS_CHOICES = [("Triplet, batch-hard mining (recommended)", "triplet", "batch-hard"),
+                ("Triplet, semi-hard mining (slower)", "triplet", "semi-hard"),
+                ("Contrastive", "contrastive", "batch-hard")]
 
 
 def _pct(x) -> str:
