@@ -223,8 +223,8 @@ def preview_samples(report: DataReport, n: int = 6, seed: int = 0, thumb_height:
 # ============================================================================ time estimate
 #: Seconds per image on a 2-core CPU (measured with a training job running beside it, signet-s,
 #: 150x220): preprocessing, and one trunk pass (an augmented copy costs one more pass).
-SEC_PREPROCESS = 0.010
-SEC_TRUNK = {"signet-s": 0.018, "signet-half": 0.045, "signet": 0.15}
+SEC_PREPROCESS = 0.012
+SEC_TRUNK = {"signet-s": 0.009, "signet-half": 0.022, "signet": 0.075}
 SEC_STEP = 0.008  # one head step on cached features (batch of ~100)
 
 
