@@ -605,7 +605,7 @@ class ResultPage(QWizardPage):
         self.notes.setWordWrap(True)
         self.roc = QLabel("")
         self.roc.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.roc.setMinimumHeight(220)
+        self.roc.setMinimumSize(340, 310)
         self.name = QLineEdit()
         self.save_btn = QPushButton("&Save model")
         self.save_btn.clicked.connect(self.save)
@@ -614,7 +614,9 @@ class ResultPage(QWizardPage):
         self.status = QLabel("The model is not saved until you press Save.")
         self.status.setWordWrap(True)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Model &name:"))
+        name_label = QLabel("Model &name:")
+        name_label.setBuddy(self.name)
+        row.addWidget(name_label)
         row.addWidget(self.name, 1)
         row.addWidget(self.save_btn)
         row.addWidget(self.use_btn)
@@ -653,7 +655,8 @@ class ResultPage(QWizardPage):
         self.notes.setText("\n".join(note))
         roc = next((c for c in self.wiz.curves if c.endswith("_roc.png")), None)
         if roc and Path(roc).exists():
-            self.roc.setPixmap(QPixmap(roc).scaledToHeight(300, Qt.TransformationMode.SmoothTransformation))
+            self.roc.setPixmap(QPixmap(roc).scaled(340, 310, Qt.AspectRatioMode.KeepAspectRatio,
+                                                   Qt.TransformationMode.SmoothTransformation))
         else:
             self.roc.setText("(no ROC curve: no held-out writers)")
         self.name.setText(r.card.name + time.strftime("-%Y%m%d-%H%M"))
