@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--augment-copies", type=int, default=2, help="augmented copies per training image (features cached)")
     p.add_argument("--val-frac", type=float, default=0.3, help="fraction of writers held out for validation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes for preprocessing (0 = in this process)")
     p.add_argument("--curves", help="save ROC / DET curves (base vs fine-tuned) as PREFIX_roc.png / PREFIX_det.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     p.add_argument("--quiet", action="store_true")
@@ -49,7 +50,7 @@ def cmd_finetune(args) -> int:
                          augment_copies=args.augment_copies, val_frac=args.val_frac, seed=args.seed, device=str(dev))
     bar = CliProgress("finetune", args.quiet)
     try:
-        res = finetune(args.data, base, cfg, name=args.name, progress=bar)
+        res = finetune(args.data, base, cfg, name=args.name, progress=bar, workers=args.workers)
     finally:
         bar.close()
     path = save_finetuned(res, args.name, args.out, overwrite=args.overwrite)
