@@ -64,6 +64,7 @@ class FinetuneConfig:
     head: str = "embed"  # "embed": the whole projection; "lowrank": a rank-`rank` residual adapter on it
     rank: int = 16
     weight_decay: float = 1e-4
+    random_weight: float = 0.0  # share of the pair loss computed with random negatives only (rest: skilled + random)
     anchor_weight: float = 1e-3  # L2 pull of the head back toward the base weights (small sets overfit)
     val_frac: float = 0.3  # fraction of WRITERS held out for validation / calibration
     augment_copies: int = 2  # augmented copies of each training image whose trunk features are cached too
@@ -572,10 +573,14 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
                 for grp in opt.param_groups:
                     grp["lr"] = lr_at(step)
                 emb = F.normalize(head(x), dim=1)
-                if cfg.loss == "triplet":
-                    loss = triplet_loss(emb, y, g, cfg.triplet_margin, cfg.mining)
-                else:
-                    loss = contrastive_loss(emb, y, g, cfg.margin)
+                def pair_loss(e, yy, gg):
+                    if cfg.loss == "triplet":
+                        return triplet_loss(e, yy, gg, cfg.triplet_margin, cfg.mining)
+                    return contrastive_loss(e, yy, gg, cfg.margin)
+
+                loss = pair_loss(emb, y, g) if cfg.random_weight < 1 else emb.sum() * 0
+                if cfg.random_weight > 0:  # the same batch without its forgeries: random negatives only
+                    loss = (1 - cfg.random_weight) * loss + cfg.random_weight * pair_loss(emb[g], y[g], g[g])
                 if cfg.anchor_weight > 0:
                     loss = loss + cfg.anchor_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
                 opt.zero_grad()
