@@ -314,42 +314,6 @@ class _cpu_threads:  # noqa: N801 - used as a context manager
         return False
 
 
-class _AdamW:
-    """Minimal AdamW with global-norm gradient clipping. ``torch.optim`` would do the same, but its first
-    use imports torch's compiler stack (~4-5 s on a 2-core CPU): longer than a small fine-tune."""
-
-    def __init__(self, params, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        torch = _torch()
-        self.params = list(params)
-        self.param_groups = [{"lr": lr}]
-        self.wd, self.betas, self.eps, self.t = weight_decay, betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def step(self, clip: float = 0.0) -> None:
-        torch = _torch()
-        with torch.no_grad():
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-            if clip > 0:
-                norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
-                scale = min(1.0, clip / (float(norm) + 1e-6))
-                if scale < 1.0:
-                    grads = [g * scale for g in grads]
-            self.t += 1
-            b1, b2 = self.betas
-            lr = self.param_groups[0]["lr"]
-            c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-            for p, g, m, v in zip(self.params, grads, self.m, self.v):
-                p.mul_(1 - lr * self.wd)
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.addcdiv_(m / c1, (v / c2).sqrt_().add_(self.eps), value=-lr)
-
-
 # ============================================================================ fine-tune
 @dataclass
 class FinetuneResult:
@@ -511,7 +475,7 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
         head = make_head(net, cfg).to(device).train()
         params = [p for p in head.parameters() if p.requires_grad]
         anchor = [p.detach().clone() for p in params]
-        opt = _AdamW(params, cfg.lr, cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         writers_arr = trn.writers
         wlist = sorted(set(map(str, writers_arr)))
         wid = {w: i for i, w in enumerate(wlist)}
@@ -583,9 +547,10 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
                     loss = (1 - cfg.random_weight) * loss + cfg.random_weight * pair_loss(emb[g], y[g], g[g])
                 if cfg.anchor_weight > 0:
                     loss = loss + cfg.anchor_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
-                opt.zero_grad()
+                opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step(clip=5.0)
+                torch.nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
                 step += 1
                 losses.append(float(loss.detach()))
             row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "lr": lr_at(step - 1)}
