@@ -1,6 +1,7 @@
 """Reference points for the shipped model, measured with the EVALUATION.md protocol on the same
 test writers: (1) plain normalised cross-correlation of the preprocessed inputs, (2) the same
-network with random (untrained) weights, (3) a trained model.
+network with random (untrained) weights, (3) a trained model, (4) score fusion of a trained model's
+distance with the cross-correlation distance, the weight chosen on the split's validation writers.
 
     python benchmarks/baselines.py --data ../shared/data --split runs/split.json [--model assets/models/sigverify-base.safetensors]
 
@@ -42,7 +43,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[])
     ap.add_argument("--cache-dir", default="cache")
     a = ap.parse_args()
-    data = scan_root(a.data).subset(getattr(WriterSplit.load(a.split), a.part))
+    split = WriterSplit.load(a.split)
+    data = scan_root(a.data).subset(getattr(split, a.part))
     models = {"random-init signet-s": random_model()}
     for m in a.model:
         lm = open_model(m)
@@ -51,6 +53,23 @@ def main() -> None:
     embs = {"cross-correlation": xcorr_embeddings(cs.images)}
     for name, lm in models.items():
         embs[name] = embed_cached(lm.network, cs.images, torch.device("cpu"))
+    fusion = {}
+    if a.model:  # choose the fusion weight on validation writers, never on the reported ones
+        val = cached_set(scan_root(a.data).subset(split.val), next(iter(models.values())).card.preprocess_config, a.cache_dir)
+        lm = open_model(a.model[0])
+        ev_net = embed_cached(lm.network, val.images, torch.device("cpu"))
+        ev_x = xcorr_embeddings(val.images)
+        best = None
+        for lam in (0.0, 0.25, 0.5, 1.0, 2.0):
+            # concatenating scaled vectors = fusing squared Euclidean distances: d^2 = d_net^2 + lam * d_x^2
+            r = evaluate_embeddings(np.hstack([ev_net, np.sqrt(lam) * ev_x]), val.writers, val.genuine, val.digests)
+            score = r.eer + r.eer_random
+            print(f"validation fusion lambda={lam}: skilled EER {100 * r.eer:.1f}% random {100 * r.eer_random:.1f}%")
+            if best is None or score < best[0]:
+                best = (score, lam)
+        lam = best[1]
+        fusion[f"fusion net+xcorr (lambda={lam})"] = np.hstack([embs[lm.card.name], np.sqrt(lam) * embs["cross-correlation"]])
+    embs.update(fusion)
     print(f"{'dataset':20s} {'method':28s} {'skilled EER':>12s} {'random EER':>11s} {'AUC':>6s} writers")
     for ds in sorted(set(map(str, cs.datasets))):
         m = cs.datasets == ds

@@ -479,6 +479,9 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         tb.addWidget(QLabel(" View: "))
+        # Short toolbar labels (the menu keeps the long ones), so a second toolbar fits beside it.
+        self.view_actions[ORIGINAL].setIconText("Original")
+        self.view_actions[PREPROCESSED].setIconText("Preprocessed")
         for a in self.view_actions.values():
             tb.addAction(a)
         tb.addSeparator()
