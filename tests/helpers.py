@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 
 from sigverify.samples import draw_signature
@@ -14,3 +17,18 @@ def signature(name: str = "Alice Smith", seed: int = 0, variation: float = 0.6, 
 
 def rgb(grey: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+NAMES = ["Alice Smith", "Bob Jones", "Carla Diaz", "Dmitri Ivanov", "Eve Martin", "Farid Khan"]
+
+
+def make_set(root: Path, n_writers: int = 6, n_gen: int = 4, n_forg: int = 2, size=(160, 420)) -> Path:
+    """A tiny data folder in the training layout: ``root/writer<i>/{genuine,forgery}/<n>.png``."""
+    for w, name in enumerate(NAMES[:n_writers]):
+        for kind, n, forged in (("genuine", n_gen, False), ("forgery", n_forg, True)):
+            d = Path(root) / f"writer{w}" / kind
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = draw_signature(name, 100 * w + i + (50 if forged else 0), variation=0.6, forged=forged, size=size)
+                cv2.imwrite(str(d / f"{i}.png"), img)
+    return Path(root)

@@ -12,20 +12,9 @@ from PySide6.QtWidgets import QApplication
 
 from sigverify.samples import draw_signature
 
-NAMES = ["Alice Smith", "Bob Jones", "Carla Diaz", "Dmitri Ivanov", "Eve Martin", "Farid Khan"]
+from helpers import make_set
+
 TIMEOUT = 60000
-
-
-def make_set(root: Path, n_writers: int = 6, n_gen: int = 4, n_forg: int = 2) -> Path:
-    for w, name in enumerate(NAMES[:n_writers]):
-        for kind, n, forged in (("genuine", n_gen, False), ("forgery", n_forg, True)):
-            d = root / f"writer{w}" / kind
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = draw_signature(name, 100 * w + i + (50 if forged else 0), variation=0.6, forged=forged,
-                                     size=(160, 420))
-                cv2.imwrite(str(d / f"{i}.png"), img)
-    return root
 
 
 @pytest.fixture(scope="module")
