@@ -43,7 +43,8 @@ def load_base(spec: str, device: str = "cpu"):
     if spec in ("default", ""):
         return open_model(None, device)
     p = Path(spec)
-    card_ok = p.with_suffix(".json").exists() and "sigverify-model-card" in p.with_suffix(".json").read_text()[:2000]
+    card_ok = p.with_suffix(".json").exists() and \
+        json.loads(p.with_suffix(".json").read_text()).get("format", "").startswith("sigverify-model-card")
     if p.suffix == ".safetensors" and card_ok:
         return open_model(p, device)
     return _from_checkpoint(p, device)
