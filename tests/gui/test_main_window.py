@@ -107,9 +107,11 @@ def test_drag_and_drop_onto_panes_runs_a_verification(qtbot, win):
     assert win.gauge.value() == pytest.approx(res.decision.verdict.distance)
     assert win.gauge.reference_distances() == pytest.approx(res.decision.distances)
     assert "ms" in win.last_label.text() and res.elapsed_ms > 0
-    assert win.banner.isVisible() and win.untrained_badge.isVisible()  # random demo weights are flagged
+    # untrained (random) weights are flagged; the shipped trained model is not
+    assert win.banner.isVisible() == res.random_weights
+    assert win.untrained_badge.isVisible() == res.random_weights
     assert "CPU" in win.device_label.text()
-    assert res.to_dict()["random_weights"] is True
+    assert res.to_dict()["random_weights"] is res.random_weights is win.current_verifier().card.random_init
 
 
 def test_drop_folder_and_drops_outside_the_panes(qtbot, win, tmp_path):
