@@ -201,7 +201,7 @@ def load_items(path: str | os.PathLike) -> list[BatchItem]:
 
 # ---- run --------------------------------------------------------------------------------------------
 def _read_and_preprocess(item: BatchItem, cfg):
-    from sigverify.store.audit import sha256_bytes
+    from sigverify.hashing import sha256_bytes
     from sigverify.store.library import Library, decode_and_preprocess
 
     data = Library._read_file(item.path)

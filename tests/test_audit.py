@@ -239,7 +239,7 @@ def test_killed_writer_leaves_consistent_database(tmp_path):
         assert n_dec >= last and all(d.reason == "r" * 1000 for r in recs for d in r.decisions)
         refs = lib._q("SELECT image, image_sha256 FROM reference_images")
         assert len(refs) >= last
-        from sigverify.store.audit import sha256_bytes
+        from sigverify.hashing import sha256_bytes
 
         assert all(sha256_bytes(bytes(r[0])) == r[1] for r in refs)
         # and the database is still writable after the crash

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 
 from sigverify.atomic import atomic_path, write_text_atomic
 from sigverify.errors import ModelError
+from sigverify.hashing import sha256_file
 from sigverify.model.card import ModelCard, card_path_for
 from sigverify.model.network import SigNet, build_network
 
@@ -25,14 +25,6 @@ class LoadedModel:
     @property
     def model_id(self) -> str:
         return f"{self.card.name}@{self.card.weights_sha256[:12]}" if self.card.weights_sha256 else self.card.name
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(network: SigNet, card: ModelCard, path: str | os.PathLike) -> Path:

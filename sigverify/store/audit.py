@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import getpass
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from sigverify.errors import SigverifyError
+from sigverify.hashing import sha256_bytes, sha256_file
 
 DECISIONS = ("accept", "refer", "reject")
 #: the clerk decision that agrees with each verdict zone (anything else is an override)
@@ -110,18 +110,6 @@ def default_operator() -> str:
         return getpass.getuser()
     except Exception:  # no user name in the environment (some service accounts)
         return "unknown"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_of_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -229,7 +217,7 @@ def questioned_identity(sig) -> tuple[str, str]:
     the bytes of its original (or network input) image, marked ``array:``."""
     src = str(getattr(sig, "source", "") or "")
     if src and os.path.isfile(src):
-        return os.path.basename(src), sha256_of_file(src)
+        return os.path.basename(src), sha256_file(src)
     pre = getattr(sig, "preprocessed", None)
     arr = None
     if pre is not None:
@@ -391,4 +379,4 @@ def _opt_float(x) -> float | None:
 
 
 __all__ = ["AuditLog", "AuditRecord", "Decision", "VerificationEntry", "entry_from_decision", "questioned_identity",
-           "default_operator", "sha256_of_file", "DECISIONS", "VERDICT_DECISION", "utc_now"]
+           "default_operator", "sha256_bytes", "sha256_file", "DECISIONS", "VERDICT_DECISION", "utc_now"]

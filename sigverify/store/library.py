@@ -29,7 +29,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from sigverify.errors import Cancelled, ImageLoadError, SigverifyError
-from sigverify.store.audit import (AuditLog, entry_from_decision, questioned_identity, sha256_bytes, utc_now)
+from sigverify.hashing import sha256_bytes
+from sigverify.store.audit import AuditLog, entry_from_decision, questioned_identity, utc_now
 
 SCHEMA_VERSION = 1
 DB_FILE_NAME = "library.sqlite3"
@@ -220,18 +221,10 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool = False):
     """Image bytes -> ``Preprocessed`` (with the original under ``stages['original']`` if kept)."""
-    from sigverify.errors import BlankImageError
     from sigverify.imaging.load import load_image_bytes
-    from sigverify.imaging.preprocess import preprocess
+    from sigverify.imaging.preprocess import preprocess_named
 
-    img = load_image_bytes(data, name=name)
-    try:
-        pre = preprocess(img, config, keep_stages)
-    except BlankImageError as exc:
-        raise BlankImageError(f"{name}: {exc}") from exc
-    if keep_stages:
-        pre.stages = {"original": img, **pre.stages}
-    return pre
+    return preprocess_named(load_image_bytes(data, name=name), name, config, keep_stages)
 
 
 class Library:

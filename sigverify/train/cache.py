@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from sigverify.errors import Cancelled, SigverifyError
+from sigverify.hashing import sha256_bytes
 from sigverify.imaging.preprocess import PreprocessConfig, preprocess_file
 from sigverify.train.datasets import SignatureSet
 
@@ -52,7 +53,6 @@ class CachedSet:
 
 def _one(args):
     path, cfg, aug_seed = args
-    import hashlib
 
     try:
         data = Path(path).read_bytes()
@@ -70,7 +70,7 @@ def _one(args):
             rng = np.random.default_rng([aug_seed, zlib.crc32(str(path).encode())])
             grey = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2GRAY)
             pre = preprocess(augment_scan(grey, rng), cfg)
-        return pre.input, hashlib.sha256(data).hexdigest(), None
+        return pre.input, sha256_bytes(data), None
     except SigverifyError as exc:
         return None, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a broken file must not stop a 10k-image run

@@ -11,7 +11,6 @@ finds them. A folder of loose images is "one writer, all genuine" (a single cust
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -154,14 +153,6 @@ def split_writers(data: SignatureSet, val_frac: float = 0.1, test_frac: float = 
         val += ws[n_test:n_test + n_val]
         train += ws[n_test + n_val:]
     return WriterSplit(sorted(train), sorted(val), sorted(test), seed)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def seed_everything(seed: int) -> None:
