@@ -285,14 +285,20 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
     return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()))
 
 
+def preprocess_named(image: np.ndarray, name: str, config: PreprocessConfig | None = None,
+                     keep_stages: bool = False) -> Preprocessed:
+    """``preprocess`` for a loaded file: a blank-page error names it, and with ``keep_stages`` the loaded
+    image is kept as ``stages['original']``."""
+    try:
+        out = preprocess(image, config, keep_stages)
+    except BlankImageError as exc:
+        raise BlankImageError(f"{name}: {exc}") from exc
+    if keep_stages:
+        out.stages = {"original": image, **out.stages}
+    return out
+
+
 def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = None, keep_stages: bool = False) -> Preprocessed:
     from sigverify.imaging.load import load_image
 
-    img = load_image(path)
-    try:
-        out = preprocess(img, config, keep_stages)
-    except BlankImageError as exc:
-        raise BlankImageError(f"{os.path.basename(str(path))}: {exc}") from exc
-    if keep_stages:
-        out.stages = {"original": img, **out.stages}
-    return out
+    return preprocess_named(load_image(path), os.path.basename(str(path)), config, keep_stages)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sigverify.verify.distances import pairwise_distances
+from sigverify.verify.distances import paired_distances
+
 
 
 @dataclass
@@ -115,12 +116,7 @@ def pair_distances(emb: np.ndarray, pairs: list[tuple[int, int]], metric: str) -
         return np.zeros(0)
     a = np.array([p[0] for p in pairs])
     b = np.array([p[1] for p in pairs])
-    ea, eb = emb[a].astype(np.float64), emb[b].astype(np.float64)
-    if metric == "euclidean":
-        return np.sqrt(((ea - eb) ** 2).sum(1))
-    na = ea / np.maximum(np.linalg.norm(ea, axis=1, keepdims=True), 1e-12)
-    nb = eb / np.maximum(np.linalg.norm(eb, axis=1, keepdims=True), 1e-12)
-    return np.clip(1 - (na * nb).sum(1), 0, 2)
+    return paired_distances(emb[a], emb[b], metric)
 
 
 @dataclass
