@@ -19,6 +19,14 @@ if str(ROOT) not in sys.path:
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def verifier():
+    """The shipped (default) model on the CPU."""
+    from sigverify.verify.service import Verifier
+
+    return Verifier(device="cpu")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory, monkeypatch):
     """Each test starts from empty GUI settings (an INI file in its own temporary folder)."""

@@ -32,3 +32,14 @@ def make_set(root: Path, n_writers: int = 6, n_gen: int = 4, n_forg: int = 2, si
                 img = draw_signature(name, 100 * w + i + (50 if forged else 0), variation=0.6, forged=forged, size=size)
                 cv2.imwrite(str(d / f"{i}.png"), img)
     return Path(root)
+
+
+SMALL = (90, 240)  # small synthetic signatures keep the library/batch tests fast
+
+
+def write_sig(path, name: str = "Alice Smith", seed: int = 0, forged: bool = False, size=SMALL) -> Path:
+    """Write one small synthetic signature PNG (creating its folder) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), draw_signature(name, seed, variation=0.6, forged=forged, size=size))
+    return path

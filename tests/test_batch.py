@@ -11,23 +11,11 @@ import pytest
 
 from sigverify.batch import BatchItem, items_from_csv, items_from_folder, load_items, run_batch
 from sigverify.errors import DataError
-from sigverify.samples import draw_signature
 from sigverify.store.library import Library
 
-SIZE = (90, 240)
+from helpers import SMALL, write_sig
 
-
-def write_sig(path, name, seed, forged=False):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), draw_signature(name, seed, variation=0.6, forged=forged, size=SIZE))
-    return path
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    from sigverify.verify.service import Verifier
-
-    return Verifier(device="cpu")
+SIZE = SMALL
 
 
 @pytest.fixture

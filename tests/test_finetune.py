@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from sigverify.errors import Cancelled, DataError, ModelError
-from sigverify.samples import draw_signature
 from sigverify.train.finetune import (FinetuneConfig, check_data, estimate_seconds, finetune, preview_samples,
                                       save_curves_for, save_finetuned)
 

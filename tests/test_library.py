@@ -9,22 +9,11 @@ import numpy as np
 import pytest
 
 from sigverify.errors import Cancelled, SigverifyError
-from sigverify.samples import draw_signature
 from sigverify.store.library import Library, parse_time, reference_id_of, account_of
 
-SIZE = (90, 240)  # small synthetic signatures keep the tests fast
+from helpers import SMALL, write_sig
 
-
-def write_sig(path, name="Alice Smith", seed=0, forged=False):
-    cv2.imwrite(str(path), draw_signature(name, seed, variation=0.6, forged=forged, size=SIZE))
-    return path
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    from sigverify.verify.service import Verifier
-
-    return Verifier(device="cpu")
+SIZE = SMALL
 
 
 @pytest.fixture

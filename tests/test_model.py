@@ -9,7 +9,7 @@ import torch
 from sigverify.errors import ModelError
 from sigverify.imaging import preprocess
 from sigverify.model.card import ModelCard
-from sigverify.model.embedder import Embedder, open_model, resolve_device
+from sigverify.model.embedder import Embedder, resolve_device
 from sigverify.model.network import ARCHITECTURES, build_network
 from sigverify.model.weights import load_model, random_model, save_model
 

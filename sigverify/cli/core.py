@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -137,4 +136,4 @@ def cmd_info(args) -> int:
     return 0
 
 
-__all__ = ["register", "expand_images", "argparse"]
+__all__ = ["register", "expand_images"]

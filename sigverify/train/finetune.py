@@ -385,7 +385,6 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
     import torch.nn.functional as F
 
     from sigverify.imaging.augment import augment_input
-    from sigverify.imaging.preprocess import PreprocessConfig
     from sigverify.model.card import ModelCard
     from sigverify.model.embedder import resolve_device
     from sigverify.train.evaluate import evaluate_embeddings

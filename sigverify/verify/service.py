@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -155,4 +154,4 @@ def describe_model(model: LoadedModel) -> dict:
     return d
 
 
-__all__ = ["Verifier", "VerificationResult", "Signature", "describe_model", "Path"]
+__all__ = ["Verifier", "VerificationResult", "Signature", "describe_model"]

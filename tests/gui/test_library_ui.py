@@ -7,29 +7,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import cv2  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Signal  # noqa: E402
 from PySide6.QtWidgets import QMainWindow, QMenu  # noqa: E402
 
-from sigverify.samples import draw_signature  # noqa: E402
 from sigverify.store.library import Library, account_of  # noqa: E402
 
-SIZE = (90, 240)
+from helpers import SMALL, write_sig
+
+SIZE = SMALL
 TIMEOUT = 30000
-
-
-def write_sig(path, name, seed, forged=False):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), draw_signature(name, seed, variation=0.6, forged=forged, size=SIZE))
-    return path
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    from sigverify.verify.service import Verifier
-
-    return Verifier(device="cpu")
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from sigverify.samples import draw_signature
 
 from helpers import make_set
 
