@@ -59,7 +59,9 @@ class SavedModel:
             if out["eer_after"] is None:
                 test = (c.metrics or {}).get("test") or {}
                 first = test.get("all") or (next(iter(test.values())) if test else {})
-                out["eer_after"] = first.get("eer") if isinstance(first, dict) else None
+                if isinstance(first, dict):  # a trained (not fine-tuned) model: its test-writer metrics
+                    out["eer_after"] = first.get("eer")
+                    out["eer_random_after"] = first.get("eer_random")
         return out
 
 
