@@ -57,6 +57,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=0, help="processes for preprocessing")
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--init", help="start from this model's weights (fine-tune the whole network)")
+    p.add_argument("--balance", action="store_true", help="every collection the same share of each batch")
+    p.add_argument("--select-per-dataset", action="store_true",
+                   help="keep the checkpoint with the best mean of per-collection validation EERs")
+    p.add_argument("--name-identities", action="store_true",
+                   help="learn multi-name collections (crossmedia-zh) per (writer, name) with same-name hard negatives")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -83,13 +89,14 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(architecture=args.arch, loss=args.loss, mining=args.mining, writer_loss_weight=args.writer_loss,
                       steps=args.steps, lr=args.lr, writers_per_batch=args.batch_writers, augment=not args.no_augment,
                       seed=args.seed, device=args.device, eval_every=args.eval_every,
-                      time_budget_s=args.time_budget * 60, threads=args.threads)
+                      time_budget_s=args.time_budget * 60, threads=args.threads, balance_datasets=args.balance,
+                      select_per_dataset=args.select_per_dataset)
     split = WriterSplit.load(args.split) if args.split else None
     bar = CliProgress("train", args.quiet)
     try:
         res = train_job(args.data, args.out, cfg, name=args.name, split=split, cache_dir=args.cache_dir,
                         scan_variants=args.scan_variants, checkpoint=args.checkpoint, resume=args.resume,
-                        progress=bar, workers=args.workers)
+                        progress=bar, workers=args.workers, init=args.init, name_identities=args.name_identities)
     finally:
         bar.close()
     if args.split_out:

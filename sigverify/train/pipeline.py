@@ -85,7 +85,11 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
               scan_variants: int = 0, preprocess: PreprocessConfig | None = None,
               checkpoint: str | os.PathLike | None = None, resume: bool = False,
               progress: Callable[[float, str, dict], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, workers: int = 0) -> TrainJobResult:
+              should_stop: Callable[[], bool] | None = None, workers: int = 0,
+              init: str | os.PathLike | None = None, name_identities: bool = False) -> TrainJobResult:
+    """``init``: start from this model's weights (fine-tune the whole trunk) instead of random ones.
+    ``name_identities``: collections whose writers signed several names (crossmedia-zh) are learned per
+    (writer, name), with other writers' images of the same name as hard negatives (train/identities.py)."""
     from sigverify.model.embedder import resolve_device
     from sigverify.model.weights import save_model
 
@@ -103,12 +107,23 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
     tr_mask = np.isin(full.writers, split.train)
     variants = [_align(v, full.select(tr_mask)) for v in variants]
     trn, val, tst = full.select(tr_mask), full.of_writers(split.val), full.of_writers(split.test)
+    if name_identities:
+        from sigverify.train.identities import name_identities as relabel
+
+        trn, val, tst = relabel(trn, 12, cfg.seed), relabel(val, 8, cfg.seed + 1), relabel(tst, 8, cfg.seed + 2)
+        variants = [relabel(v, 12, cfg.seed) for v in variants]
+    start = None
+    if init is not None:
+        from sigverify.model.weights import load_model
+
+        start = load_model(init, "cpu").network
 
     def tprog(f, m, row):
         if progress:
             progress(0.1 + 0.85 * f, m, row)
 
-    net, state = train(trn, val, cfg, variants=variants, checkpoint=checkpoint, resume=resume, progress=tprog, should_stop=should_stop)
+    net, state = train(trn, val, cfg, variants=variants, init=start, checkpoint=checkpoint, resume=resume, progress=tprog,
+                       should_stop=should_stop)
     device = resolve_device(cfg.device)
     cal = calibrate(net, val, device) if len(val.images) else {}
     metric = "euclidean"
@@ -120,6 +135,7 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
         training={"data": str(data_dir), "datasets": data.datasets, "writers": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
                   "split": {"train": split.train, "val": split.val, "test": split.test, "seed": split.seed},
                   "images": int(len(trn.images)), "scan_variants": len(variants), "config": cfg.to_dict(),
+                  "init": str(init) if init else None, "name_identities": name_identities,
                   "best_step": state.best_step, "seconds": round(time.perf_counter() - t0, 1),
                   "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                   "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}", "terms": DATA_TERMS,

@@ -49,6 +49,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     threads: int = 0  # CPU threads (0 = torch default)
     time_budget_s: float = 0.0  # > 0: the schedule runs on max(step / steps, elapsed / budget) and stops at 1
+    balance_datasets: bool = False  # each collection gets the same share of the writers in a batch
+    select_per_dataset: bool = False  # keep the checkpoint with the best mean of per-collection validation EERs
 
 
     def to_dict(self) -> dict:
@@ -85,11 +87,17 @@ class PKSampler:
         if len(self.writers) < 2:
             raise DataError("training needs at least 2 writers with 2 or more genuine signatures each")
         self.label = {w: i for i, w in enumerate(self.writers)}
+        self.weights = None
+        if cfg.balance_datasets:  # every collection the same share, whatever its writer count
+            ds_of = {w: str(data.datasets[self.gen[w][0]]) for w in self.writers}
+            n = {d: sum(1 for w in self.writers if ds_of[w] == d) for d in set(ds_of.values())}
+            wts = np.array([1.0 / n[ds_of[w]] for w in self.writers])
+            self.weights = wts / wts.sum()
 
     def batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         c, rng = self.cfg, self.rng
         P = min(c.writers_per_batch, len(self.writers))
-        ws = rng.choice(len(self.writers), P, replace=False)
+        ws = rng.choice(len(self.writers), P, replace=False, p=self.weights)
         idx, lab, gen = [], [], []
         for wi in ws:
             w = self.writers[wi]
@@ -130,9 +138,23 @@ def embed_cached(net: SigNet, images: np.ndarray, device: torch.device, batch: i
 
 
 def validate(net: SigNet, val: CachedSet, device: torch.device, metric: str = "euclidean") -> dict:
+    """Pooled validation EERs, plus one pair per collection (``val_by_dataset``) when there are several,
+    and ``val_score``: the mean over collections of skilled + random EER (a collection without
+    forgeries counts its random EER only), so a collection with many writers cannot hide another."""
     emb = embed_cached(net, val.images, device)
     r = evaluate_embeddings(emb, val.writers, val.genuine, val.digests, metric)
-    return {"val_eer": r.eer, "val_eer_random": r.eer_random, "val_auc": r.auc}
+    out = {"val_eer": r.eer, "val_eer_random": r.eer_random, "val_auc": r.auc}
+    dss = sorted(set(map(str, val.datasets)))
+    if len(dss) > 1:
+        per, scores = {}, []
+        for ds in dss:
+            m = val.datasets == ds
+            e = evaluate_embeddings(emb[m], val.writers[m], val.genuine[m], val.digests[m], metric)
+            per[ds] = {"eer": e.eer, "eer_random": e.eer_random}
+            scores.append(sum(x for x in (e.eer, e.eer_random) if x == x))
+        out["val_by_dataset"] = per
+        out["val_score"] = float(np.mean(scores))
+    return out
 
 
 def _save_checkpoint(path: Path, net, head, opt, state: TrainState, cfg: TrainConfig, best_net_state=None) -> None:
@@ -262,7 +284,7 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
         last = state.step >= cfg.steps or progress_frac(state.step) >= 1.0
         if val_set is not None and len(val_set.images) and (state.step % cfg.eval_every == 0 or last):
             row.update(validate(net, val_set, device))
-            score = row["val_eer"] + row["val_eer_random"]
+            score = row["val_score"] if cfg.select_per_dataset and "val_score" in row else row["val_eer"] + row["val_eer_random"]
             if score < state.best_score:
                 state.best_score, state.best_step = score, state.step
                 best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -275,6 +297,8 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
             msg = f"step {state.step}/{cfg.steps}  loss {running:.4f}  ETA {eta:.0f}s"
             if evaluated:
                 msg += f"  val EER {100 * row['val_eer']:.1f}% (random {100 * row['val_eer_random']:.1f}%)"
+                for ds, e in row.get("val_by_dataset", {}).items():
+                    msg += f"  {ds[:8]} {100 * e['eer']:.1f}/{100 * e['eer_random']:.1f}"
             progress(frac, msg, row)
         if ckpt and (state.step % cfg.checkpoint_every == 0 or last):
             _save_checkpoint(ckpt, net, head, opt, state, cfg, best_state)

@@ -1,0 +1,162 @@
+"""Which writer-dependent decision transfers? Measured on embeddings of ../shared/data.
+
+For a model (default: the shipped one) this embeds every collection once, then for each candidate
+decision score fits thresholds on *validation* writers (of the collections the thresholds may see)
+and reports the clerk's protocol (K specimens) on *test* writers of every collection, plus a
+leave-one-collection-out run of the threshold fit (fit on the validation writers of the other
+collections, report on the test writers of the one left out).
+
+    python benchmarks/decision_study.py --data ../shared/data --split runs/split5.json --cache-dir cache
+
+Candidates: ``mean`` (mean distance / bounded per-person scale: the shipped rule), ``min``, ``cohort``
+(Z-normalised against a cohort of training writers' genuine embeddings), ``spread`` (mean distance over
+the specimens' own spread, unbounded), ``cohort_spread`` (both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sigverify.model.embedder import open_model, resolve_device  # noqa: E402
+from sigverify.train.clerk import clerk_protocol, clerk_scores  # noqa: E402
+from sigverify.train.datasets import WriterSplit, scan_root  # noqa: E402
+from sigverify.train.identities import name_identities  # noqa: E402
+from sigverify.train.pipeline import cached_set  # noqa: E402
+from sigverify.train.trainer import embed_cached  # noqa: E402
+from sigverify.verify.calibration import fit_calibration  # noqa: E402
+from sigverify.verify.distances import pairwise_distances  # noqa: E402
+from sigverify.verify.reference import SCALE_LIMITS  # noqa: E402
+
+
+def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
+    def score(q, refs):
+        d = pairwise_distances(q[None], refs)[0]
+        k = len(refs)
+        mean = float(d.mean())
+        spread = None
+        if k >= 2:
+            rr = pairwise_distances(refs, refs)
+            spread = float(rr[np.triu_indices(k, 1)].mean())
+        if policy == "mean":
+            s = 1.0
+            if k >= 3:
+                s = float(np.clip(spread / ref_spread, *SCALE_LIMITS))
+            return mean / s
+        if policy == "min":
+            s = 1.0
+            if k >= 3:
+                s = float(np.clip(spread / ref_spread, *SCALE_LIMITS))
+            return float(d.min()) / s
+        if policy in ("cohort", "cohort_spread"):
+            dc = pairwise_distances(cohort, refs).mean(1)
+            z = (mean - dc.mean()) / (dc.std() + 1e-6)
+            if policy == "cohort_spread" and k >= 3:
+                z = z / float(np.clip(spread / ref_spread, *SCALE_LIMITS))
+            return float(z)
+        if policy == "tnorm":
+            dc = pairwise_distances(q[None], cohort)[0]
+            return float((mean - dc.mean()) / (dc.std() + 1e-6))
+        if policy == "spread":
+            return mean / (spread if spread else ref_spread) * ref_spread
+        raise ValueError(policy)
+    return score
+
+
+POLICIES = ("mean", "min", "cohort", "cohort_spread", "tnorm", "spread")
+
+
+def fit(score_fn, cs_emb, cs, k_fit=(3, 5)):
+    pos, sk, rd = [], [], []
+    for k in k_fit:
+        sc, _, _ = clerk_scores(cs_emb, cs.writers, cs.genuine, lambda q, r: ("", score_fn(q, r)), k, cs.digests)
+        pos.append(sc["genuine"])
+        sk.append(sc["skilled"])
+        rd.append(sc["random"])
+    return fit_calibration(np.concatenate(pos), np.concatenate(sk), np.concatenate(rd))
+
+
+def decide_with(score_fn, cal):
+    def decide(q, refs):
+        s = score_fn(q, refs)
+        return ("genuine" if s <= cal.accept else "forgery" if s > cal.reject else "refer"), s
+    return decide
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--split", default="runs/split5.json")
+    ap.add_argument("--model")
+    ap.add_argument("--cache-dir", default="cache")
+    ap.add_argument("--cohort", type=int, default=400)
+    ap.add_argument("--cohort-datasets", nargs="*", help="collections the cohort may come from (default: the model's training sets)")
+    ap.add_argument("--fit-datasets", nargs="*", help="collections whose validation writers fit thresholds (default: all)")
+    ap.add_argument("--policies", nargs="*", default=list(POLICIES))
+    ap.add_argument("--out", default="runs/decision_study.json")
+    a = ap.parse_args()
+    t0 = time.time()
+    dev = resolve_device("cpu")
+    model = open_model(a.model, dev)
+    data = scan_root(a.data)
+    cs = cached_set(data, model.card.preprocess_config, a.cache_dir)
+    emb_all = embed_cached(model.network, cs.images, dev)
+    print(f"embedded {len(emb_all)} in {time.time() - t0:.0f}s", flush=True)
+    split = WriterSplit.load(a.split)
+    train_ds = a.cohort_datasets or model.card.training.get("datasets") or sorted(set(map(str, cs.datasets)))
+
+    def part(writers):
+        m = np.isin(cs.writers, list(writers))
+        sub = cs.select(m)
+        sub_emb = emb_all[m]
+        rel = name_identities(sub, 8, 1)
+        # name_identities keeps the original rows first, then appends negatives: map embeddings alike
+        pos = {p: i for i, p in enumerate(sub.paths)}
+        return rel, sub_emb[[pos[p] for p in rel.paths]]
+
+    trn_mask = np.isin(cs.writers, split.train) & cs.genuine & np.isin(cs.datasets, train_ds)
+    rng = np.random.default_rng(0)
+    idx = np.nonzero(trn_mask)[0]
+    per_ds = {d: idx[cs.datasets[idx] == d] for d in sorted(set(cs.datasets[idx]))}
+    take = np.concatenate([rng.choice(v, min(len(v), a.cohort // len(per_ds)), replace=False) for v in per_ds.values()])
+    cohort = emb_all[take]
+    cal0 = model.card.metric_calibration("euclidean")
+    val, val_emb = part(split.val)
+    tst, tst_emb = part(split.test)
+    dss = sorted(set(map(str, cs.datasets)))
+    fit_ds = a.fit_datasets or dss
+    out = {"model": model.model_id, "cohort": {"n": len(cohort), "datasets": list(per_ds)}, "policies": {}}
+    for pol in a.policies:
+        fn = make_score(pol, cohort, cal0.ref_spread)
+        vm = np.isin(val.datasets, fit_ds)
+        cal = fit(fn, val_emb[vm], val.select(vm))
+        res = {"thresholds": {"accept": cal.accept, "reject": cal.reject}, "test": {}, "loco": {}}
+        for ds in dss:
+            m = tst.datasets == ds
+            res["test"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal), (1, 3, 5), tst.digests[m])
+            vm2 = (val.datasets != ds) & np.isin(val.datasets, fit_ds)
+            cal_l = fit(fn, val_emb[vm2], val.select(vm2))
+            res["loco"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal_l), (5,), tst.digests[m])
+        out["policies"][pol] = res
+        print(f"== {pol}  accept {cal.accept:.3f} reject {cal.reject:.3f}", flush=True)
+        for ds in dss:
+            r5 = res["test"][ds].get("5") or res["test"][ds].get("3") or {}
+            l5 = res["loco"][ds].get("5", {})
+            f = lambda x: "  -  " if x is None else f"{100 * x:5.1f}"  # noqa: E731
+            print(f"  {ds:18s} K=5 EER {f(r5.get('eer'))} rnd {f(r5.get('eer_random'))} | gen acc {f(r5.get('genuine_accepted'))} "
+                  f"rej {f(r5.get('genuine_rejected'))} | skl acc {f(r5.get('skilled_accepted'))} | LOCO gen acc "
+                  f"{f(l5.get('genuine_accepted'))} rej {f(l5.get('genuine_rejected'))} skl acc {f(l5.get('skilled_accepted'))}", flush=True)
+    Path(a.out).write_text(json.dumps(out, indent=1))
+    print(f"wrote {a.out} in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
