@@ -29,6 +29,22 @@ class ModelError(SigverifyError):
     exit_code = 6
 
 
+class DeviceUnavailableError(ModelError):
+    """The requested compute device (e.g. a CUDA GPU) is not available on this machine."""
+
+    def __init__(self, message: str, device: str = ""):
+        super().__init__(message)
+        self.device = device
+
+
+class MetricUnavailableError(ModelError):
+    """The requested distance metric is unknown, or the model has no calibration for it."""
+
+    def __init__(self, message: str, metric: str = ""):
+        super().__init__(message)
+        self.metric = metric
+
+
 class DataError(SigverifyError):
     """A data folder does not have the expected layout or has too little data."""
 
