@@ -214,7 +214,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
               batch_size: int | None = None, workers: int | None = None) -> "BatchReport":
     """Verify every item against its customer's active references in ``library``; see the module doc."""
     from sigverify.store.audit import entry_from_decision
-    from sigverify.verify.reference import verify_against_references
+    from sigverify.app.case import decide
 
     t_start = time.perf_counter()
     bs = int(batch_size or getattr(verifier.embedder, "batch_size", 64) or 64)
@@ -280,8 +280,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
             entries = []
             for k, e, digest in zip(good, embs, digests):
                 ids, ref_embs = refs[chunk[k].customer_id]  # type: ignore[misc]
-                dec = verify_against_references(e, ref_embs, verifier.calibration, verifier.metric,
-                                                verifier.aggregate, verifier.adapt_to_person)
+                dec = decide(verifier, e, ref_embs)
                 res = results[k]
                 res.verdict, res.score, res.distance = dec.verdict.zone, dec.verdict.score, dec.verdict.distance
                 res.warnings = list(dec.warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -39,24 +40,31 @@ def register(sub) -> None:
 
 def expand_images(items: list[str]) -> list[str]:
     """Files stay as given; folders expand to the images inside (sorted)."""
-    from pathlib import Path
+    from sigverify.imaging.files import expand_images as _expand
 
-    from sigverify.imaging.load import SUPPORTED_SUFFIXES
+    return _expand(items)
 
-    out: list[str] = []
-    for it in items:
-        p = Path(it)
-        if p.is_dir():
-            out += [str(q) for q in sorted(p.iterdir()) if q.is_file() and q.suffix.lower() in SUPPORTED_SUFFIXES]
-        else:
-            out.append(it)
-    return out
+
+def open_cli_session(args, **kw):
+    """The model session every model-using command opens (the GUI opens the same one): an unavailable
+    GPU or an uncalibrated metric falls back with a notice, printed on stderr and listed under
+    "notices" in --json output."""
+    from sigverify.app.session import open_session
+
+    session = open_session(args.model, args.device, getattr(args, "metric", None), **kw)
+    for n in session.notices:
+        print(f"sigverify-cli: note: {n.message}", file=sys.stderr)
+    return session
 
 
 def _verifier(args, **kw):
-    from sigverify.verify.service import Verifier
+    return open_cli_session(args, **kw).verifier
 
-    return Verifier(args.model, args.device, getattr(args, "metric", None), **kw)
+
+def _with_notices(d: dict, session) -> dict:
+    if session.notices:
+        d["notices"] = session.notices_dict()
+    return d
 
 
 def _fmt_verdict(d: dict) -> str:
@@ -69,22 +77,23 @@ def _fmt_verdict(d: dict) -> str:
 
 
 def cmd_compare(args) -> int:
-    v = _verifier(args)
-    r = v.compare(args.a, args.b)
-    emit(args, r, _fmt_verdict(r))
+    session = open_cli_session(args)
+    r = session.verifier.compare(args.a, args.b)
+    emit(args, _with_notices(r, session), _fmt_verdict(r))
     return VERDICT_EXIT[r["verdict"]]
 
 
 def cmd_verify(args) -> int:
-    v = _verifier(args, aggregate=args.aggregate, adapt_to_person=not args.no_adapt)
-    refs = expand_images(args.references)
-    res = v.verify(args.questioned, refs, keep_stages=False)
-    d = res.to_dict()
-    lines = [_fmt_verdict(d), f"    {args.aggregate} of {len(res.references)} reference distance(s): "
-             + ", ".join(f"{x:.3f}" for x in res.decision.distances)]
-    for p, e in res.skipped:
+    from sigverify.app.case import verify_case
+
+    session = open_cli_session(args, aggregate=args.aggregate, adapt_to_person=not args.no_adapt)
+    case = verify_case(session.verifier, args.questioned, args.references, record=False)
+    d = _with_notices(case.to_dict(), session)
+    lines = [_fmt_verdict(d), f"    {args.aggregate} of {len(case.references)} reference distance(s): "
+             + ", ".join(f"{x:.3f}" for x in case.decision.distances)]
+    for p, e in case.skipped:
         lines.append(f"    skipped reference {p}: {e}")
-    for w in res.decision.warnings:
+    for w in case.decision.warnings:
         lines.append(f"    note: {w}")
     emit(args, d, "\n".join(lines))
     return VERDICT_EXIT[d["verdict"]]
@@ -92,9 +101,8 @@ def cmd_verify(args) -> int:
 
 def cmd_embed(args) -> int:
     from sigverify.errors import SigverifyError
-    from sigverify.verify.service import Verifier
 
-    v = Verifier(args.model, args.device)
+    v = _verifier(args)
     paths = expand_images(args.images)
     res = v.embedder.embed_files(paths)
     out = [{"path": r.path, "embedding": None if r.embedding is None else [round(float(x), 6) for x in r.embedding],
@@ -115,13 +123,12 @@ def cmd_embed(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from sigverify.model.embedder import device_label, open_model, resolve_device
     from sigverify.verify.service import describe_model
 
-    dev = resolve_device(args.device)
-    m = open_model(args.model, dev)
-    d = describe_model(m)
-    d["device"] = device_label(dev)
+    session = open_cli_session(args)
+    m = session.model
+    d = _with_notices(describe_model(m), session)
+    d["device"] = session.device_text
     c = m.card
     lines = [f"model     {c.name}  ({m.model_id})", f"file      {d['path'] or '(in memory)'}",
              f"arch      {c.architecture}, {c.embedding_dim}-d embedding, input {c.input_hw[0]}x{c.input_hw[1]}",

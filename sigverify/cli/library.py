@@ -129,9 +129,9 @@ def _library(args):
 
 
 def _verifier(args):
-    from sigverify.verify.service import Verifier
+    from sigverify.cli.core import open_cli_session  # the same model session as every command and the GUI
 
-    return Verifier(args.model, args.device)
+    return open_cli_session(args).verifier
 
 
 def _fmt_status(st) -> str:
@@ -220,9 +220,11 @@ def cmd_show(args) -> int:
 def cmd_verify(args) -> int:
     from sigverify.cli.core import _fmt_verdict
 
+    from sigverify.app.library_service import LibraryService
+
     v = _verifier(args)
     with _library(args) as lib:
-        res = lib.verify(args.customer_id, args.questioned, v, record=True, source="cli")
+        res = LibraryService(lib, v).verify(args.customer_id, args.questioned, record=True, source="cli")
         if args.decision:
             lib.audit.append_decision(res.audit_id, args.decision, args.reason, source="clerk")
     d = res.to_dict()
@@ -234,7 +236,8 @@ def cmd_verify(args) -> int:
     if args.decision:
         d["decision"] = args.decision
     lines = [_fmt_verdict(d), f"    customer {args.customer_id}: {len(res.reference_ids)} reference(s); distances "
-             + ", ".join(f"{x:.3f}" for x in res.decision.distances), f"    audit record #{res.audit_id}"]
+             + ", ".join(f"{x:.3f}" for x in res.decision.distances),
+             f"    audit record #{res.audit_id}" + (" (re-run of the same case: no new record)" if res.rerun else "")]
     for w in res.decision.warnings:
         lines.append(f"    note: {w}")
     emit(args, d, "\n".join(lines))

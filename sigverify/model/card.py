@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sigverify.errors import ModelError
+from sigverify.errors import MetricUnavailableError, ModelError
 from sigverify.imaging.preprocess import PreprocessConfig
 
 CARD_FORMAT = "sigverify-model-card/1"
@@ -68,9 +68,9 @@ class ModelCard:
     def metric_calibration(self, metric: str | None = None) -> MetricCalibration:
         metric = metric or self.distance
         if metric not in METRICS:
-            raise ModelError(f"unknown distance metric {metric!r} (use {' or '.join(METRICS)})")
+            raise MetricUnavailableError(f"unknown distance metric {metric!r} (use {' or '.join(METRICS)})", metric)
         if metric not in self.calibration:
-            raise ModelError(f"model {self.name!r} has no calibration for the {metric} distance")
+            raise MetricUnavailableError(f"model {self.name!r} has no calibration for the {metric} distance", metric)
         return MetricCalibration.from_dict(self.calibration[metric])
 
     def to_dict(self) -> dict:

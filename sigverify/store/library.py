@@ -207,16 +207,9 @@ class LibraryVerification:
 
 
 def _expand(paths: Iterable[str | os.PathLike]) -> list[str]:
-    from sigverify.imaging.load import SUPPORTED_SUFFIXES
+    from sigverify.imaging.files import expand_images
 
-    out: list[str] = []
-    for it in paths:
-        p = Path(it)
-        if p.is_dir():
-            out += [str(q) for q in sorted(p.iterdir()) if q.is_file() and q.suffix.lower() in SUPPORTED_SUFFIXES]
-        else:
-            out.append(str(it))
-    return out
+    return expand_images(paths)
 
 
 def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool = False):
@@ -564,7 +557,8 @@ class Library:
         for rid, e in zip(ids, embs):
             ref = self.get_reference(rid)
             pre = decode_and_preprocess(self.reference_image(rid), ref.file_name, cfg, keep_stages)
-            sigs.append(Signature(signature_source(account_id, rid, ref.file_name), pre, e))
+            sigs.append(Signature(signature_source(account_id, rid, ref.file_name), pre, e, reference_id=int(rid),
+                                  account_id=account_id))
         return sigs
 
     # ---- decisions ------------------------------------------------------------------------------
@@ -593,15 +587,12 @@ class Library:
                operator: str | None = None) -> LibraryVerification:
         """Questioned signature (path or ``Signature``) against the customer's active references;
         appended to the audit log unless ``record`` is False."""
-        from sigverify.verify.reference import verify_against_references
-
         self.require_customer(account_id)
         ids, embs = self.reference_embeddings(account_id, verifier)
         if not ids:
             raise SigverifyError(f"customer {account_id!r} has no active reference signatures: enrol some first")
         q = questioned if hasattr(questioned, "embedding") else verifier.load(questioned, keep_stages=False)
-        dec = verify_against_references(q.embedding, embs, verifier.calibration, verifier.metric,
-                                        verifier.aggregate, verifier.adapt_to_person)
+        dec = verifier.decide_embeddings(q.embedding, embs)  # the one decision path (see sigverify.app.case)
         res = LibraryVerification(account_id, q, dec, ids)
         if record:
             name, digest = questioned_identity(q)
@@ -613,7 +604,8 @@ class Library:
                      operator: str | None = None) -> int:
         """Append a core ``VerificationResult`` (GUI) for ``account_id`` to the audit log; the ids of
         library references are read back from the reference sources."""
-        ids = [i for i in (reference_id_of(r.source) for r in result.references) if i is not None]
+        ids = [i for i in (r.reference_id if getattr(r, "reference_id", None) is not None else reference_id_of(r.source)
+                           for r in result.references) if i is not None]
         name, digest = questioned_identity(result.questioned)
         entry = entry_from_decision(result.decision, name, digest, verifier, account_id, ids,
                                     {"elapsed_ms": round(float(result.elapsed_ms), 2)})

@@ -29,6 +29,9 @@ class Signature:
     source: str
     preprocessed: Preprocessed
     embedding: np.ndarray
+    #: set for a specimen read from the customer library: its reference id and account (no string parsing)
+    reference_id: int | None = None
+    account_id: str | None = None
 
 
 @dataclass
@@ -98,10 +101,25 @@ class Verifier:
             pre.stages = {"original": image, **pre.stages}
         return Signature(source, pre, self.embedder.embed_arrays([pre.input])[0])
 
-    def decide(self, questioned: Signature, references: Sequence[Signature]) -> ReferenceDecision:
+    def set_metric(self, metric: str | None) -> None:
+        """Switch the distance metric and its calibration together (``None``: the model card's own).
+        Raises ``MetricUnavailableError`` and changes nothing when the model has no calibration for it."""
+        metric = metric or self.card.distance
+        cal = self.card.metric_calibration(metric)
+        self.metric, self.calibration = metric, cal
+
+    def decide_embeddings(self, q_emb: np.ndarray, ref_embs: np.ndarray, **options) -> ReferenceDecision:
+        """THE one place a decision is built from embeddings: the questioned embedding against (N, D)
+        reference embeddings under this verifier's metric, calibration, aggregate and per-person policy.
+        ``options`` are passed on to ``verify_against_references`` (e.g. cohort normalisation).
+        Front ends call ``sigverify.app.case.decide``, which lands here; a test checks that nothing
+        else calls ``verify_against_references``."""
+        return verify_against_references(q_emb, np.atleast_2d(ref_embs), self.calibration, self.metric,
+                                         self.aggregate, self.adapt_to_person, **options)
+
+    def decide(self, questioned: Signature, references: Sequence[Signature], **options) -> ReferenceDecision:
         refs = np.stack([r.embedding for r in references])
-        return verify_against_references(questioned.embedding, refs, self.calibration, self.metric,
-                                         self.aggregate, self.adapt_to_person)
+        return self.decide_embeddings(questioned.embedding, refs, **options)
 
     def verify(self, questioned: str | os.PathLike | Signature, references: Sequence[str | os.PathLike | Signature],
                keep_stages: bool = True) -> VerificationResult:
