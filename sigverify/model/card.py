@@ -34,6 +34,14 @@ class MetricCalibration:
         return cls(**{k: float(d[k]) for k in ("accept", "reject", "eer_threshold", "score_a", "score_b", "ref_spread")})
 
 
+def placeholder_calibration() -> dict:
+    """Thresholds for untrained weights: plausible for unit vectors, but meaningless (marked so)."""
+    return {
+        "euclidean": MetricCalibration(0.6, 0.9, 0.75, 10.0, 0.75, 0.6).__dict__,
+        "cosine": MetricCalibration(0.18, 0.4, 0.28, 20.0, 0.28, 0.18).__dict__,
+    }
+
+
 @dataclass
 class ModelCard:
     name: str

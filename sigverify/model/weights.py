@@ -12,7 +12,7 @@ import torch
 from sigverify.atomic import atomic_path, write_text_atomic
 from sigverify.errors import ModelError
 from sigverify.hashing import sha256_file
-from sigverify.model.card import ModelCard, card_path_for
+from sigverify.model.card import ModelCard, card_path_for, placeholder_calibration
 from sigverify.model.network import SigNet, build_network
 
 
@@ -76,8 +76,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
 def random_model(architecture: str = "signet-s", seed: int = 0, device: str | torch.device = "cpu") -> LoadedModel:
     """Untrained weights, clearly marked (card.random_init) - used only when no trained model exists."""
-    from sigverify.verify.calibration import placeholder_calibration
-
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = build_network(architecture)

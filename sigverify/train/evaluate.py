@@ -14,67 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sigverify.metrics import EER, auc, eer, roc_curve  # noqa: F401  (EER, roc_curve: re-exported)
 from sigverify.verify.distances import paired_distances
-
-
-
-@dataclass
-class EER:
-    eer: float
-    threshold: float
-
-
-def roc_curve(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (thresholds, far, frr) for accept-if-distance<=t, over every distinct score."""
-    pos = np.sort(np.asarray(pos, np.float64))
-    neg = np.sort(np.asarray(neg, np.float64))
-    ts = np.unique(np.concatenate([[-np.inf], pos, neg]))
-    far = np.searchsorted(neg, ts, side="right") / max(len(neg), 1)
-    frr = 1.0 - np.searchsorted(pos, ts, side="right") / max(len(pos), 1)
-    return ts, far, frr
-
-
-def eer(pos: np.ndarray, neg: np.ndarray) -> EER:
-    """Equal error rate, linearly interpolated where FAR and FRR cross along the ROC curve."""
-    if len(pos) == 0 or len(neg) == 0:
-        return EER(float("nan"), float("nan"))
-    ts, far, frr = roc_curve(pos, neg)
-    diff = far - frr  # increasing from -1 to +1
-    i = int(np.searchsorted(diff, 0.0))
-    if i == 0:
-        return EER(float(frr[0]), float(ts[1] if len(ts) > 1 else ts[0]))
-    if i >= len(ts):
-        return EER(float(far[-1]), float(ts[-1]))
-    d0, d1 = diff[i - 1], diff[i]
-    w = 0.0 if d1 == d0 else -d0 / (d1 - d0)
-    e = (1 - w) * (far[i - 1] + frr[i - 1]) / 2 + w * (far[i] + frr[i]) / 2
-    t0 = ts[i - 1] if np.isfinite(ts[i - 1]) else ts[i]
-    return EER(float(e), float(t0 + w * (ts[i] - t0)))
-
-
-def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(distance of a random positive < distance of a random negative) (ties count half)."""
-    pos = np.asarray(pos, np.float64)
-    neg = np.asarray(neg, np.float64)
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    allv = np.concatenate([pos, neg])
-    order = allv.argsort(kind="mergesort")
-    ranks = np.empty(len(allv))
-    sv = allv[order]
-    # average ranks for ties
-    i = 0
-    r = np.arange(1, len(allv) + 1, dtype=np.float64)
-    while i < len(sv):
-        j = i
-        while j + 1 < len(sv) and sv[j + 1] == sv[i]:
-            j += 1
-        r[i:j + 1] = (i + j + 2) / 2
-        i = j + 1
-    ranks[order] = r
-    # rank-sum of negatives: AUC that negatives score higher than positives
-    rn = ranks[len(pos):].sum()
-    return float((rn - len(neg) * (len(neg) + 1) / 2) / (len(pos) * len(neg)))
 
 
 @dataclass

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sigverify.model.card import METRICS, MetricCalibration
+from sigverify.metrics import eer
+from sigverify.model.card import METRICS, MetricCalibration, placeholder_calibration  # noqa: F401  (re-exported)
 
 GENUINE, REFER, FORGERY = "genuine", "refer", "forgery"
 ZONE_TEXT = {
@@ -88,8 +89,6 @@ def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 500) -> tuple[fl
 
 def fit_calibration(pos: np.ndarray, neg_skilled: np.ndarray, neg_random: np.ndarray,
                     far_target: float = 0.10, frr_target: float = 0.10) -> MetricCalibration:
-    from sigverify.train.evaluate import eer
-
     pos, neg_skilled, neg_random = map(lambda a: np.asarray(a, np.float64), (pos, neg_skilled, neg_random))
     neg_all = np.concatenate([neg_skilled, neg_random])
     neg_for_accept = neg_skilled if len(neg_skilled) else neg_all
@@ -107,14 +106,6 @@ def fit_calibration(pos: np.ndarray, neg_skilled: np.ndarray, neg_random: np.nda
     a, b = fit_logistic(pos, neg_all)
     return MetricCalibration(accept=accept, reject=reject, eer_threshold=float(t_eer), score_a=a, score_b=b,
                              ref_spread=float(pos.mean()) if len(pos) else 1.0)
-
-
-def placeholder_calibration() -> dict:
-    """Thresholds for untrained weights: plausible for unit vectors, but meaningless (marked so)."""
-    return {
-        "euclidean": MetricCalibration(0.6, 0.9, 0.75, 10.0, 0.75, 0.6).__dict__,
-        "cosine": MetricCalibration(0.18, 0.4, 0.28, 20.0, 0.28, 0.18).__dict__,
-    }
 
 
 __all__ = ["GENUINE", "REFER", "FORGERY", "METRICS", "Verdict", "verdict_for", "fit_calibration", "score_of"]
