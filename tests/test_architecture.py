@@ -1,11 +1,100 @@
-"""The core stays Qt-free: only sigverify/gui/ may import PySide6 (checked on the syntax tree)."""
+"""The house keeps its shape: the layer order of the packages, Qt only in the GUI, one decision path,
+and a clean lint (all checked on the syntax tree / by ruff, so function-local imports count too)."""
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import sigverify
 
 ROOT = Path(sigverify.__file__).parent
+
+#: Layer of each top-level module or package of ``sigverify`` (lower layers never import higher ones).
+#:   base < imaging < model < verify < store < application (app, train, batch, ...) < front ends (cli, gui)
+LAYERS = {
+    "__init__": 0, "errors": 0, "atomic": 0, "hashing": 0, "paths": 0, "metrics": 0, "progress": 0, "safetext": 0,
+    "samples": 0,
+    "imaging": 1,
+    "model": 2,
+    "verify": 3,
+    "store": 4,
+    "app": 5, "train": 5, "batch": 5, "bench": 5, "cluster": 5,
+    "cli": 6, "gui": 6, "__main__": 6,
+}
+LAYER_NAMES = ["base", "imaging", "model", "verify", "store", "application", "front end"]
+FRONT_ENDS = {"cli", "gui"}  # two front doors side by side: neither imports the other
+
+
+def _unit(rel: Path) -> str:
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, absolute module) of every sigverify import in the file, at any depth (function-local too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the file's package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                out.append((node.lineno, mod))
+            elif node.module:
+                out.append((node.lineno, node.module))
+                if node.module == "sigverify":  # from sigverify import x -> sigverify.x
+                    out += [(node.lineno, f"sigverify.{a.name}") for a in node.names]
+    return [(ln, m) for ln, m in out if m == "sigverify" or m.startswith("sigverify.")]
+
+
+def _sources():
+    for py in sorted(ROOT.rglob("*.py")):
+        rel = py.relative_to(ROOT)
+        if rel.parts[0].startswith("_") and rel.parts[0] not in ("__init__.py", "__main__.py"):
+            continue  # data-only packages such as sigverify/_assets
+        yield py, rel
+
+
+def layer_violations() -> list[str]:
+    bad = []
+    for py, rel in _sources():
+        unit = _unit(rel)
+        if unit not in LAYERS:
+            bad.append(f"{rel}: '{unit}' has no layer: add it to LAYERS in tests/test_architecture.py")
+            continue
+        pkg = ".".join(("sigverify", *rel.parts[:-1]))
+        for line, mod in _imports(py, pkg):
+            parts = mod.split(".")
+            if len(parts) == 1:
+                continue  # "import sigverify" / "from sigverify import __version__"
+            target = parts[1]
+            if target not in LAYERS:
+                continue  # e.g. sigverify.__version__ read through "from sigverify import"
+            if target == unit:
+                continue
+            lo, hi = LAYERS[unit], LAYERS[target]
+            if hi > lo or (unit in FRONT_ENDS and target in FRONT_ENDS):
+                bad.append(f"{rel}:{line}: {LAYER_NAMES[lo]} module imports {mod} ({LAYER_NAMES[hi]})")
+    return bad
+
+
+def test_layer_order():
+    assert layer_violations() == []
+
+
+def test_layer_check_catches_a_function_local_upward_import(tmp_path, monkeypatch):
+    f = tmp_path / "calibration.py"
+    f.write_text("def fit():\n    from sigverify.train.evaluate import eer\n    return eer\n")
+    assert _imports(f, "sigverify.verify") == [(2, "sigverify.train.evaluate")]
+    rel = tmp_path / "pkg" / "reference.py"
+    rel.parent.mkdir()
+    rel.write_text("from ..store import library\n")
+    assert _imports(rel, "sigverify.verify") == [(1, "sigverify.store")]
 
 
 def _qt_imports(path: Path) -> list[str]:
@@ -35,3 +124,38 @@ def test_no_qt_outside_gui():
 
 def test_gui_does_use_qt():
     assert _qt_imports(ROOT / "gui" / "main_window.py")
+
+
+def test_one_place_builds_a_decision_from_embeddings():
+    """Only Verifier.decide_embeddings (reached through sigverify.app.case.decide) calls
+    verify_against_references; library, batch, CLI and GUI go through it."""
+    callers = []
+    for py, rel in _sources():
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                if name == "verify_against_references":
+                    callers.append(str(rel))
+    assert callers == [str(Path("verify") / "service.py")]
+
+
+def _ruff() -> list[str] | None:
+    exe = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if exe:
+        return [exe]
+    try:
+        import ruff  # noqa: F401
+    except ImportError:
+        return None
+    return [sys.executable, "-m", "ruff"]
+
+
+def test_ruff_check_is_clean():
+    """``ruff check`` with the configuration in pyproject.toml (the test extra installs ruff)."""
+    cmd = _ruff()
+    if cmd is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    repo = ROOT.parent
+    r = subprocess.run([*cmd, "check", "--no-cache", "sigverify", "tests"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
