@@ -51,6 +51,23 @@ class DataError(SigverifyError):
     exit_code = 7
 
 
+class AuditIntegrityError(SigverifyError):
+    """The audit trail's hash chain, anchor or append-only protection is broken (evidence of
+    tampering or damage); appending is refused until an administrator has looked at it."""
+
+    exit_code = 9
+
+    def __init__(self, message: str, first_bad: dict | None = None):
+        super().__init__(message)
+        self.first_bad = first_bad or {}
+
+
+class OutputPathError(SigverifyError):
+    """An output path (``--out``, ``--db``) is a folder, a device, a FIFO or a system path."""
+
+    exit_code = 3
+
+
 class Cancelled(SigverifyError):
     """A long job was cancelled by the user."""
 

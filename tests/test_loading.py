@@ -1,12 +1,17 @@
 """Every loader case of the core issue: formats, bit depths, colour modes, EXIF, and clear errors."""
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from sigverify.errors import BlankImageError, ImageLoadError
+from sigverify.imaging import load as load_mod
 from sigverify.imaging import load_image, load_image_bytes, preprocess_file
 
 from helpers import rgb, signature
@@ -135,3 +140,157 @@ def test_blank_page_is_reported(tmp_path):
     Image.fromarray(np.full((300, 500), 250, np.uint8)).save(p)
     with pytest.raises(BlankImageError, match="no signature"):
         preprocess_file(p)
+
+
+# ---- issue 14: hostile files (FIFOs, devices, PostScript, size caps, memory bound) -------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this OS")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    f = tmp_path / "f.png"
+    os.mkfifo(f)  # opening it for reading would block forever without a writer
+    with pytest.raises(ImageLoadError, match="named pipe"):
+        load_image(f)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_device_file_is_refused_without_reading():
+    with pytest.raises(ImageLoadError, match="is a device"):
+        load_image("/dev/zero")  # reading it would never end
+
+
+def test_symlink_to_device_is_refused(tmp_path):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    link = tmp_path / "scan.png"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(ImageLoadError, match="is a device"):
+        load_image(link)
+
+
+@pytest.mark.parametrize("data", [
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{} loop\n",  # would hang Ghostscript
+    b"\xc5\xd0\xd3\xc6" + b"\0" * 40,  # DOS EPS binary header
+])
+def test_postscript_never_reaches_an_interpreter(tmp_path, data, monkeypatch):
+    import PIL.EpsImagePlugin as eps
+
+    def boom(*a, **k):
+        raise AssertionError("the EPS plug-in must never be used")
+
+    monkeypatch.setattr(eps, "Ghostscript", boom)
+    monkeypatch.setattr(eps.EpsImageFile, "_open", boom)
+    p = tmp_path / "cheque.png"
+    p.write_bytes(data)
+    with pytest.raises(ImageLoadError, match="not an image|not a recognised image"):
+        load_image(p)
+
+
+def test_only_allow_listed_decoders(tmp_path, sig):
+    for fmt in ("GIF", "PPM", "TGA", "ICO"):
+        b = io.BytesIO()
+        Image.fromarray(sig[:200, :250]).save(b, fmt)
+        with pytest.raises(ImageLoadError, match="not supported|not a recognised image"):
+            load_image_bytes(b.getvalue(), f"x.{fmt.lower()}")
+
+
+def test_byte_cap_is_checked_before_reading(tmp_path, sig, monkeypatch):
+    p = tmp_path / "s.png"
+    Image.fromarray(sig).save(p)
+    monkeypatch.setattr(load_mod, "MAX_FILE_BYTES", p.stat().st_size - 1)
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    with pytest.raises(ImageLoadError, match="too large"):
+        load_image(p)
+    assert not opened  # refused from the size alone
+
+
+def test_over_long_path_and_non_utf8_name(tmp_path, sig):
+    with pytest.raises(ImageLoadError, match="too long"):
+        load_image(tmp_path / ("x" * 300 + ".png"))
+    name = os.fsdecode(b"caf\xe9-sig.png")  # Latin-1 bytes: not valid UTF-8
+    p = tmp_path / name
+    Image.fromarray(sig).save(p, "PNG")
+    assert load_image(p).shape == sig.shape + (3,)
+    q = tmp_path / os.fsdecode(b"bad\xff.png")
+    q.write_bytes(b"junk")
+    with pytest.raises(ImageLoadError) as err:
+        load_image(q)
+    str(err.value).encode("utf-8")  # the message is printable text (no lone surrogates)
+    assert "\ufffd" in str(err.value)
+
+
+def test_large_image_is_reduced_before_any_full_size_copy(tmp_path):
+    """A 6000x6000 RGBA PNG (over the 16 Mpx decode budget) is reduced in strips; the preprocessed input
+    matches the one from a copy drawn at a quarter of the size."""
+    from sigverify.imaging.preprocess import preprocess
+
+    small = signature(size=(300, 300))
+    big = cv2_resize(small, 20)
+    a = np.zeros(big.shape + (4,), np.uint8)
+    a[..., 3] = 255 - big
+    p = tmp_path / "big.png"
+    Image.fromarray(a, "RGBA").save(p)
+    arr = load_image(p)
+    assert arr.shape[0] * arr.shape[1] <= load_mod.DECODE_PIXELS
+    ref = preprocess(rgb(cv2_resize(small, arr.shape[0] // 300))).input.astype(float)
+    got = preprocess(arr).input.astype(float)
+    assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.97
+
+
+def cv2_resize(grey, factor):
+    import cv2
+
+    return cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+
+
+def test_exif_orientation_applies_to_reduced_images(tmp_path, monkeypatch):
+    img = np.full((200, 400), 255, np.uint8)
+    img[20:60, 20:120] = 0  # ink top-left
+    im = Image.fromarray(img)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    p = tmp_path / "o.jpg"
+    im.save(p, exif=exif, quality=95)
+    monkeypatch.setattr(load_mod, "DECODE_PIXELS", 200 * 400 // 4)  # force a reduction by 2
+    arr = load_image(p)
+    assert arr.shape[:2] == (200, 100)  # portrait after rotation, half size
+    x0, y0, x1, y1 = _ink_bbox(arr)
+    assert x0 > 50 and y0 < 30  # the ink is now top-right
+
+
+_PEAK = r"""
+import resource, sys
+from sigverify.imaging.load import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+a = load_image(sys.argv[1])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, a.shape[0], a.shape[1])
+"""
+
+_MAKE = r"""
+import sys
+from PIL import Image, ImageDraw
+n = int(sys.argv[2])
+im = Image.new("RGBA", (n, n), (0, 0, 0, 0))
+d = ImageDraw.Draw(im)
+for i in range(40):
+    d.line((i * 150, 100, n - 100, n - i * 120), fill=(0, 0, 0, 255), width=9)
+im.save(sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux behaviour")
+def test_peak_memory_of_one_large_image_is_bounded(tmp_path):
+    """Issue 14: a 250 KB 7700x7700 RGBA PNG used to peak at 2.8 GB (full-size float copies).
+    The bound now is the decoded 8-bit image (4 bytes/px = 237 MB here) + one quarter-size copy;
+    measured ~300 MiB. Fresh subprocesses, so the peak is this image's alone."""
+    p = tmp_path / "big.png"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    subprocess.run([sys.executable, "-c", _MAKE, str(p), "7700"], check=True, env=env, timeout=120)
+    assert p.stat().st_size < 2_000_000
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(p)], check=True, env=env, capture_output=True,
+                         text=True, timeout=120).stdout.split()
+    peak_mib, h, w = float(out[0]), int(out[1]), int(out[2])
+    assert h * w <= load_mod.DECODE_PIXELS
+    assert peak_mib < 450, f"peak grew by {peak_mib:.0f} MiB"
