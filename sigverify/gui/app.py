@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot of the window after the comparison and exit")
     p.add_argument("--scale", type=float, default=None, help="UI scale factor, e.g. 2 for 200%% (sets QT_SCALE_FACTOR)")
     p.add_argument("--view", choices=("original", "preprocessed", "overlay"), default=None, help="initial view")
-    p.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    p.add_argument("--size", default=None, help="window size WxH (default: fit the screen's available area, "
+                   "at most 1280x800)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the comparison in --screenshot mode")
     return p
 
@@ -42,10 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.scale <= 0 or args.scale > 8:
             return _fail("--scale must be between 0 and 8")
         os.environ["QT_SCALE_FACTOR"] = str(args.scale)
-    try:
-        w, h = (int(x) for x in args.size.lower().split("x"))
-    except ValueError:
-        return _fail(f"--size must look like 1280x800, not {args.size!r}")
+    size = None
+    if args.size:
+        try:
+            size = tuple(int(x) for x in args.size.lower().split("x"))
+            if len(size) != 2 or min(size) <= 0:
+                raise ValueError
+        except ValueError:
+            return _fail(f"--size must look like 1280x800, not {args.size!r}")
     if args.screenshot and not (args.reference and args.questioned):
         return _fail("--screenshot needs --reference and --questioned")
 
@@ -72,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.models_ui import install_training_ui
 
     install_training_ui(win)  # Model > Fine-tune on my references / Manage models
-    win.resize(w, h)
+    if size:
+        win.resize(*size)
     if args.view:
         win.set_view_mode(args.view)
     errors: list[str] = []

@@ -1,74 +1,51 @@
-"""Customer library in the GUI: Library menu, customer search box, Enrol / Manage references / History /
-Batch dialogs, background embedding refresh, and the clerk's decision bar after each verification.
+"""Customer library in the GUI: the Library menu, the customer search box, the Enrol / Manage references /
+History / Batch dialogs and the background embedding refresh.
 
-``install_library_ui(main_window)`` wires it into any window that offers the MainWindow hooks
-``add_menu(title)``, ``addToolBar(toolbar)``, ``set_reference_signatures(sigs, label)``,
-``current_verifier()`` and the signal ``verification_done(VerificationResult)`` (and, when present,
-``verifier_changed(Verifier)``). All slow work (loading references, enrolling, refreshing embeddings,
-batch runs) runs in a ``_Worker`` thread calling the Qt-free core with ``progress``/``should_stop``
-callbacks; the worker only emits signals, widgets are touched on the GUI thread only.
+``install_library_ui(main_window)`` attaches it to a :class:`~sigverify.gui.main_window.MainWindow`
+through its declared hooks (``add_menu(title, key)``, ``start_customer_case``, ``may_replace_case``,
+``case``, ``show_error``). The case on screen is recorded by the window's case controller in this
+library's audit log (one case -> one record; the decision controls are in the verdict panel).
+
+All slow work (loading a customer, enrolling, refreshing embeddings, batch runs) runs in the GUI's one
+job type (:class:`~sigverify.gui.jobs.JobRunner`); failures arrive as exception objects, are logged
+with their tracebacks and shown on screen.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from PySide6.QtCore import QDate, QObject, QStringListModel, Qt, QThread, Signal
+from PySide6.QtCore import QDate, QObject, QStringListModel, Qt, Signal
 from PySide6.QtGui import QAction, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QCompleter, QDateEdit, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QListWidget, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QToolBar,
-                               QVBoxLayout, QWidget)
+                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
+                               QToolBar, QVBoxLayout, QWidget)
 
-from sigverify.errors import Cancelled
-from sigverify.store.audit import DECISIONS, VERDICT_DECISION
-from sigverify.store.library import Library, account_of
+from sigverify.gui.jobs import JobRunner, error_text
+from sigverify.store.library import Library
+
+log = logging.getLogger(__name__)
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 SETTING_DB = "library/db_path"
 SETTING_OPERATOR = "audit/operator"
-ZONE_COLOUR = {"genuine": "#1b7a3d", "refer": "#8a6d00", "forgery": "#a3261b"}
+CUSTOMER, REFRESH = "customer", "refresh"
 
 
 def _settings():
-    try:
-        from sigverify.gui.settings import qsettings
+    from sigverify.gui.settings import qsettings
 
-        return qsettings()
-    except Exception:  # noqa: BLE001 - settings module missing: plain QSettings
-        from PySide6.QtCore import QSettings
-
-        return QSettings("sigverify", "sigverify")
+    return qsettings()
 
 
-# ==================================================================================== worker thread
-class _Worker(QThread):
-    """Runs ``fn(progress, should_stop)`` off the GUI thread; reports through queued signals only."""
-
-    progressed = Signal(float, str)
-    succeeded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, fn: Callable[[Callable[[float, str], None], Callable[[], bool]], Any],
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self._fn = fn
-
-    def cancel(self) -> None:
-        self.requestInterruption()
-
-    def run(self) -> None:  # worker thread: no widget access here
-        try:
-            res = self._fn(lambda f, m="": self.progressed.emit(float(f), str(m)), self.isInterruptionRequested)
-        except Cancelled:
-            self.cancelled.emit()
-        except Exception as exc:  # noqa: BLE001 - every error becomes a message for the clerk
-            self.failed.emit(str(exc) or type(exc).__name__)
-        else:
-            self.succeeded.emit(res)
+def _confirm(parent, title: str, text: str) -> bool:
+    return QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
 
 # ==================================================================================== controller
@@ -76,58 +53,50 @@ class LibraryController(QObject):
     """Owns the library database and the current customer of one main window."""
 
     customer_loaded = Signal(str)  # account id whose references are now in the Reference pane
-    audit_recorded = Signal(int)  # verification id appended to the audit log
-    decision_recorded = Signal(int, str)  # verification id, decision
+    references_changed = Signal(str)  # account id whose specimens were enrolled / removed / expired
     embeddings_refreshed = Signal(object)  # RefreshReport
     message = Signal(str)
 
-    def __init__(self, window, db_path: str | os.PathLike | None = None,
-                 verifier_provider: Callable[[], Any] | None = None):
+    def __init__(self, window, db_path: str | os.PathLike | None = None):
         super().__init__(window)
         self.window = window
-        self.verifier_provider = verifier_provider or getattr(window, "current_verifier", lambda: None)
         s = _settings()
         path = db_path or s.value(SETTING_DB, "") or None
         self.library = Library(path, operator=(s.value(SETTING_OPERATOR, "") or None))
         self.current: str | None = None  # account id loaded into the Reference pane
-        self._current_sources: set[str] = set()
-        self._workers: set[_Worker] = set()
-        self.decision_bar: DecisionBar | None = None
-        self.refresh_worker: _Worker | None = None
+        self.jobs = JobRunner(self, threads=1)  # one database writer at a time
+        self.jobs.unhandled_error.connect(lambda slot, exc: self._show_error(error_text(exc)))
+        self.refresh_dialog: ProgressDialog | None = None
         self._dialogs: list[QDialog] = []
         self.last_error = ""
+        #: asked before specimens are removed: ``confirm(title, text) -> bool`` (tests replace it)
+        self.confirm: Callable[[str, str], bool] = lambda title, text: _confirm(self.window, title, text)
+        window.case.set_library(self.library)
+        window.customer_changed.connect(self._customer_changed)
 
     # ---- plumbing ----
     def verifier(self):
-        v = self.verifier_provider()
+        v = self.window.current_verifier()
         if v is None:
             raise RuntimeError("the model is still loading; try again in a moment")
         return v
 
-    def start(self, fn, on_done=None, on_failed=None, on_progress=None, on_cancelled=None) -> _Worker:
-        w = _Worker(fn, self)
-        if on_progress:
-            w.progressed.connect(on_progress)
-        w.succeeded.connect(on_done or (lambda _r: None))
-        w.failed.connect(on_failed or self._show_error)
-        if on_cancelled:
-            w.cancelled.connect(on_cancelled)
-        self._workers.add(w)
-        w.finished.connect(lambda: self._workers.discard(w))
-        w.finished.connect(w.deleteLater)
-        w.start()
-        return w
+    def start(self, fn, on_done=None, on_failed=None, on_progress=None, on_cancelled=None, slot: str | None = None,
+              on_partial=None) -> int:
+        """Run ``fn(progress, should_stop)`` as a job (slot: one live job per slot; default: a new slot)."""
+        return self.jobs.submit(slot or f"job{time.monotonic_ns()}", fn, on_done, on_failed, on_progress,
+                                on_cancelled, on_partial)
 
     def busy(self) -> bool:
-        return any(w.isRunning() for w in self._workers)
+        return self.jobs.is_busy()
 
     def wait_idle(self, ms: int = 30000) -> bool:
-        return all(w.wait(ms) for w in list(self._workers))
+        return self.jobs.wait(None, ms)
 
     def _show_error(self, msg: str) -> None:
-        """Status bar + a non-modal message box (never blocks the event loop)."""
-        self._status(f"Library: {msg}")
+        """On screen: the window's red bar, the status bar and a non-modal message box."""
         self.last_error = msg
+        self.window.show_error(f"Library: {msg}")
         box = QMessageBox(QMessageBox.Icon.Warning, "Customer library", msg, QMessageBox.StandardButton.Ok,
                           self.window)
         box.setModal(False)
@@ -136,96 +105,94 @@ class LibraryController(QObject):
 
     def _status(self, text: str, ms: int = 8000) -> None:
         self.message.emit(text)
-        sb = getattr(self.window, "statusBar", None)
-        if callable(sb):
-            sb().showMessage(text, ms)
+        self.window.statusBar().showMessage(text, ms)
 
     def close(self) -> None:
         """Cancel running jobs, wait for them, close the database (safe to call twice)."""
-        for w in list(self._workers):
-            w.cancel()
-            w.wait(30000)
+        self.jobs.shutdown(30000)
         self.library.close()
 
     # ---- customers ----
-    def load_customer(self, account_id: str) -> _Worker | None:
-        """Load the customer's active references into the Reference pane (in the background)."""
+    def _customer_changed(self, account_id) -> None:
+        if account_id is None:
+            self.current = None
+
+    def load_customer(self, account_id: str, keep_questioned: bool = False) -> int | None:
+        """Load the customer's active references into the Reference pane (in the background). A new
+        customer starts a new case (the questioned pane is cleared); an undecided case is asked about."""
         try:
             v = self.verifier()
             c = self.library.require_customer(account_id)
         except Exception as exc:  # noqa: BLE001
-            self._show_error(str(exc))
+            self._show_error(error_text(exc) if not isinstance(exc, RuntimeError) else str(exc))
             return None
         if c.n_active == 0:
             self._show_error(f"{c.label} has no active reference signature. Enrol specimens first "
                              "(Library \u25b8 Enrol signatures\u2026).")
             return None
+        what = "use the changed references" if keep_questioned else f"start a case for {c.label}"
+        if not self.window.may_replace_case(what):
+            return None
         self._status(f"Loading the references of {c.label}\u2026", 0)
 
         def done(sigs) -> None:
             self.current = c.account_id
-            self._current_sources = {s.source for s in sigs}
             label = c.label + (" \u2014 add more specimens" if len(sigs) < 3 else "")
-            self.window.set_reference_signatures(sigs, label)
+            if keep_questioned:
+                self.window.set_reference_signatures(sigs, label, c.account_id)
+            else:
+                self.window.start_customer_case(sigs, label, c.account_id)
             self._status(f"{c.label}: {len(sigs)} reference signature(s) loaded"
                          + (" \u2014 fewer than 3: add more specimens" if len(sigs) < 3 else ""))
             self.customer_loaded.emit(c.account_id)
 
-        return self.start(lambda p, s: self.library.load_signatures(c.account_id, v), done)
+        return self.start(lambda p, s: self.library.load_signatures(c.account_id, v), done,
+                          lambda exc: self._show_error(f"the references of {c.label} could not be loaded: "
+                                                       f"{error_text(exc)}"), slot=CUSTOMER)
 
-    # ---- audit of the main window's verifications ----
-    def on_verification_done(self, result) -> None:
-        """Audit a verification made against the loaded customer's references, then offer the decision."""
-        if self.current is None:
-            return
-        srcs = [r.source for r in getattr(result, "references", [])]
-        if not srcs or any(account_of(s) != self.current for s in srcs):
-            return  # references were changed by hand: not this customer's library set
-        try:
-            vid = self.library.audit_result(result, self.current, self.verifier(), source="gui")
-        except Exception as exc:  # noqa: BLE001
-            self._show_error(f"the verification could not be written to the audit log: {exc}")
-            return
-        self.audit_recorded.emit(vid)
-        if self.decision_bar is None:
-            self.decision_bar = DecisionBar(self, self.window)
-        self.decision_bar.offer(vid, self.current, result)
-
-    def record_decision(self, vid: int, decision: str, reason: str) -> bool:
-        try:
-            self.library.audit.append_decision(vid, decision, reason)
-        except Exception as exc:  # noqa: BLE001
-            self._show_error(str(exc))
-            return False
-        self._status(f"Decision recorded: {decision} (audit #{vid})")
-        self.decision_recorded.emit(vid, decision)
-        return True
+    def library_changed(self, account_id: str) -> None:
+        """Specimens of ``account_id`` changed: dialogs and the main window follow."""
+        self.references_changed.emit(account_id)
+        if account_id == self.current:
+            c = self.library.get_customer(account_id)
+            if c is None or c.n_active == 0:
+                self.window.set_reference_signatures([], "", account_id)
+                self._status(f"{account_id}: no active reference signature left")
+            else:
+                self.load_customer(account_id, keep_questioned=True)
 
     # ---- model change ----
-    def refresh_embeddings(self, verifier=None) -> _Worker | None:
-        """Compute the reference embeddings missing for the (new) model, in the background."""
-        v = verifier or self.verifier_provider()
+    def refresh_embeddings(self, verifier=None) -> int | None:
+        """Compute the reference embeddings missing for the (new) model, in the background; a failure
+        is shown (the progress dialog and the window's error bar), never silent."""
+        v = verifier or self.window.current_verifier()
         if v is None:
             return None
-        if self.refresh_worker is not None and self.refresh_worker.isRunning():
-            self.refresh_worker.cancel()
-            self.refresh_worker.wait(10000)
+        self.jobs.cancel(REFRESH, notify=False)
         if self.library.stale_count(v) == 0:
             return None
-        dlg = ProgressDialog("Updating the reference library", self.window)
+        if self.refresh_dialog is None:
+            self.refresh_dialog = ProgressDialog("Updating the reference library", self.window)
+            self.refresh_dialog.cancel_requested.connect(lambda: self.jobs.cancel(REFRESH))
+        dlg = self.refresh_dialog
+        dlg.restart()
 
         def done(rep) -> None:
             dlg.finish(f"{rep.computed} reference embedding(s) computed for {rep.model_id}"
                        + (f"; {len(rep.errors)} could not be processed" if rep.errors else ""))
             self.embeddings_refreshed.emit(rep)
+            if rep.errors:
+                self.window.show_error(f"Library update: {len(rep.errors)} specimen(s) could not be processed")
 
-        w = self.start(lambda p, s: self.library.refresh_embeddings(v, p, s), done,
-                       lambda m: dlg.finish(f"Failed: {m}"), dlg.set_progress,
-                       lambda: dlg.finish("Cancelled: the rest is computed when a customer is used"))
-        dlg.cancel_requested.connect(w.cancel)
+        def failed(exc) -> None:
+            msg = f"The reference library could not be updated for {v.card.name}: {error_text(exc)}"
+            dlg.finish(msg)
+            self.window.show_error(msg)
+
+        jid = self.start(lambda p, s: self.library.refresh_embeddings(v, p, s), done, failed, dlg.set_progress,
+                         lambda: dlg.finish("Cancelled: the rest is computed when a customer is used"), slot=REFRESH)
         dlg.show()
-        self.refresh_worker = w
-        return w
+        return jid
 
     def on_verifier_changed(self, verifier) -> None:
         self.refresh_embeddings(verifier)
@@ -241,7 +208,7 @@ class LibraryController(QObject):
 
 # ==================================================================================== widgets
 class ProgressDialog(QDialog):
-    """Non-modal progress with a Cancel button (refresh, enrol)."""
+    """Non-modal progress with a Cancel button (refresh, enrol). One dialog, reused."""
 
     cancel_requested = Signal()
 
@@ -251,6 +218,7 @@ class ProgressDialog(QDialog):
         self.setModal(False)
         lay = QVBoxLayout(self)
         self.label = QLabel("Starting\u2026")
+        self.label.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.button = QPushButton("Cancel")
@@ -260,6 +228,13 @@ class ProgressDialog(QDialog):
         lay.addWidget(self.button, 0, Qt.AlignmentFlag.AlignRight)
         self.done_ = False
 
+    def restart(self) -> None:
+        self.done_ = False
+        self.bar.setValue(0)
+        self.label.setText("Starting\u2026")
+        self.button.setText("Cancel")
+        self.button.setEnabled(True)
+
     def set_progress(self, f: float, msg: str) -> None:
         self.bar.setValue(int(1000 * max(0.0, min(1.0, f))))
         self.label.setText(msg)
@@ -268,6 +243,7 @@ class ProgressDialog(QDialog):
         self.done_ = True
         self.label.setText(msg)
         self.button.setText("Close")
+        self.button.setEnabled(True)
 
     def _clicked(self) -> None:
         if self.done_:
@@ -276,61 +252,6 @@ class ProgressDialog(QDialog):
             self.button.setEnabled(False)
             self.label.setText("Cancelling\u2026")
             self.cancel_requested.emit()
-
-
-class DecisionBar(QDialog):
-    """Small non-modal window after an audited verification: the clerk's final decision."""
-
-    def __init__(self, ctl: LibraryController, parent=None):
-        super().__init__(parent)
-        self.ctl = ctl
-        self.setWindowTitle("Clerk's decision")
-        self.setModal(False)
-        self.setWindowFlag(Qt.WindowType.Tool, True)
-        self.vid: int | None = None
-        self.verdict = ""
-        lay = QVBoxLayout(self)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        lay.addWidget(self.info)
-        row = QHBoxLayout()
-        self.buttons: dict[str, QPushButton] = {}
-        for d, text in (("accept", "&Accept"), ("refer", "Re&fer"), ("reject", "&Reject")):
-            b = QPushButton(text)
-            b.clicked.connect(lambda _=False, d=d: self.decide(d))
-            self.buttons[d] = b
-            row.addWidget(b)
-        lay.addLayout(row)
-        self.reason = QLineEdit()
-        self.reason.setPlaceholderText("Reason (recommended when you override the verdict)")
-        lay.addWidget(self.reason)
-        self.note = QLabel()
-        self.note.setStyleSheet("color:#5f6b77;")
-        lay.addWidget(self.note)
-
-    def offer(self, vid: int, account_id: str, result) -> None:
-        self.vid = vid
-        v = result.decision.verdict
-        self.verdict = v.zone
-        self.info.setText(f"<b>{account_id}</b> \u2014 {Path(str(result.questioned.source)).name}<br>"
-                          f"Verdict: <b style='color:{ZONE_COLOUR.get(v.zone, '#000')}'>{v.text}</b> "
-                          f"(score {v.score:.0f}/100). Audit record #{vid}.")
-        self.reason.clear()
-        suggested = VERDICT_DECISION.get(v.zone, "refer")
-        for d, b in self.buttons.items():
-            b.setDefault(d == suggested)
-            b.setEnabled(True)
-        self.note.setText("Choosing a different decision than the verdict is recorded as an override.")
-        self.show()
-        self.raise_()
-
-    def decide(self, decision: str) -> None:
-        if self.vid is None or decision not in DECISIONS:
-            return
-        if self.ctl.record_decision(self.vid, decision, self.reason.text()):
-            self.note.setText(f"Recorded: {decision}.")
-            self.vid = None
-            self.hide()
 
 
 class EnrolDialog(QDialog):
@@ -389,7 +310,7 @@ class EnrolDialog(QDialog):
         lay.addWidget(self.progress)
         lay.addWidget(self.result)
         lay.addWidget(self.box)
-        self.worker: _Worker | None = None
+        self.job: int | None = None
 
     def set_files(self, paths) -> None:
         for p in paths:
@@ -441,13 +362,14 @@ class EnrolDialog(QDialog):
             self.result.setText("\n".join(lines))
             if rep.added:
                 self.files.clear()
+                self.ctl.library_changed(acc)
             self.enrolled.emit(rep)
 
-        def failed(msg: str) -> None:
+        def failed(exc) -> None:
             self.enrol_button.setEnabled(True)
-            self.result.setText(f"Enrolment failed: {msg}")
+            self.result.setText(f"Enrolment failed: {error_text(exc)}")
 
-        self.worker = self.ctl.start(lambda p, s: lib.enrol(acc, paths, v, name=name or None, notes=notes or None,
+        self.job = self.ctl.start(lambda p, s: lib.enrol(acc, paths, v, name=name or None, notes=notes or None,
                                                             expires=expires, progress=p, should_stop=s),
                                      done, failed, lambda f, m: self.progress.setValue(int(1000 * f)))
 
@@ -474,13 +396,19 @@ class ManageReferencesDialog(QDialog):
         self.status = QLabel()
         self.status.setWordWrap(True)
         row = QHBoxLayout()
-        for text, slot in (("Remove", self.remove_selected), ("Mark expired", self.expire_selected),
-                           ("Enrol more\u2026", self.enrol_more), ("Load into Reference pane", self.load)):
+        self.buttons: dict[str, QPushButton] = {}
+        for key, text, slot in (("remove", "&Remove\u2026", self.remove_selected),
+                                ("expire", "Mark &expired\u2026", self.expire_selected),
+                                ("enrol", "Enrol &more\u2026", self.enrol_more),
+                                ("load", "&Load into Reference pane", self.load)):
             b = QPushButton(text)
-            b.clicked.connect(slot)
+            b.setAutoDefault(False)  # Enter never removes or expires a specimen
+            b.clicked.connect(lambda _=False, f=slot: f())
+            self.buttons[key] = b
             row.addWidget(b)
         row.addStretch(1)
         close = QPushButton("Close")
+        close.setDefault(True)
         close.clicked.connect(self.accept)
         row.addWidget(close)
         lay = QVBoxLayout(self)
@@ -503,7 +431,7 @@ class ManageReferencesDialog(QDialog):
                 it.setData(Qt.ItemDataRole.UserRole, r.id)
                 self.table.setItem(i, j, it)
         text = f"<b>{c.label}</b>: {c.n_active} active of {len(refs)} specimen(s)."
-        v = self.ctl.verifier_provider()
+        v = self.ctl.window.current_verifier()
         if v is not None and c.n_active:
             st = lib.customer_status(self.account_id, v)
             text += (f" Thresholds for this customer: genuine \u2264 {st.threshold_accept:.3f}, "
@@ -527,15 +455,40 @@ class ManageReferencesDialog(QDialog):
             pix = pix.scaled(320, 90, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self.preview.setPixmap(pix)
 
-    def remove_selected(self) -> None:
-        for rid in self.selected_ids():
+    def _names(self, ids: list[int]) -> str:
+        lib = self.ctl.library
+        names = [lib.get_reference(i).file_name for i in ids[:5]]
+        return ", ".join(names) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    def remove_selected(self) -> int:
+        """Remove the selected specimens after a confirmation; the main window follows. Returns how many."""
+        ids = self.selected_ids()
+        if not ids:
+            self.status.setText("Select the specimen(s) to remove first.")
+            return 0
+        if not self.ctl.confirm("Remove specimens", f"Remove {len(ids)} specimen(s) of {self.account_id} "
+                                f"({self._names(ids)})?\n\nThey are no longer used for verification; "
+                                "the audit trail keeps its records."):
+            return 0
+        for rid in ids:
             self.ctl.library.remove_reference(rid)
         self.reload()
+        self.ctl.library_changed(self.account_id)
+        return len(ids)
 
-    def expire_selected(self) -> None:
-        for rid in self.selected_ids():
+    def expire_selected(self) -> int:
+        ids = self.selected_ids()
+        if not ids:
+            self.status.setText("Select the specimen(s) to mark expired first.")
+            return 0
+        if not self.ctl.confirm("Mark specimens expired", f"Mark {len(ids)} specimen(s) of {self.account_id} "
+                                f"({self._names(ids)}) as expired?"):
+            return 0
+        for rid in ids:
             self.ctl.library.expire_reference(rid)
         self.reload()
+        self.ctl.library_changed(self.account_id)
+        return len(ids)
 
     def enrol_more(self) -> None:
         dlg = EnrolDialog(self.ctl, self.account_id, self)
@@ -646,7 +599,7 @@ class BatchDialog(QDialog):
         lay.addWidget(self.state)
         lay.addWidget(self.summary, 1)
         lay.addLayout(row)
-        self.worker: _Worker | None = None
+        self.job: int | None = None
         self.report = None
 
     def pick_csv(self) -> None:
@@ -696,7 +649,7 @@ class BatchDialog(QDialog):
         self.progress.setValue(0)
         self.summary.clear()
         self.state.setText(f"Verifying {len(items)} image(s)\u2026")
-        self.worker = self.ctl.start(job, self._done, self._failed, self._progress)
+        self.job = self.ctl.start(job, self._done, self._failed, self._progress, slot="batch")
 
     def _progress(self, f: float, msg: str) -> None:
         self.progress.setValue(int(1000 * f))
@@ -713,16 +666,17 @@ class BatchDialog(QDialog):
         self.summary.setPlainText(rep.summary_text())
         self.finished_report.emit(rep)
 
-    def _failed(self, msg: str) -> None:
+    def _failed(self, exc) -> None:
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.state.setText(f"Batch failed: {msg}")
+        self.state.setText(f"Batch failed: {error_text(exc)}")
+        self.ctl.window.show_error(f"Batch verification failed: {error_text(exc)}")
 
     def cancel(self) -> None:
-        if self.worker is not None:
+        if self.job is not None and self.ctl.jobs.current("batch") == self.job:
             self.cancel_button.setEnabled(False)
             self.state.setText("Cancelling after the current batch\u2026")
-            self.worker.cancel()
+            self.ctl.jobs.request_stop("batch")  # run_batch returns its partial report: shown as the result
 
 
 class CustomerSearch(QWidget):
@@ -736,7 +690,7 @@ class CustomerSearch(QWidget):
         self.edit = QLineEdit()
         self.edit.setPlaceholderText("Customer: account id or name\u2026")
         self.edit.setClearButtonEnabled(True)
-        self.edit.setMinimumWidth(260)
+        self.edit.setMinimumWidth(200)
         self.model = QStringListModel(self)
         self.completer = QCompleter(self.model, self)
         self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -744,6 +698,7 @@ class CustomerSearch(QWidget):
         self.completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self.edit.setCompleter(self.completer)
         self._ids: dict[str, str] = {}
+        self._last: tuple = ()
         self.edit.textEdited.connect(self.update_matches)
         self.completer.activated.connect(self._activated)
         self.edit.returnPressed.connect(self._return)
@@ -761,51 +716,77 @@ class CustomerSearch(QWidget):
         self.model.setStringList(labels)
         return labels
 
+    def _choose(self, acc: str) -> None:
+        """Emit ``chosen`` once per choice: Enter in the completer also fires returnPressed (the old
+        double load, two records 17 ms apart)."""
+        now = time.monotonic()
+        if self._last == (acc, ) or (self._last and self._last[0] == acc and now - self._last[1] < 0.5):
+            return
+        self._last = (acc, now)
+        self.chosen.emit(acc)
+
     def _activated(self, label: str) -> None:
         acc = self._ids.get(label)
         if acc:
-            self.chosen.emit(acc)
+            self._choose(acc)
 
     def _return(self) -> None:
         text = self.edit.text().strip()
         if text in self._ids:
-            self.chosen.emit(self._ids[text])
+            self._choose(self._ids[text])
             return
         if not text:
             return
         exact = self.ctl.library.get_customer(text)
         if exact:
-            self.chosen.emit(exact.account_id)
+            self._choose(exact.account_id)
             return
         matches = self.ctl.library.search(text, 2)
         if len(matches) == 1:
-            self.chosen.emit(matches[0].account_id)
+            self._choose(matches[0].account_id)
         else:
             self.ctl._status(f"No single customer matches {text!r}" if matches else f"No customer matches {text!r}")
 
 
 # ==================================================================================== install
-def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
-                       verifier_provider: Callable[[], Any] | None = None) -> LibraryController:
-    """Add the Library menu, the customer search toolbar and the audit decision bar to ``main_window``."""
-    ctl = LibraryController(main_window, db_path, verifier_provider)
-    menu = main_window.add_menu("&Library")
+def install_library_ui(main_window, db_path: str | os.PathLike | None = None) -> LibraryController:
+    """Add the Library menu and the customer search toolbar to ``main_window``; its cases are recorded in
+    this library's audit log."""
+    ctl = LibraryController(main_window, db_path)
+    menu = main_window.add_menu("&Library", key="library")
     tb = QToolBar("Customer", main_window)
     tb.setObjectName("customerToolbar")
+    tb.setMovable(False)
     search = CustomerSearch(ctl, tb)
     tb.addWidget(QLabel(" Customer: "))
     tb.addWidget(search)
     ctl.current_label = QLabel("")
+    ctl.current_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    ctl.current_label.setMinimumWidth(40)
     tb.addWidget(ctl.current_label)
+    # Its own toolbar row: the search box is never pushed into a hidden overflow (200 % scaling).
+    main_window.addToolBarBreak()
     main_window.addToolBar(tb)
     search.chosen.connect(ctl.load_customer)
 
-    def on_loaded(acc: str) -> None:
-        c = ctl.library.get_customer(acc)
-        if c:
-            ctl.current_label.setText(f"  {c.label} \u00b7 {c.n_active} reference(s)"
-                                      + (" \u00b7 add more specimens" if c.needs_more_specimens else ""))
-    ctl.customer_loaded.connect(on_loaded)
+    def show_customer(acc) -> None:
+        c = ctl.library.get_customer(acc) if acc else None
+        ctl.current_label.setText(f"  {c.label} \u00b7 {c.n_active} reference(s)"
+                                  + (" \u00b7 add more specimens" if c.needs_more_specimens else "") if c else "")
+        ctl.current_label.setToolTip(ctl.current_label.text().strip())
+    ctl.customer_loaded.connect(show_customer)
+    ctl.references_changed.connect(lambda acc: show_customer(acc) if acc == ctl.current else None)
+    main_window.customer_changed.connect(lambda acc: show_customer(acc) if acc is None else None)
+
+    def find() -> None:
+        if not search.edit.isVisible():  # e.g. the toolbar was hidden: ask in a dialog instead
+            text, ok = QInputDialog.getText(main_window, "Find customer", "Account id or name:")
+            if ok and text.strip():
+                search.edit.setText(text.strip())
+                search._return()
+            return
+        search.edit.setFocus()
+        search.edit.selectAll()
 
     def need_customer() -> str | None:
         if ctl.current:
@@ -859,7 +840,7 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
         return a
 
     ctl.actions = {
-        "find": add("&Find customer\u2026", lambda: (search.edit.setFocus(), search.edit.selectAll()), "Ctrl+K"),
+        "find": add("&Find customer\u2026", find, "Ctrl+K"),
         "enrol": add("&Enrol signatures\u2026", lambda: show(EnrolDialog(ctl, ctl.current, main_window))),
         "manage": add("&Manage references\u2026", manage),
         "history": add("&History\u2026", history),
@@ -871,10 +852,7 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
     ctl.actions["export"] = add("E&xport audit log\u2026", export_all)
     ctl.actions["operator"] = add("&Operator name\u2026", operator)
 
-    main_window.verification_done.connect(ctl.on_verification_done)
-    changed = getattr(main_window, "verifier_changed", None)
-    if changed is not None:
-        changed.connect(ctl.on_verifier_changed)
+    main_window.verifier_changed.connect(ctl.on_verifier_changed)
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -888,4 +866,4 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None,
 
 
 __all__ = ["install_library_ui", "LibraryController", "EnrolDialog", "ManageReferencesDialog", "HistoryDialog",
-           "BatchDialog", "DecisionBar", "CustomerSearch"]
+           "BatchDialog", "CustomerSearch"]

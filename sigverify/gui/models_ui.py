@@ -197,14 +197,8 @@ class ManageModelsDialog(QDialog):
 
 
 def _model_menu(main_window):
-    """The window's existing Model menu (``add_menu`` would add a second one), else a new one."""
-    m = getattr(main_window, "model_menu", None)
-    if m is not None:
-        return m
-    for a in main_window.menuBar().actions():
-        if a.menu() is not None and a.text().replace("&", "").strip().lower() == "model":
-            return a.menu()
-    return main_window.add_menu("&Model")
+    """The Model menu the comparison controller declared (``menu("model")``), else a new one."""
+    return main_window.menu("model") or main_window.add_menu("&Model", key="model")
 
 
 class TrainingUI:

@@ -97,7 +97,7 @@ class ImageView(QGraphicsView):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setMinimumSize(200, 140)
+        self.setMinimumSize(160, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_placeholder(self, text: str) -> None:
@@ -231,6 +231,12 @@ class SignaturePane(QFrame):
 
         self.title_label = QLabel(title)
         self.title_label.setObjectName("paneTitle")
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)  # never shortened
+        self.subtitle_label = QLabel("")  # e.g. the customer: elided, never widens the window
+        self.subtitle_label.setObjectName("paneSubtitle")
+        self.subtitle_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.subtitle_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.subtitle_label.hide()
         self.count_label = QLabel("")
         self.count_label.setObjectName("paneCount")
         self.open_button = QToolButton()
@@ -244,9 +250,11 @@ class SignaturePane(QFrame):
         self.clear_button.clicked.connect(self.clear_requested)
         head = QHBoxLayout()
         head.setContentsMargins(0, 0, 0, 0)
+        head.setSpacing(3)  # compact: both panes and the verdict fit 960 logical px (1920 px at 200 %)
         head.addWidget(self.title_label)
+        head.addWidget(self.subtitle_label, 1)
         head.addWidget(self.count_label)
-        head.addStretch(1)
+        head.addStretch(0)
         head.addWidget(self.open_button)
         head.addWidget(self.clear_button)
 
@@ -274,7 +282,7 @@ class SignaturePane(QFrame):
         self.message = MessageLabel()
 
         self.layout_ = QVBoxLayout(self)
-        self.layout_.setContentsMargins(12, 10, 12, 12)
+        self.layout_.setContentsMargins(10, 8, 10, 10)
         self.layout_.setSpacing(8)
         self.layout_.addLayout(head)
         self.layout_.addWidget(self.view, 1)
@@ -290,6 +298,24 @@ class SignaturePane(QFrame):
             self.setProperty("active", active)
             self.style().unpolish(self)
             self.style().polish(self)
+
+    def set_subtitle(self, text: str) -> None:
+        """A second, elided part of the title (the customer's name): the title itself stays whole."""
+        self._subtitle = text
+        self.subtitle_label.setToolTip(text)
+        self.subtitle_label.setVisible(bool(text))
+        self._elide_subtitle()
+
+    def _elide_subtitle(self) -> None:
+        text = getattr(self, "_subtitle", "")
+        if text:
+            w = max(20, self.subtitle_label.width())
+            self.subtitle_label.setText(self.subtitle_label.fontMetrics().elidedText(
+                "\u2014 " + text, Qt.TextElideMode.ElideRight, w))
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        self._elide_subtitle()
 
     def set_busy(self, busy: bool, text: str = "Loading\u2026") -> None:
         self.busy_row.setVisible(busy)
@@ -384,7 +410,7 @@ class SignaturePane(QFrame):
 
 
 def _short(source: str) -> str:
-    if source.startswith("clipboard") or not os.path.sep in source and "/" not in source:
+    if source.startswith("clipboard") or os.path.sep not in source and "/" not in source:
         return source
     return Path(source).name
 
