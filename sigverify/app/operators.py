@@ -153,6 +153,13 @@ def apply_threshold_override(decision, calibration, scale: float, reason: str = 
     return out
 
 
-__all__ = ["open_store", "cli_login", "cli_logout", "resolve_cli_operator", "current_token", "token_file",
+__all__ = ["open_store", "bind_cli_operator", "cli_login", "cli_logout", "resolve_cli_operator", "current_token", "token_file",
            "require_role", "require_setting_role", "record_setting_change", "threshold_scale",
            "apply_threshold_override", "VERDICT_SETTINGS", "TOKEN_ENV", "ROLES", "AccessDenied"]
+
+
+def bind_cli_operator(library, explicit: str | None = None) -> Operator:
+    """Resolve the CLI's operator for ``library`` and make its audit log write that operator's id."""
+    op = resolve_cli_operator(open_store(library), explicit)
+    library.audit.operator = op.username
+    return op

@@ -12,7 +12,8 @@ from sigverify.cli import EXIT_CANCELLED, VERDICT_EXIT, add_common, emit
 def _add_db(p) -> None:
     p.add_argument("--db", help="library database file (default: library.sqlite3 in the user data folder; "
                                 "SIGVERIFY_HOME moves that folder)")
-    p.add_argument("--operator", help="operator name for the audit trail (default: the OS user name)")
+    p.add_argument("--operator", help="must be the signed-in operator (`sigverify-cli operator login`); the audit "
+                                      "trail names signed-in operators only")
 
 
 def register(sub) -> None:
@@ -123,9 +124,16 @@ def register(sub) -> None:
 
 # ---- helpers -------------------------------------------------------------------------------------------
 def _library(args):
+    from sigverify.app.operators import bind_cli_operator
     from sigverify.store.library import Library
 
-    return Library(args.db, operator=getattr(args, "operator", None))
+    lib = Library(args.db)
+    try:  # the audit trail names the signed-in operator; --operator may only repeat that name
+        bind_cli_operator(lib, getattr(args, "operator", None))
+    except BaseException:
+        lib.close()
+        raise
+    return lib
 
 
 def _verifier(args):

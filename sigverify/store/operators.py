@@ -135,9 +135,9 @@ BEGIN SELECT RAISE(ABORT, '{_t} is append-only: records cannot be replaced'); EN
 class AccessDenied(SigverifyError):
     """Not signed in, unknown / removed / locked operator, wrong password, or a role too low.
 
-    Exit code 9 in the CLI (not a verdict code)."""
+    Exit code 11 in the CLI (not a verdict code; 9 is the audit trail's integrity error)."""
 
-    exit_code = 9
+    exit_code = 11
 
 
 class SignInThrottled(AccessDenied):
