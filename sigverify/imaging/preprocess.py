@@ -61,6 +61,9 @@ class Preprocessed:
     bbox: tuple[int, int, int, int] = (0, 0, 0, 0)  # x, y, w, h of the ink in the work image
     skew_deg: float = 0.0
     ink_fraction: float = 0.0
+    region: tuple[int, int, int, int] | None = None  # x, y, w, h of the signature in the original image
+    document: bool = False  # True: located / cleaned as a document (cheque, form), not as a clean crop
+    cues: list[str] = field(default_factory=list)  # why it counted as a document
 
 
 def _to_grey(rgb: np.ndarray, remove_stamps: bool) -> np.ndarray:
@@ -247,13 +250,64 @@ def _place(mask: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, tuple[i
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
-def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_stages: bool = False) -> Preprocessed:
-    """Preprocess an RGB (H, W, 3) or grey (H, W) uint8 image into the network input."""
+def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_stages: bool = False,
+               crop: tuple[int, int, int, int] | None = None, document: bool | None = None) -> Preprocessed:
+    """Preprocess an RGB (H, W, 3) or grey (H, W) uint8 image into the network input.
+
+    ``crop`` (x, y, w, h in the image's pixels): use only that rectangle, cleaned as a document.
+    ``document``: None (default) decides by itself - a clean signature crop keeps the original pipeline
+    unchanged, a page with printed structure (cheque, form, signature-field scan) gets the signature
+    located (``sigverify.imaging.locate``) and cleaned as a document (``sigverify.imaging.document``);
+    True forces the document path, False the clean-crop path. ``Preprocessed.region`` says where the
+    signature was taken from, in the original image's pixels.
+    """
     cfg = config or PreprocessConfig()
     if image is None or image.size == 0 or image.ndim not in (2, 3):
         raise BlankImageError("empty image")
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
+    if crop is not None:
+        return _preprocess_document(image, cfg, keep_stages, _clip_crop(crop, image.shape), ["crop given"])
+    if document is not False:
+        from sigverify.imaging.locate import analyse
+
+        a = analyse(image, score=True)
+        if a.is_document or (document and not a.blank):
+            if a.region is None:
+                raise BlankImageError("no signature found: the page has printed fields (" + ", ".join(a.reasons)
+                                      + ") but no handwritten signature was found on it - crop it by hand if "
+                                      "there is one")
+            return _preprocess_document(image, cfg, keep_stages, a.region, a.reasons)
+    return _preprocess_clean(image, cfg, keep_stages)
+
+
+def _clip_crop(crop, shape) -> tuple[int, int, int, int]:
+    H, W = shape[:2]
+    x, y, w, h = (int(v) for v in crop)
+    x0, y0 = min(max(0, x), W - 1), min(max(0, y), H - 1)
+    x1, y1 = min(W, x + w), min(H, y + h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise BlankImageError(f"the crop rectangle {x},{y},{w},{h} lies outside the {W}x{H} image")
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _preprocess_document(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool,
+                         region: tuple[int, int, int, int], cues: list[str]) -> Preprocessed:
+    from sigverify.imaging.document import clean_document
+
+    x, y, w, h = region
+    part = np.ascontiguousarray(image[y:y + h, x:x + w])
+    mask, skew, stages = clean_document(part, cfg, keep_stages)
+    net, bbox = _place(mask, cfg)
+    if keep_stages:
+        stages = {"region": part, **stages, "input": net}
+    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()),
+                        region=(int(x), int(y), int(w), int(h)), document=True, cues=list(cues))
+
+
+def _preprocess_clean(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool) -> Preprocessed:
+    """The clean-crop pipeline (what the shipped model was trained on): keep its output unchanged."""
+    h0, w0 = image.shape[:2]
     h, w = image.shape[:2]
     scale = min(1.0, cfg.work_max_side / max(h, w))
     if scale < 1.0:
@@ -282,15 +336,23 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
     net, bbox = _place(mask, cfg)
     if keep_stages:
         stages["input"] = net
-    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()))
+    bx, by, bw, bh = bbox
+    if scale < 1.0:
+        region = (int(bx / scale), int(by / scale), min(w0, int(math.ceil((bx + bw) / scale))) - int(bx / scale),
+                  min(h0, int(math.ceil((by + bh) / scale))) - int(by / scale))
+    else:
+        region = (int(bx), int(by), int(bw), int(bh))
+    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()),
+                        region=region)
 
 
 def preprocess_named(image: np.ndarray, name: str, config: PreprocessConfig | None = None,
-                     keep_stages: bool = False) -> Preprocessed:
+                     keep_stages: bool = False, crop: tuple[int, int, int, int] | None = None,
+                     document: bool | None = None) -> Preprocessed:
     """``preprocess`` for a loaded file: a blank-page error names it, and with ``keep_stages`` the loaded
     image is kept as ``stages['original']``."""
     try:
-        out = preprocess(image, config, keep_stages)
+        out = preprocess(image, config, keep_stages, crop=crop, document=document)
     except BlankImageError as exc:
         raise BlankImageError(f"{name}: {exc}") from exc
     if keep_stages:
@@ -298,7 +360,8 @@ def preprocess_named(image: np.ndarray, name: str, config: PreprocessConfig | No
     return out
 
 
-def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = None, keep_stages: bool = False) -> Preprocessed:
+def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = None, keep_stages: bool = False,
+                    crop: tuple[int, int, int, int] | None = None, document: bool | None = None) -> Preprocessed:
     from sigverify.imaging.load import load_image
 
-    return preprocess_named(load_image(path), os.path.basename(str(path)), config, keep_stages)
+    return preprocess_named(load_image(path), os.path.basename(str(path)), config, keep_stages, crop, document)
