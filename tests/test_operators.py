@@ -254,3 +254,28 @@ def test_apply_threshold_override_moves_the_verdict():
     assert appops.apply_threshold_override(dec, cal, 1.0) is dec
     with pytest.raises(SigverifyError):
         appops.apply_threshold_override(dec, cal, 2.0)
+
+
+def test_override_applied_in_library_verification(tmp_path, verifier):
+    from helpers import write_sig
+
+    from sigverify.app.library_service import LibraryService
+
+    refs = [write_sig(tmp_path / f"r{i}.png", seed=i) for i in range(3)]
+    q1, q2 = write_sig(tmp_path / "q1.png", seed=5), write_sig(tmp_path / "q2.png", seed=6)
+    with Library(tmp_path / "lib.sqlite3") as lib:
+        st = OperatorStore.for_library(lib)
+        admin = st.setup_multi_user("admin", PW)
+        sup = st.add(admin, "super1", PW, "supervisor")
+        lib.enrol("ACC-7", refs, verifier)
+        svc = LibraryService(lib, verifier)
+        plain = svc.verify("ACC-7", q1)
+        st.set_threshold_override(sup, "ACC-7", 1.2, "tremor")
+        wider = svc.verify("ACC-7", q2)
+        a0, a1 = plain.decision.verdict.accept, wider.decision.verdict.accept
+        assert a1 == pytest.approx(a0 * 1.2, rel=1e-6)  # same specimens: same per-person scale
+        assert wider.decision.threshold_override == pytest.approx(1.2)
+        assert any("override x1.20" in w for w in wider.decision.warnings)
+        rec = lib.audit.get(wider.audit_id)
+        assert rec.threshold_accept == pytest.approx(a1) and rec.details["threshold_override"] == pytest.approx(1.2)
+        assert "threshold_override" not in lib.audit.get(plain.audit_id).details

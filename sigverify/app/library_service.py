@@ -74,9 +74,14 @@ class LibraryService:
         """Questioned signature against the customer's active specimens; recorded once in the audit log
         (``case.rerun`` when the same case was recorded before) unless ``record`` is False."""
         refs = self._reference_embeddings(account_id)
+        from sigverify.app.operators import case_options
+
+        options = {**case_options(self.library, account_id), **options}  # a supervisor's threshold override
         case = build_case(self.verifier, questioned, refs, customer_id=account_id, keep_stages=keep_stages, **options)
         if record:
-            record_case(case, self.library, verifier=self.verifier, source=source, operator=operator)
+            record_case(case, self.library, verifier=self.verifier, source=source, operator=operator,
+                        details={"threshold_override": options["threshold_scale"]} if options.get("threshold_scale",
+                                                                                                  1.0) != 1.0 else None)
         return case
 
     def record(self, case: Case, *, source: str = "gui", operator: str | None = None) -> Case:

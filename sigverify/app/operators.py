@@ -153,7 +153,7 @@ def apply_threshold_override(decision, calibration, scale: float, reason: str = 
     return out
 
 
-__all__ = ["open_store", "bind_cli_operator", "cli_login", "cli_logout", "resolve_cli_operator", "current_token", "token_file",
+__all__ = ["open_store", "case_options", "bind_cli_operator", "cli_login", "cli_logout", "resolve_cli_operator", "current_token", "token_file",
            "require_role", "require_setting_role", "record_setting_change", "threshold_scale",
            "apply_threshold_override", "VERDICT_SETTINGS", "TOKEN_ENV", "ROLES", "AccessDenied"]
 
@@ -163,3 +163,10 @@ def bind_cli_operator(library, explicit: str | None = None) -> Operator:
     op = resolve_cli_operator(open_store(library), explicit)
     library.audit.operator = op.username
     return op
+
+
+def case_options(library, customer_id: str | None) -> dict:
+    """Decision options for a library customer's case: ``{"threshold_scale": s}`` when a supervisor's
+    override is in force, else ``{}``. Pass them to ``sigverify.app.case.build_case``."""
+    s = threshold_scale(open_store(library), customer_id)
+    return {"threshold_scale": s} if s != 1.0 else {}

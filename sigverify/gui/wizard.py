@@ -194,7 +194,8 @@ class DataPage(QWizardPage):
         self.completeChanged.emit()
 
         def job(progress, stop):
-            from sigverify.train.finetune import check_data, preview_samples
+            from sigverify.gui.finetune_format import preview_samples
+            from sigverify.train.finetune import check_data
 
             rep = check_data(folder, None, lambda f, m, r=None: progress(0.9 * f, m), stop)
             progress(0.95, "preparing previews")

@@ -26,12 +26,14 @@ class ReferenceDecision:
     person_scale: float  # multiplier applied to the global thresholds for this person
     verdict: Verdict
     warnings: list[str] = field(default_factory=list)
+    threshold_override: float = 1.0  # a supervisor's per-customer multiplier (sigverify.store.operators)
 
     def to_dict(self) -> dict:
         d = self.verdict.to_dict()
         d.update({"distances": self.distances, "aggregate": self.aggregate, "min_distance": self.min_distance,
                   "mean_distance": self.mean_distance, "reference_spread": self.ref_spread,
-                  "person_threshold_scale": self.person_scale, "warnings": self.warnings})
+                  "person_threshold_scale": self.person_scale, "warnings": self.warnings,
+                  "threshold_override": self.threshold_override})
         return d
 
 
@@ -50,7 +52,8 @@ def person_scale(ref_embs: np.ndarray, metric: str, cal: MetricCalibration) -> t
 
 def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: MetricCalibration,
                               metric: str = "euclidean", aggregate: str = "mean",
-                              adapt_to_person: bool = True) -> ReferenceDecision:
+                              adapt_to_person: bool = True, threshold_scale: float = 1.0) -> ReferenceDecision:
+    """``threshold_scale``: a supervisor's per-customer multiplier on top of the per-person scale."""
     ref_embs = np.atleast_2d(ref_embs)
     if len(ref_embs) == 0:
         raise ValueError("at least one reference signature is needed")
@@ -59,8 +62,11 @@ def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: Metr
     ds = pairwise_distances(q_emb[None], ref_embs, metric)[0]
     scale, spread = person_scale(ref_embs, metric, cal) if adapt_to_person else (1.0, None)
     agg = float(ds.mean() if aggregate == "mean" else ds.min())
-    v = verdict_for(agg, cal, scale)
+    v = verdict_for(agg, cal, scale * float(threshold_scale))
     warnings = []
+    if threshold_scale != 1.0:
+        warnings.append(f"supervisor threshold override x{threshold_scale:.2f} for this customer")
     if len(ref_embs) < MIN_REFS_FOR_ADAPTATION:
         warnings.append(f"only {len(ref_embs)} reference signature(s): add more specimens for a per-person threshold")
-    return ReferenceDecision([float(x) for x in ds], aggregate, float(ds.min()), float(ds.mean()), spread, scale, v, warnings)
+    return ReferenceDecision([float(x) for x in ds], aggregate, float(ds.min()), float(ds.mean()), spread, scale, v, warnings,
+                             float(threshold_scale))
