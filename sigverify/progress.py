@@ -23,3 +23,12 @@ class Progress(Protocol):
 ShouldStop = Callable[[], bool]
 
 __all__ = ["Progress", "ShouldStop"]
+
+
+def format_duration(s: float) -> str:
+    """Seconds as '42 s' or '3 min 05 s' (ETAs in progress messages, the wizard's estimate)."""
+    s = max(0, int(round(s)))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+__all__ += ["format_duration"]

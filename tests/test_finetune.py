@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from sigverify.errors import Cancelled, DataError, ModelError
-from sigverify.train.finetune import (FinetuneConfig, check_data, estimate_seconds, finetune, preview_samples,
+from sigverify.gui.finetune_format import metrics_text, preview_samples
+from sigverify.train.finetune import (FinetuneConfig, check_data, estimate_seconds, finetune,
                                       save_curves_for, save_finetuned)
 
 from helpers import make_set
@@ -90,6 +91,8 @@ def test_finetune_before_after_and_card(result, base, report):
     assert card.training["config"]["epochs"] == 3 and card.training["seconds"] > 0
     assert card.metrics["validation"]["before"]["eer"] == pytest.approx(result.before.eer)
     assert set(card.calibration) == {"euclidean", "cosine"}
+    text = metrics_text(result)  # the wizard's before/after text
+    assert "held-out writers: 2" in text and f"base {100 * result.before.eer:5.1f}%" in text
     # progress: monotone fractions, one row per epoch with loss and val EER
     fr = [f for f, _, _ in result.rows]
     assert fr == sorted(fr) and fr[-1] == 1.0

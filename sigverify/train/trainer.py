@@ -69,6 +69,14 @@ class TrainState:
 ProgressFn = Callable[[float, str, dict], None]
 
 
+def warmup_cosine_lr(step: int, warm: int, t: float, lr: float, floor: float) -> float:
+    """The learning-rate schedule of training and fine-tuning: linear warm-up over ``warm`` steps, then
+    a cosine from ``lr`` down to ``floor * lr`` as the progress ``t`` goes from 0 to 1."""
+    if step < warm:
+        return lr * (step + 1) / warm
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
 class PKSampler:
     """Batches of P writers x (K genuine + F forgeries); alternative variants (e.g. messy-scan
     copies of the same images) are drawn at random when given."""
@@ -238,10 +246,8 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
         return min(f, 1.0)
 
     def lr_at(step: int) -> float:
-        if step < warm:
-            return cfg.lr * (step + 1) / warm
         t = max((step - warm) / max(1, cfg.steps - warm), progress_frac(step))
-        return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+        return warmup_cosine_lr(step, warm, t, cfg.lr, 0.02)
 
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
