@@ -213,8 +213,9 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
               should_stop: Callable[[], bool] | None = None, *, audit: bool = True, operator: str | None = None,
               batch_size: int | None = None, workers: int | None = None) -> "BatchReport":
     """Verify every item against its customer's active references in ``library``; see the module doc."""
-    from sigverify.store.audit import entry_from_decision
     from sigverify.app.case import decide
+    from sigverify.app.operators import case_options
+    from sigverify.store.audit import entry_from_decision
 
     t_start = time.perf_counter()
     bs = int(batch_size or getattr(verifier.embedder, "batch_size", 64) or 64)
@@ -222,6 +223,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
     cfg = verifier.embedder.preprocess_config
     rep = BatchReport([], len(items), verifier.model.model_id, getattr(verifier, "device_text", ""))
     refs: dict[str, tuple[list[int], np.ndarray] | str] = {}
+    options: dict[str, dict] = {}  # per customer: decision options (a supervisor's threshold override)
 
     def customer_refs(cid: str):
         if cid not in refs:
@@ -231,6 +233,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 else:
                     ids, embs = library.reference_embeddings(cid, verifier)
                     refs[cid] = (ids, embs) if ids else f"customer {cid!r} has no active reference signatures"
+                    options[cid] = case_options(library, cid)
             except SigverifyError as exc:
                 refs[cid] = str(exc)
         return refs[cid]
@@ -280,12 +283,15 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
             entries = []
             for k, e, digest in zip(good, embs, digests):
                 ids, ref_embs = refs[chunk[k].customer_id]  # type: ignore[misc]
-                dec = decide(verifier, e, ref_embs)
+                dec = decide(verifier, e, ref_embs, **options.get(chunk[k].customer_id, {}))
                 res = results[k]
                 res.verdict, res.score, res.distance = dec.verdict.zone, dec.verdict.score, dec.verdict.distance
                 res.warnings = list(dec.warnings)
+                det = {"batch_file": chunk[k].label}
+                if dec.threshold_override != 1.0:  # a supervisor's per-customer override was applied
+                    det["threshold_override"] = dec.threshold_override
                 entries.append(entry_from_decision(dec, os.path.basename(chunk[k].path), digest, verifier,
-                                                   chunk[k].customer_id, ids, {"batch_file": chunk[k].label}))
+                                                   chunk[k].customer_id, ids, det))
             rep.decide_s += time.perf_counter() - t0
             if audit and entries:
                 t0 = time.perf_counter()

@@ -211,3 +211,28 @@ def test_cli_reports_the_session_notices(capsys, alice, monkeypatch):
     d = json.loads(out.out)
     assert rc in (0, 1, 2) and d["notices"][0]["kind"] == DEVICE_FALLBACK
     assert "note:" in out.err and "CPU" in out.err
+
+
+def test_supervisor_override_reaches_every_decision_path(tmp_path, verifier, alice):
+    """The customer's decision options (a supervisor's threshold override) apply in the library service,
+    the GUI's case build and batch alike, and the record names the override."""
+    from sigverify.batch import BatchItem, run_batch
+    from sigverify.store.operators import OperatorStore
+
+    with Library(tmp_path / "ovr.sqlite3") as lib:
+        st = OperatorStore.for_library(lib)
+        admin = st.setup_multi_user("admin", "correct horse 1")
+        sup = st.add(admin, "super1", "correct horse 1", "supervisor")
+        lib.enrol("C1", alice[:3], verifier)
+        svc = LibraryService(lib, verifier)
+        base_accept = svc.build("C1", alice[3]).decision.verdict.accept
+        st.set_threshold_override(sup, "C1", 1.2, "tremor")
+        want = pytest.approx(base_accept * 1.2)
+        assert svc.build("C1", alice[3]).decision.verdict.accept == want  # the GUI's path
+        assert svc.build("C1", alice[3], svc.reference_signatures("C1")).decision.verdict.accept == want
+        case = svc.verify("C1", alice[3])  # the CLI's path, recorded
+        assert case.decision.verdict.accept == want
+        assert lib.audit.get(case.audit_id).details["threshold_override"] == pytest.approx(1.2)
+        rep = run_batch([BatchItem("C1", str(alice[3]))], lib, verifier, audit=True, workers=1)
+        rec = lib.audit.get(rep.results[0].audit_id)
+        assert rec.threshold_accept == want and rec.details["threshold_override"] == pytest.approx(1.2)

@@ -169,6 +169,9 @@ def record_case(case: Case, library, *, verifier: Verifier, source: str = "gui",
         case.rerun = True
         return case
     det = {"case_id": case.case_id, "case_key": key, "elapsed_ms": round(float(case.elapsed_ms), 2)}
+    override = float(getattr(case.decision, "threshold_override", 1.0))
+    if override != 1.0:  # a supervisor's per-customer threshold multiplier was applied
+        det["threshold_override"] = override
     det.update(details or {})
     entry = entry_from_decision(case.decision, case.questioned_name, case.questioned_sha256, verifier,
                                 case.customer_id, case.reference_ids, det)

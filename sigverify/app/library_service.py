@@ -69,19 +69,27 @@ class LibraryService:
                           reference_id=int(rid), account_id=account_id) for rid, e in zip(ids, embs)]
 
     # ---- cases ----------------------------------------------------------------------------------
+    def case_options(self, account_id: str | None) -> dict:
+        """Decision options of a customer's case (a supervisor's threshold override, when in force)."""
+        from sigverify.app.operators import case_options
+
+        return case_options(self.library, account_id) if account_id else {}
+
+    def build(self, account_id: str, questioned: str | os.PathLike | Signature,
+              references: list[Signature] | None = None, *, keep_stages: bool = False, **options) -> Case:
+        """The customer's case, decided with the customer's decision options; nothing recorded.
+        ``references``: the signatures shown in the GUI's Reference pane (default: the cached specimens)."""
+        refs = references if references is not None else self._reference_embeddings(account_id)
+        options = {**self.case_options(account_id), **options}
+        return build_case(self.verifier, questioned, refs, customer_id=account_id, keep_stages=keep_stages, **options)
+
     def verify(self, account_id: str, questioned: str | os.PathLike | Signature, *, record: bool = True,
                source: str = "cli", operator: str | None = None, keep_stages: bool = False, **options) -> Case:
         """Questioned signature against the customer's active specimens; recorded once in the audit log
         (``case.rerun`` when the same case was recorded before) unless ``record`` is False."""
-        refs = self._reference_embeddings(account_id)
-        from sigverify.app.operators import case_options
-
-        options = {**case_options(self.library, account_id), **options}  # a supervisor's threshold override
-        case = build_case(self.verifier, questioned, refs, customer_id=account_id, keep_stages=keep_stages, **options)
+        case = self.build(account_id, questioned, keep_stages=keep_stages, **options)
         if record:
-            record_case(case, self.library, verifier=self.verifier, source=source, operator=operator,
-                        details={"threshold_override": options["threshold_scale"]} if options.get("threshold_scale",
-                                                                                                  1.0) != 1.0 else None)
+            record_case(case, self.library, verifier=self.verifier, source=source, operator=operator)
         return case
 
     def record(self, case: Case, *, source: str = "gui", operator: str | None = None) -> Case:
