@@ -77,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.models_ui import install_training_ui
 
     install_training_ui(win)  # Model > Fine-tune on my references / Manage models
+    from sigverify.gui.signin import install_operator_ui
+
+    try:  # first-run choice + sign-in (scripted --screenshot: local operator or SIGVERIFY_TOKEN)
+        if install_operator_ui(win, interactive=not args.screenshot) is None:
+            win.close()
+            return 0  # sign-in cancelled
+    except Exception as exc:  # noqa: BLE001 - AccessDenied: not signed in
+        win.close()
+        return _fail(str(exc), 11)
     if size:
         win.resize(*size)
     if args.view:
