@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from sigverify.errors import SigverifyError
-from sigverify.store.audit import AuditLog, VerificationEntry, default_operator
+from sigverify.errors import AuditIntegrityError, SigverifyError
+from sigverify.store.audit import (AUDIT_SCHEMA, GENESIS_HASH, AuditLog, VerificationEntry, canonical_json, chain_hash,
+                                   check_audit, default_operator)
 from sigverify.store.library import Library
 
 
@@ -123,8 +124,12 @@ def test_missing_triggers_are_detected(lib):
     raw.close()
     assert lib.audit.verify_append_only() == ["audit_decisions_no_delete"]
     lib.close()
-    with Library(lib.path) as again:  # reopening restores the protection
-        assert again.audit.verify_append_only() == []
+    with Library(lib.path) as again:  # issue 14: reopening must NOT silently restore it (that erased the evidence)
+        assert again.audit.verify_append_only() == ["audit_decisions_no_delete"]
+        chk = again.audit.verify_chain()
+        assert not chk.ok and chk.first_bad["object"] == "audit_decisions_no_delete"
+        with pytest.raises(AuditIntegrityError, match="damaged or was tampered"):
+            again.audit.append_verification(entry(1))
 
 
 def test_export_csv(lib, tmp_path):
@@ -245,3 +250,194 @@ def test_killed_writer_leaves_consistent_database(tmp_path):
         # and the database is still writable after the crash
         lib.audit.append_verification(entry(999))
         assert lib.audit.count()[0] == n_ver + 1
+
+
+# ---- issue 14: tamper-evident hash chain + anchor ---------------------------------------------------------
+def _raw(lib, *sql):
+    raw = sqlite3.connect(lib.path)
+    try:
+        for s in sql:
+            raw.executescript(s) if ";" in s.strip().rstrip(";") else raw.execute(s)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _filled(lib, n=3):
+    ids = [lib.audit.append_verification(entry(i, verdict="forgery" if i % 2 else "genuine")) for i in range(n)]
+    lib.audit.append_decision(ids[0], "accept")
+    return ids
+
+
+def test_chain_intact_and_recomputable(lib):
+    ids = _filled(lib)
+    chk = lib.audit.verify_chain()
+    assert chk.ok, chk.problems
+    assert chk.records == 4 and chk.verifications == 3 and chk.decisions == 1
+    assert chk.anchor_seq == 4 and chk.anchor_hash == chk.head_hash
+    # the hash is SHA-256(prev + kind + canonical JSON of the stored row): recompute the first one by hand
+    raw = sqlite3.connect(lib.path)
+    raw.row_factory = sqlite3.Row
+    row = dict(raw.execute("SELECT * FROM audit_verifications WHERE id = ?", (ids[0],)).fetchone())
+    first = raw.execute("SELECT * FROM audit_chain WHERE seq = 1").fetchone()
+    raw.close()
+    assert first["prev_hash"] == GENESIS_HASH
+    assert first["hash"] == chain_hash(GENESIS_HASH, "verification", canonical_json(row))
+    rec = lib.audit.get(ids[0])
+    assert rec.record_hash == first["hash"] and rec.chain_seq == 1 and rec.decisions[0].record_hash
+
+
+def test_changed_verdict_after_dropping_the_trigger_is_named(lib):
+    ids = _filled(lib)
+    _raw(lib, "DROP TRIGGER audit_verifications_no_update",
+         f"UPDATE audit_verifications SET verdict = 'genuine', score = 97 WHERE id = {ids[1]}")
+    chk = lib.audit.verify_chain()
+    assert not chk.ok
+    assert chk.first_bad["type"] == "changed" and chk.first_bad["record_id"] == ids[1]
+    assert set(chk.first_bad["fields"]) == {"verdict", "score"}
+    assert any(p.get("object") == "audit_verifications_no_update" for p in chk.problems)
+
+
+def test_dropped_and_recreated_tables_show(lib, tmp_path):
+    _filled(lib, 5)
+    path = lib.path
+    lib.close()
+    # drop every audit table; recreate them empty and write one fake, correctly chained record (ids restart at 1)
+    _raw(type("L", (), {"path": path}), "DROP TABLE audit_decisions", "DROP TABLE audit_verifications",
+         "DROP TABLE audit_chain")
+    with Library(path) as again:  # reopening does not silently recreate them...
+        assert "audit_verifications" not in {r[0] for r in again._q("SELECT name FROM sqlite_master")}
+        with pytest.raises(AuditIntegrityError):
+            again.audit.append_verification(entry(9))
+        chk = again.audit.verify_chain()
+        assert not chk.ok and chk.first_bad["type"] in ("missing_object", "truncated")
+    raw = sqlite3.connect(path)
+    AuditLog.ensure_schema(raw)
+    raw.close()
+    with Library(path) as again:
+        forged = AuditLog(again._conn, again._lock, "x")  # a forger's log without the anchor
+        forged.append_verification(entry(1))
+        chk = again.audit.verify_chain()
+        assert not chk.ok
+        assert chk.first_bad["type"] in ("anchor_mismatch", "truncated")
+        assert check_audit(path).ok is False
+
+
+def test_renamed_table_swapped_for_one_without_triggers(lib):
+    ids = _filled(lib)
+    _raw(lib, "ALTER TABLE audit_verifications RENAME TO old_v",
+         AUDIT_SCHEMA.split("CREATE INDEX")[0] + ";",
+         "INSERT INTO audit_verifications SELECT * FROM old_v",
+         "DROP TRIGGER IF EXISTS audit_verifications_no_update",
+         f"UPDATE audit_verifications SET verdict = 'genuine' WHERE id = {ids[1]}")
+    chk = lib.audit.verify_chain()
+    assert not chk.ok
+    kinds = {p["type"] for p in chk.problems}
+    assert "changed" in kinds or "missing_object" in kinds
+
+
+def test_row_inserted_behind_the_applications_back(lib):
+    _filled(lib)
+    _raw(lib, "INSERT INTO audit_decisions (verification_id, time_utc, operator, source, decision, overrides_verdict,"
+              " reason) VALUES (2, '2026-01-01', 'mallory', 'clerk', 'accept', 1, '')")
+    chk = lib.audit.verify_chain()
+    assert not chk.ok and chk.first_bad["type"] == "unchained" and chk.first_bad["kind"] == "decision"
+
+
+def test_anchor_lost_lagging_and_reanchor(lib):
+    _filled(lib)
+    lib.audit.anchor_path.unlink()
+    chk = lib.audit.verify_chain()
+    assert not chk.ok and chk.first_bad["type"] == "anchor_missing"
+    assert lib.audit.reanchor().ok
+    # a crash between commit and anchor update leaves the anchor behind: a warning, not a failure
+    from sigverify.store.audit import write_anchor
+
+    raw = sqlite3.connect(lib.path)
+    h2 = raw.execute("SELECT hash FROM audit_chain WHERE seq = 2").fetchone()[0]
+    raw.close()
+    write_anchor(lib.audit.anchor_path, 2, h2)
+    chk = lib.audit.verify_chain()
+    assert chk.ok and chk.warnings
+    write_anchor(lib.audit.anchor_path, 2, "f" * 64)  # but a different entry 2 is a rebuilt trail
+    assert lib.audit.verify_chain().first_bad["type"] == "anchor_mismatch"
+    with pytest.raises(AuditIntegrityError):
+        _raw(lib, "DROP TRIGGER audit_chain_no_update", "UPDATE audit_chain SET hash = 'x' WHERE seq = 1")
+        lib.audit.reanchor()
+
+
+def test_legacy_database_is_chained_once(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.executescript(AUDIT_SCHEMA)
+    raw.execute("INSERT INTO audit_verifications (time_utc, operator, source, customer_id, questioned_name,"
+                " questioned_sha256, model_id, weights_sha256, metric, distances, distance, score, verdict)"
+                " VALUES ('2025-01-01T00:00:00.000Z', 'a', 'cli', 'C1', 'q.png', 'x', 'm', 'w', 'euclidean', '[0.1]',"
+                " 0.1, 90, 'genuine')")
+    raw.commit()
+    raw.close()
+    with Library(path) as lib:
+        chk = lib.audit.verify_chain()
+        assert chk.ok and chk.records == 1
+    with Library(path) as lib:  # not chained twice
+        assert lib.audit.verify_chain().records == 1
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path):
+    db = tmp_path / "c.sqlite3"
+    Library(db).close()
+    code = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(os.getcwd())!r}); sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_audit import entry
+        from sigverify.store.library import Library
+        with Library({str(db)!r}) as lib:
+            for i in range(25):
+                lib.audit.append_verification(entry(i))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    with Library(db) as lib:
+        chk = lib.audit.verify_chain()
+        assert chk.ok, chk.problems
+        assert chk.records == 50 and chk.anchor_seq == 50
+
+
+def test_cli_audit_verify_exit_codes(lib, capsys):
+    from sigverify.cli import main
+
+    ids = _filled(lib)
+    assert main(["audit", "verify", "--db", str(lib.path)]) == 0
+    assert "intact" in capsys.readouterr().out
+    _raw(lib, "DROP TRIGGER audit_decisions_no_update", "UPDATE audit_decisions SET decision = 'reject'")
+    assert main(["audit", "verify", "--db", str(lib.path), "--json"]) == 9
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["ok"] is False and d["exit_code"] == 9
+    assert d["first_bad"]["kind"] == "decision" and d["first_bad"]["type"] == "changed"
+    # appending through the CLI is refused with the same code
+    assert main(["audit", "decide", str(ids[1]), "accept", "--db", str(lib.path)]) == 9
+
+
+def test_export_carries_chain_hashes_and_neutralises_formulas(lib, tmp_path):
+    e = entry(1, customer="=HYPERLINK(\"http://x\",\"y\")")
+    e.questioned_name = "+cmd|' /C calc'!A0.png"
+    vid = lib.audit.append_verification(e)
+    lib.audit.append_decision(vid, "reject", reason="@SUM(1+1)\x1b[2J")
+    out = tmp_path / "a.csv"
+    lib.audit.export_csv(out)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert rows[0]["customer_id"].startswith("'=") and rows[0]["questioned_name"].startswith("'+")
+    assert rows[0]["reason"].startswith("'@")
+    assert len(rows[0]["record_hash"]) == 64 and len(rows[0]["decision_hash"]) == 64
+    assert rows[0]["prev_hash"] == GENESIS_HASH and rows[0]["chain_seq"] == "1"
+
+
+def test_history_strips_terminal_escapes(lib, capsys):
+    from sigverify.cli import main
+
+    vid = lib.audit.append_verification(entry(1))
+    lib.audit.append_decision(vid, "reject", reason="ok\x1b[2J\x1b]0;pwned\x07\rX")
+    assert main(["audit", "history", "C1", "--db", str(lib.path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "okX" in out

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from sigverify.cli import EXIT_CANCELLED, VERDICT_EXIT, add_common, emit
+from sigverify.cli import EXIT_AUDIT, EXIT_CANCELLED, VERDICT_EXIT, add_common, emit, positive_int
 
 
 def _add_db(p) -> None:
@@ -38,7 +38,7 @@ def register(sub) -> None:
 
     p = lsub.add_parser("search", help="find customers by account id or name")
     p.add_argument("text")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20)
     _add_db(p)
     add_common(p, model=False)
     p.set_defaults(func=cmd_search)
@@ -89,7 +89,7 @@ def register(sub) -> None:
     asub.required = True
     p = asub.add_parser("history", help="a customer's verifications, newest first")
     p.add_argument("customer_id")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=positive_int)
     _add_db(p)
     add_common(p, model=False)
     p.set_defaults(func=cmd_history)
@@ -100,6 +100,13 @@ def register(sub) -> None:
     _add_db(p)
     add_common(p, model=False)
     p.set_defaults(func=cmd_export)
+
+    p = asub.add_parser("verify", help="check the audit trail's hash chain and anchor (exit 0 intact, 9 broken)")
+    p.add_argument("--reanchor", action="store_true",
+                   help="administrator: write a new anchor at the chain head (only when the chain itself is intact)")
+    _add_db(p)
+    add_common(p, model=False)
+    p.set_defaults(func=cmd_audit_verify)
 
     p = asub.add_parser("decide", help="append the clerk's final decision for a verification")
     p.add_argument("verification_id", type=int)
@@ -114,9 +121,16 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="results CSV (customer, file, verdict, score, distance, error)")
     p.add_argument("--no-audit", action="store_true", help="do not append the results to the audit log")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when any row had an error")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="threads for reading/preprocessing (default: cores, max 4)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="threads for reading/preprocessing (default: cores, max 4)")
+    p.add_argument("--new-run", action="store_true",
+                   help="verify every item again as a new run (default: a rerun of the same input resumes it: "
+                        "items already done are not verified or audited twice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from sigverify.cli.cluster import add_arguments as add_ray_arguments  # --engine ray (issue 17)
+
+    add_ray_arguments(p)
     _add_db(p)
     add_common(p)
     p.set_defaults(func=cmd_batch)
@@ -320,6 +334,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_audit_verify(args) -> int:
+    """Exit 0 when the trail is intact, 9 (EXIT_AUDIT) naming the first bad record otherwise."""
+    from sigverify.store.library import Library
+
+    with Library(args.db) as lib:  # no operator binding: checking the trail must work for anyone
+        chk = lib.audit.reanchor() if args.reanchor else lib.audit.verify_chain()
+    d = chk.to_dict()
+    d["database"] = str(lib.path)
+    lines = [chk.message()]
+    lines += [f"  problem: {p['message']}" for p in chk.problems[1:20]]
+    lines += [f"  note: {w}" for w in chk.warnings]
+    if chk.ok:
+        emit(args, d, "\n".join(lines))
+        return 0
+    d["exit_code"] = EXIT_AUDIT
+    emit(args, d, "\n".join(lines))
+    return EXIT_AUDIT
+
+
 def cmd_decide(args) -> int:
     with _library(args) as lib:
         did = lib.audit.append_decision(args.verification_id, args.decision, args.reason, source="clerk")
@@ -336,6 +369,10 @@ def cmd_batch(args) -> int:
     from sigverify.batch import load_items, run_batch
     from sigverify.cli.training import CliProgress
 
+    if getattr(args, "engine", "local") == "ray":  # manifest on Ray Data: sigverify/cluster/ray_batch.py
+        from sigverify.cli.cluster import cli_batch
+
+        return cli_batch(args, _library(args), _verifier(args))
     items = load_items(args.input)
     v = _verifier(args)
     v.embedder.batch_size = max(1, args.batch_size)

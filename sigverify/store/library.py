@@ -28,8 +28,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from sigverify.errors import Cancelled, ImageLoadError, SigverifyError
+from sigverify.errors import Cancelled, SigverifyError
 from sigverify.hashing import sha256_bytes
+from sigverify.safetext import display_name
 from sigverify.store.audit import AuditLog, entry_from_decision, questioned_identity, utc_now
 
 SCHEMA_VERSION = 1
@@ -67,9 +68,51 @@ CREATE TABLE IF NOT EXISTS embeddings (
     dim          INTEGER NOT NULL,
     vector       BLOB NOT NULL,
     computed_utc TEXT NOT NULL,
+    image_sha256 TEXT,
+    digest       TEXT,
     PRIMARY KEY (reference_id, model_id)
 );
+CREATE TABLE IF NOT EXISTS batch_runs (
+    run_key      TEXT PRIMARY KEY,
+    input        TEXT NOT NULL,
+    n_items      INTEGER NOT NULL,
+    model_id     TEXT NOT NULL,
+    settings     TEXT NOT NULL DEFAULT '{}',
+    created_utc  TEXT NOT NULL,
+    finished_utc TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_results (
+    run_key    TEXT NOT NULL REFERENCES batch_runs(run_key),
+    item_index INTEGER NOT NULL,
+    item_key   TEXT NOT NULL,
+    customer   TEXT NOT NULL,
+    file       TEXT NOT NULL,
+    verdict    TEXT NOT NULL DEFAULT '',
+    score      REAL,
+    distance   REAL,
+    error      TEXT NOT NULL DEFAULT '',
+    audit_id   INTEGER,
+    warnings   TEXT NOT NULL DEFAULT '[]',
+    done_utc   TEXT NOT NULL,
+    PRIMARY KEY (run_key, item_index)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS batch_results_item_key ON batch_results(item_key);
 """
+
+
+def _migrate_embeddings(conn: sqlite3.Connection) -> None:
+    """Databases from before the cache was keyed by the specimen image: add the key columns (rows
+    without them count as missing and are recomputed when next used)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(embeddings)")}
+    with conn:
+        for col in ("image_sha256", "digest"):
+            if col not in cols:
+                conn.execute(f"ALTER TABLE embeddings ADD COLUMN {col} TEXT")
+
+
+def embedding_digest(model_id: str, image_sha256: str, vector: bytes) -> str:
+    """What a cached embedding is checked against: its model, its specimen image and its bytes."""
+    return sha256_bytes(model_id.encode("utf-8") + b"\n" + image_sha256.encode("ascii", "replace") + b"\n" + vector)
 
 
 def default_db_path() -> Path:
@@ -87,11 +130,14 @@ def parse_time(value: str | datetime | None) -> str | None:
     else:
         try:
             dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise SigverifyError(f"{value!r} is not a date (use YYYY-MM-DD or an ISO date-time)") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError) as exc:  # e.g. 0001-01-01T00:00+14:00 falls before year 1 in UTC
+        raise SigverifyError(f"{value!r} is out of the supported date range") from exc
 
 
 @dataclass
@@ -223,9 +269,15 @@ def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool
 class Library:
     """The reference library and its audit log, in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike | None = None, operator: str | None = None, timeout: float = 30.0):
-        self.path = Path(path) if path else default_db_path()
+    def __init__(self, path: str | os.PathLike | None = None, operator: str | None = None, timeout: float = 30.0,
+                 anchor_path: str | os.PathLike | None = None):
+        from sigverify.atomic import check_output_path
+        from sigverify.store.audit import anchor_path_for
+
+        # a regular file or a new path only: never /dev/null (it left /dev/null-journal), a FIFO or a folder
+        self.path = check_output_path(Path(path) if path else default_db_path(), "library database")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.anchor_path = Path(anchor_path) if anchor_path else anchor_path_for(self.path)
         try:
             conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
             conn.row_factory = sqlite3.Row
@@ -234,7 +286,9 @@ class Library:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             conn.executescript(LIBRARY_SCHEMA)
-            AuditLog.ensure_schema(conn)
+            _migrate_embeddings(conn)
+            # never re-creates missing audit objects of an established trail (they are reported instead)
+            audit_problems = AuditLog.open_schema(conn, self.anchor_path)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 with conn:
@@ -248,7 +302,7 @@ class Library:
         self.journal_mode = str(mode).lower()
         self._conn = conn
         self._lock = threading.RLock()
-        self.audit = AuditLog(conn, self._lock, operator)
+        self.audit = AuditLog(conn, self._lock, operator, self.anchor_path, audit_problems)
 
     # ---- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -340,10 +394,11 @@ class Library:
         """Enrol image files (folders expand to their images) as references of ``account_id``
         (created if new). Each file is checked (decodes, has ink); bad files and duplicates are
         reported and skipped. With a ``verifier`` the embeddings are computed and cached at once."""
+        account_id = (account_id or "").strip()
+        if not account_id:
+            raise SigverifyError("an account id is required")
         files = _expand(paths)
-        is_new = self.get_customer((account_id or "").strip()) is None
-        self.add_customer(account_id, name, notes)
-        account_id = account_id.strip()
+        is_new = self.get_customer(account_id) is None
         exp = parse_time(expires)
         rep = EnrolReport(account_id)
         cfg = verifier.embedder.preprocess_config if verifier is not None else None
@@ -354,7 +409,7 @@ class Library:
         for i, f in enumerate(files):
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
-            name_ = os.path.basename(f)
+            name_ = display_name(os.path.basename(f))  # stored and printed: always valid UTF-8
             try:
                 data = self._read_file(f)
                 digest = sha256_bytes(data)
@@ -366,48 +421,53 @@ class Library:
                 staged.append((name_, data, digest, pre))
                 have[digest] = -1
             except SigverifyError as exc:
-                rep.errors.append((f, str(exc)))
+                rep.errors.append((display_name(f), str(exc)))
             if progress:
                 progress(0.8 * (i + 1) / max(n, 1), f"checked {name_}")
         embs = None
         if verifier is not None and staged:
             embs = verifier.embedder.embed_arrays([s[3].input for s in staged])
-        if staged:
+        if staged or not is_new:
+            # all or nothing: the customer, its name / notes and every staged specimen in one transaction
+            # (a new customer with nothing usable is never created)
             now = utc_now()
+            added: list[int] = []
             with self._lock, self._conn:
+                self._conn.execute("INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc)"
+                                   " VALUES (?,?,?,?)", (account_id, (name or "").strip(), (notes or "").strip(), now))
+                if name is not None:
+                    self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
+                if notes is not None:
+                    self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?",
+                                       (notes.strip(), account_id))
                 for k, (name_, data, digest, _pre) in enumerate(staged):
                     cur = self._conn.execute(
                         "INSERT INTO reference_images (account_id, file_name, image, image_sha256, enrolled_utc,"
                         " expires_utc, active) VALUES (?,?,?,?,?,?,1)", (account_id, name_, data, digest, now, exp))
                     rid = int(cur.lastrowid)
-                    rep.added.append(rid)
+                    added.append(rid)
                     if embs is not None:
-                        self._put_embedding(rid, verifier.model.model_id, embs[k])
-        if is_new and not rep.added:  # nothing usable: do not leave an empty new customer behind
-            with self._lock, self._conn:
-                self._conn.execute("DELETE FROM customers WHERE account_id = ?", (account_id,))
+                        self._put_embedding(rid, verifier.model.model_id, embs[k], digest)
+            rep.added = added
         if progress:
             progress(1.0, f"enrolled {len(rep.added)} reference(s) for {account_id}")
         return rep
 
     @staticmethod
     def _read_file(path: str) -> bytes:
-        p = Path(path)
-        if not p.exists():
-            raise ImageLoadError(f"{p}: no such file")
-        if p.is_dir():
-            raise ImageLoadError(f"{p.name}: is a folder, not an image file")
-        if p.stat().st_size > MAX_IMAGE_BYTES:
-            raise ImageLoadError(f"{p.name}: file is too large for a signature specimen")
-        try:
-            return p.read_bytes()
-        except OSError as exc:
-            raise ImageLoadError(f"{p.name}: cannot be read ({exc.strerror or exc})") from exc
+        """A specimen / questioned file's bytes: regular files only (no FIFO, device or folder), at most
+        ``MAX_IMAGE_BYTES``, checked before reading (see ``sigverify.imaging.load.read_image_file``)."""
+        from sigverify.imaging.load import read_image_file
 
-    def _put_embedding(self, ref_id: int, model_id: str, emb: np.ndarray) -> None:
+        return read_image_file(path, MAX_IMAGE_BYTES)
+
+    def _put_embedding(self, ref_id: int, model_id: str, emb: np.ndarray, image_sha256: str) -> None:
         v = np.asarray(emb, np.float32)
-        self._conn.execute("INSERT OR REPLACE INTO embeddings (reference_id, model_id, dim, vector, computed_utc)"
-                           " VALUES (?,?,?,?,?)", (ref_id, model_id, int(v.shape[0]), v.tobytes(), utc_now()))
+        b = v.tobytes()
+        self._conn.execute("INSERT OR REPLACE INTO embeddings (reference_id, model_id, dim, vector, computed_utc,"
+                           " image_sha256, digest) VALUES (?,?,?,?,?,?,?)",
+                           (ref_id, model_id, int(v.shape[0]), b, utc_now(), image_sha256,
+                            embedding_digest(model_id, image_sha256, b)))
 
     def references(self, account_id: str, include_removed: bool = False) -> list[Reference]:
         sql = "SELECT * FROM reference_images WHERE account_id = ?"
@@ -477,13 +537,15 @@ class Library:
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
             chunk = list(ref_ids[j:j + bs])
-            rows = self._q(f"SELECT id, file_name, image FROM reference_images WHERE id IN ({','.join('?' * len(chunk))})",
-                           chunk)
-            ok_ids, inputs = [], []
+            rows = self._q("SELECT id, file_name, image, image_sha256 FROM reference_images WHERE id IN"
+                           f" ({','.join('?' * len(chunk))})", chunk)
+            ok_ids, inputs, hashes = [], [], {}
             for r in rows:
                 try:
-                    inputs.append(decode_and_preprocess(bytes(r["image"]), r["file_name"], cfg).input)
+                    img = bytes(r["image"])
+                    inputs.append(decode_and_preprocess(img, r["file_name"], cfg).input)
                     ok_ids.append(int(r["id"]))
+                    hashes[int(r["id"])] = sha256_bytes(img)  # the bytes actually embedded
                 except SigverifyError as exc:
                     if report is not None:
                         report.errors.append((int(r["id"]), str(exc)))
@@ -491,7 +553,7 @@ class Library:
                 embs = verifier.embedder.embed_arrays(inputs)
                 with self._lock, self._conn:
                     for rid, e in zip(ok_ids, embs):
-                        self._put_embedding(rid, model_id, e)
+                        self._put_embedding(rid, model_id, e, hashes[rid])
                         out[rid] = np.asarray(e, np.float32)
             done += len(chunk)
             if progress:
@@ -503,9 +565,17 @@ class Library:
         ids = list(ref_ids)
         for k in range(0, len(ids), 500):
             part = ids[k:k + 500]
-            for r in self._q(f"SELECT reference_id, vector FROM embeddings WHERE model_id = ? AND reference_id IN "
-                             f"({','.join('?' * len(part))})", [model_id, *part]):
-                out[int(r[0])] = np.frombuffer(bytes(r[1]), np.float32).copy()
+            for r in self._q("SELECT e.reference_id, e.vector, e.dim, e.image_sha256, e.digest, r.image_sha256"
+                             " FROM embeddings e JOIN reference_images r ON r.id = e.reference_id"
+                             f" WHERE e.model_id = ? AND e.reference_id IN ({','.join('?' * len(part))})",
+                             [model_id, *part]):
+                vec = bytes(r[1])
+                # keyed by the specimen image and the model: a row moved to another specimen, a changed
+                # vector or a row from before the key counts as missing and is recomputed
+                if (r[3] is None or r[3] != r[5] or r[4] != embedding_digest(model_id, r[3], vec)
+                        or len(vec) != 4 * int(r[2])):
+                    continue
+                out[int(r[0])] = np.frombuffer(vec, np.float32).copy()
         return out
 
     def reference_embeddings(self, account_id: str, verifier) -> tuple[list[int], np.ndarray]:
@@ -541,9 +611,8 @@ class Library:
 
     def stale_count(self, verifier) -> int:
         """Kept specimens without an embedding for ``verifier``'s model."""
-        return int(self._q("SELECT COUNT(*) FROM reference_images r WHERE r.removed_utc IS NULL AND NOT EXISTS"
-                           " (SELECT 1 FROM embeddings e WHERE e.reference_id = r.id AND e.model_id = ?)",
-                           [verifier.model.model_id])[0][0])
+        ids = [int(r[0]) for r in self._q("SELECT id FROM reference_images WHERE removed_utc IS NULL")]
+        return len(ids) - len(self._cached(ids, verifier.model.model_id))
 
     def load_signatures(self, account_id: str, verifier, keep_stages: bool = True) -> list:
         """The customer's active references as ``Signature`` objects (for the GUI Reference pane).
