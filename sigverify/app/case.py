@@ -115,22 +115,6 @@ class Case:
                                   self.random_weights, self.elapsed_ms, list(self.skipped))
 
 
-def _load_references(verifier: Verifier, references: Sequence[str | os.PathLike | Signature],
-                     keep_stages: bool) -> tuple[list[Signature], list[tuple[str, str]]]:
-    from sigverify.imaging.files import expand_images
-
-    sigs = [r for r in references if isinstance(r, Signature)]
-    paths = expand_images([r for r in references if not isinstance(r, Signature)])
-    skipped: list[tuple[str, str]] = []
-    if paths:
-        ok, skipped = verifier.load_many(paths, keep_stages)
-        sigs += ok
-    if not sigs:
-        detail = "; ".join(e for _, e in skipped) if skipped else "none given"
-        raise SigverifyError(f"no usable reference signature ({detail})")
-    return sigs, skipped
-
-
 def build_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
                references: Sequence[str | os.PathLike | Signature], *, customer_id: str | None = None,
                keep_stages: bool = False, case_id: str | None = None, **options) -> Case:
@@ -138,7 +122,7 @@ def build_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
     and reported; a bad questioned file, or no usable reference, raises) and decide. Nothing is recorded."""
     t0 = time.perf_counter()
     q = questioned if isinstance(questioned, Signature) else verifier.load(questioned, keep_stages)
-    refs, skipped = _load_references(verifier, references, keep_stages)
+    refs, skipped = verifier.load_references(references, keep_stages)
     dec = decide(verifier, q.embedding, np.stack([r.embedding for r in refs]), **options)
     name, digest = questioned_identity(q)
     card = verifier.card

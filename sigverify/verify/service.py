@@ -82,8 +82,10 @@ class Verifier:
     def device_text(self) -> str:
         return device_label(self.embedder.device)
 
-    def load(self, path: str | os.PathLike, keep_stages: bool = True) -> Signature:
-        pre = self.embedder.preprocess(path, keep_stages)
+    def load(self, path: str | os.PathLike, keep_stages: bool = True,
+             crop: tuple[int, int, int, int] | None = None) -> Signature:
+        """``crop`` (x, y, w, h): use only that rectangle of the image (a clerk's manual crop)."""
+        pre = self._preprocess(path, keep_stages, crop)
         emb = self.embedder.embed_arrays([pre.input])[0]
         return Signature(str(path), pre, emb)
 
@@ -95,8 +97,33 @@ class Verifier:
         bad = [(r.path, r.error) for r in res if r.error is not None]
         return ok, bad
 
-    def signature_from_array(self, image: np.ndarray, source: str = "clipboard", keep_stages: bool = True) -> Signature:
-        pre = preprocess(image, self.embedder.preprocess_config, keep_stages)
+    def _preprocess(self, path, keep_stages: bool = False, crop=None) -> Preprocessed:
+        if crop is None:
+            return self.embedder.preprocess(path, keep_stages)
+        from sigverify.imaging.preprocess import preprocess_file
+
+        return preprocess_file(path, self.embedder.preprocess_config, keep_stages, crop=crop)
+
+    def load_references(self, references: Sequence[str | os.PathLike | Signature], keep_stages: bool = True
+                        ) -> tuple[list[Signature], list[tuple[str, str]]]:
+        """A reference set: loaded ``Signature``s are kept, files loaded, folders expanded to their images.
+        Returns (signatures, skipped [(path, error)]); no usable reference at all raises ``SigverifyError``."""
+        from sigverify.imaging.files import expand_images
+
+        loaded = [r for r in references if isinstance(r, Signature)]
+        paths = expand_images([r for r in references if not isinstance(r, Signature)])
+        skipped: list[tuple[str, str]] = []
+        if paths:
+            ok, skipped = self.load_many(paths, keep_stages)
+            loaded += ok
+        if not loaded:
+            detail = "; ".join(e for _, e in skipped) if skipped else "none given"
+            raise SigverifyError(f"no usable reference signature ({detail})")
+        return loaded, skipped
+
+    def signature_from_array(self, image: np.ndarray, source: str = "clipboard", keep_stages: bool = True,
+                             crop: tuple[int, int, int, int] | None = None) -> Signature:
+        pre = preprocess(image, self.embedder.preprocess_config, keep_stages, crop=crop)
         if keep_stages:
             pre.stages = {"original": image, **pre.stages}
         return Signature(source, pre, self.embedder.embed_arrays([pre.input])[0])
@@ -127,27 +154,22 @@ class Verifier:
         questioned file, or no usable reference, raises ``SigverifyError``."""
         t0 = time.perf_counter()
         q = questioned if isinstance(questioned, Signature) else self.load(questioned, keep_stages)
-        loaded = [r for r in references if isinstance(r, Signature)]
-        paths = [r for r in references if not isinstance(r, Signature)]
-        skipped: list[tuple[str, str]] = []
-        if paths:
-            ok, skipped = self.load_many(paths, keep_stages)
-            loaded += ok
-        if not loaded:
-            detail = "; ".join(e for _, e in skipped) if skipped else "none given"
-            raise SigverifyError(f"no usable reference signature ({detail})")
+        loaded, skipped = self.load_references(references, keep_stages)
         dec = self.decide(q, loaded)
         return VerificationResult(q, loaded, dec, self.metric, self.model.model_id, self.card.random_init,
                                   (time.perf_counter() - t0) * 1000, skipped)
 
-    def compare(self, a: str | os.PathLike, b: str | os.PathLike) -> dict:
-        """Two files: distance, calibrated score and verdict (no per-person adaptation)."""
+    def compare(self, a: str | os.PathLike, b: str | os.PathLike, crop_a: tuple[int, int, int, int] | None = None,
+                crop_b: tuple[int, int, int, int] | None = None) -> dict:
+        """Two files: distance, calibrated score and verdict (no per-person adaptation). ``crop_a`` /
+        ``crop_b``: use only that rectangle of the image; ``regions`` in the result says which part of
+        each image was compared (see ``Preprocessed.region``)."""
         t0 = time.perf_counter()
         from sigverify.model.embedder import preprocess_pool
 
-        fa = preprocess_pool().submit(self.embedder.preprocess, a)  # both images at once
+        fa = preprocess_pool().submit(self._preprocess, a, False, crop_a)  # both images at once
         try:
-            pb, err_b = self.embedder.preprocess(b), None
+            pb, err_b = self._preprocess(b, False, crop_b), None
         except SigverifyError as exc:
             pb, err_b = None, exc
         pa = fa.result()  # a problem with the first file is reported first
@@ -159,6 +181,8 @@ class Verifier:
         out = {"a": str(a), "b": str(b), "metric": self.metric, "model": self.model.model_id,
                "random_weights": self.card.random_init}
         out.update(v.to_dict())
+        out["regions"] = {k: {"region": list(p.region) if p.region else None, "region_source": p.region_source}
+                          for k, p in (("a", pa), ("b", pb))}
         out["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         if self.card.random_init:
             out["warning"] = "UNTRAINED random weights: results are meaningless"
