@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         win.close()
         return _fail(str(exc), 11)
     if size:
+        win.fit_on_show = False
         win.resize(*size)
     if args.view:
         win.set_view_mode(args.view)
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.screenshot:
         return app.exec()
 
-    # Screenshot mode: wait for the verdict, then grab the window.
+    # Screenshot mode: wait for the verdict, then grab the window. Nobody is there to decide the case:
+    # it stays undecided in the audit log without a question at exit.
+    from sigverify.gui.case_controller import LEAVE
+
+    win.case.ask = lambda _text: LEAVE
     ok = win.wait_idle(int(args.timeout * 1000))  # returns at once if the model cannot be loaded
     if win.model_unavailable():
         win.close()

@@ -209,17 +209,17 @@ class ComparisonController(QObject):
         start = str(user_models_dir()) if user_models_dir().is_dir() else self.settings.last_dir
         path, _ = QFileDialog.getOpenFileName(self.w, "Open model", start,
                                               "sigverify models (*.safetensors);;All files (*)")
-        if path and self._confirm_verdict_change("the model", f"switch to {Path(path).name}"):
+        if path and self.confirm_verdict_change("the model", f"switch to {Path(path).name}"):
             self.switch_model(path)
 
     def use_default_model(self) -> None:
-        if not self._confirm_verdict_change("the model", "switch to the shipped model"):
+        if not self.confirm_verdict_change("the model", "switch to the shipped model"):
             return
         self._model_override = None
         self.load_model(None, persist=True)
 
     # ============================================================================ settings
-    def _confirm_verdict_change(self, what: str, change: str) -> bool:
+    def confirm_verdict_change(self, what: str, change: str) -> bool:
         """Verdict-changing settings: a confirmation while a case is on screen, and an audit note."""
         if self._result is not None and not self.confirm(
                 "Change a verdict setting",
@@ -252,7 +252,7 @@ class ComparisonController(QObject):
                 self.w.statusBar().showMessage(str(exc), 8000)
                 self.sync_settings_menu()
                 return
-        if not self._confirm_verdict_change("the distance metric", f"use the {metric} distance"):
+        if not self.confirm_verdict_change("the distance metric", f"use the {metric} distance"):
             return
         if v is not None:
             v.set_metric(metric)
@@ -263,7 +263,7 @@ class ComparisonController(QObject):
         self.after_inputs_changed(keep_time=False)
 
     def set_adapt(self, on: bool) -> None:
-        if not self._confirm_verdict_change("the per-person thresholds",
+        if not self.confirm_verdict_change("the per-person thresholds",
                                             ("adapt" if on else "do not adapt") + " thresholds to the person"):
             return
         self.settings.adapt_to_person = bool(on)

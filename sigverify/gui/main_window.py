@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self._last_pane: SignaturePane | None = None
         self._info_dialog: QDialog | None = None
         self._menus: dict[str, QMenu] = {}
+        self.fit_on_show = True  # False: keep an explicit size (``--size``) even beyond the screen
         self._sized = False
         self.comparison = ComparisonController(self, model_path, device, fallback)
         self.jobs = self.comparison.jobs
@@ -282,7 +283,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, e) -> None:  # noqa: N802
         super().showEvent(e)
-        if not self._sized:
+        if not self._sized and self.fit_on_show:
             self._sized = True
             QTimer.singleShot(0, self._keep_on_screen)
 

@@ -22,6 +22,42 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.1f}%"
 
 
+MIN_COMPARABLE_WRITERS = 10  # an EER measured on fewer writers is not shown as comparable
+
+
+def measured_on(card) -> tuple[int | None, str]:
+    """(number of writers, what they were) behind the EER shown for a model: the held-out writers of a
+    fine-tuning run, or the test writers of a trained model."""
+    if card is None:
+        return None, ""
+    m = card.metrics or {}
+    val = m.get("validation") or {}
+    after = val.get("after") or {}
+    if after:
+        n = after.get("writers", val.get("writers"))
+        return (int(n) if n is not None else None), "held-out writers of its fine-tuning data"
+    test = m.get("test") or {}
+    first = test.get("all") or (next(iter(test.values())) if test else {})
+    if isinstance(first, dict) and first:
+        n = first.get("writers")
+        if n is None and test:
+            n = sum(int(v.get("writers", 0)) for v in test.values() if isinstance(v, dict)) or None
+        return (int(n) if n is not None else None), "test writers never seen in training"
+    return None, ""
+
+
+def eer_cell(card, eer) -> tuple[str, bool]:
+    """The Skilled EER cell text and whether it is comparable with the other models' figures."""
+    if eer is None:
+        return "\u2014", False
+    n, what = measured_on(card)
+    if n is None:
+        return f"{_pct(eer)} (writers unknown)", False
+    if n < MIN_COMPARABLE_WRITERS:
+        return f"({_pct(eer)} on {n} writer{'s' if n != 1 else ''}: too few to compare)", False
+    return f"{_pct(eer)} on {n} writers", True
+
+
 def card_html(m) -> str:
     """A readable summary of a model card (plus the raw JSON) for the details pane."""
     if m.card is None:
@@ -35,6 +71,10 @@ def card_html(m) -> str:
     if data:
         rows.append(("Fine-tuned on", f"folder \u201c{data.get('folder')}\u201d: {data.get('writers')} writers, "
                                       f"{data.get('images')} images"))
+    n, what = measured_on(c)
+    if n is not None:
+        rows.append(("Measured on", f"{n} {what}" + ("" if n >= MIN_COMPARABLE_WRITERS else
+                                                     " \u2014 too few writers: not comparable with other models")))
     if s.get("eer_before") is not None or s.get("eer_after") is not None:
         rows.append(("Skilled EER (held-out)", f"{_pct(s.get('eer_before')) or DASH} \u2192 {_pct(s.get('eer_after'))}"))
         rows.append(("Random EER (held-out)",
@@ -59,8 +99,12 @@ class ManageModelsDialog(QDialog):
         self.setWindowTitle("Manage models")
         self.resize(900, 520)
         self.models: list = []
+        #: asked before an unproven model is used: ``confirm(title, text) -> bool`` (tests replace it)
+        self.confirm = lambda title, text: QMessageBox.question(
+            self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Name", "Created", "Base model", "Skilled EER", "Writers"])
+        self.table.setHorizontalHeaderLabels(["Name", "In use", "Created", "Base model", "Skilled EER (measured on)"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -94,6 +138,11 @@ class ManageModelsDialog(QDialog):
         lay.addLayout(row)
         self.refresh()
 
+    def _shipped_active(self) -> bool:
+        mw = self.main_window
+        v = mw.current_verifier() if mw is not None else None
+        return v is not None and getattr(v.model, "path", None) is None and not v.card.random_init
+
     def _active_path(self) -> str | None:
         mw = self.main_window
         v = mw.current_verifier() if mw is not None else None
@@ -107,17 +156,32 @@ class ManageModelsDialog(QDialog):
         self.models = list_models()
         active = self._active_path()
         self.table.setRowCount(len(self.models))
+        self.active_row = None
         for r, m in enumerate(self.models):
             s = m.summary()
-            name = s["name"] + ("  (shipped)" if m.shipped else "") + ("  \u2713 in use" if active == str(m.path.resolve()) else "")
-            vals = [name, s["created"][:16].replace("T", " "), s.get("base_model") or "", _pct(s.get("eer_after")),
-                    "" if s.get("writers") is None else str(s["writers"])]
+            in_use = active == str(m.path.resolve()) or (active is None and m.shipped and self._shipped_active())
+            if in_use:
+                self.active_row = r
+            name = s["name"] + ("  (shipped)" if m.shipped else "")
+            eer, comparable = eer_cell(m.card, s.get("eer_after"))
+            n, what = measured_on(m.card)
+            vals = [name, "\u2713 active" if in_use else "", s["created"][:16].replace("T", " "),
+                    s.get("base_model") or "", eer]
             for c, v in enumerate(vals):
                 it = QTableWidgetItem(v)
+                if in_use:
+                    f = it.font()
+                    f.setBold(True)
+                    it.setFont(f)
+                if c == 4:
+                    it.setToolTip(f"measured on {n} {what}" if n is not None else "how it was measured is unknown")
+                    if not comparable:
+                        it.setForeground(Qt.GlobalColor.darkGray)
                 if m.error:
                     it.setForeground(Qt.GlobalColor.darkRed)
                     it.setToolTip(m.error)
                 self.table.setItem(r, c, it)
+        self.table.resizeColumnToContents(1)
         if self.models:
             idx = next((i for i, m in enumerate(self.models) if select and str(m.path) == str(select)), 0)
             self.table.selectRow(idx)
@@ -142,12 +206,31 @@ class ManageModelsDialog(QDialog):
         self.rename_btn.setEnabled(user)
         self.delete_btn.setEnabled(user)
 
-    def use_selected(self) -> None:
+    def use_selected(self) -> bool:
+        """Switch the main window to the selected model: a model whose figures are unreliable or worse
+        than its base needs an explicit confirmation, and so does any verdict-changing switch."""
         m = self.selected()
-        if m is None or self.main_window is None:
-            return
+        if m is None or self.main_window is None or m.card is None:
+            return False
+        n, what = measured_on(m.card)
+        s = m.summary()
+        problems = []
+        if n is None or n < MIN_COMPARABLE_WRITERS:
+            problems.append(f"its accuracy was measured on {n if n is not None else 'an unknown number of'} "
+                            f"writer(s) only")
+        if s.get("eer_before") is not None and s.get("eer_after") is not None and s["eer_after"] > s["eer_before"] + 0.005:
+            problems.append(f"it is worse than its base model (skilled EER {_pct(s['eer_before'])} \u2192 "
+                            f"{_pct(s['eer_after'])})")
+        if problems and not m.shipped and not self.confirm(
+                "Use an unproven model?", f"Use \u201c{m.name}\u201d although " + " and ".join(problems) + "?"):
+            self.status.setText(f"Not switched: {'; '.join(problems)}.")
+            return False
+        cmp = getattr(self.main_window, "comparison", None)
+        if cmp is not None and not cmp.confirm_verdict_change("the model", f"switch to {m.name}"):
+            return False
         self.main_window.switch_model(str(m.path))
         self.status.setText(f"Switching to {m.name}\u2026")
+        return True
 
     def rename_selected(self, new_name: str | None = None) -> str | None:
         from sigverify.errors import SigverifyError

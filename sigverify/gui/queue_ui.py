@@ -83,7 +83,7 @@ class QueueDialog(QDialog):
         dl.addLayout(self.images)
         mid = QHBoxLayout()
         self.gauge = DistanceGauge()
-        self.gauge.setMinimumSize(260, 150)
+        self.gauge.setMinimumSize(320, 210)
         mid.addWidget(self.gauge, 2)
         self.info = QLabel("Choose a case.")
         self.info.setWordWrap(True)
@@ -111,7 +111,7 @@ class QueueDialog(QDialog):
         self.note.setWordWrap(True)
         dl.addWidget(self.note)
         split.addWidget(detail)
-        split.setSizes([260, 420])
+        split.setSizes([170, 500])
         lay.addWidget(split, 1)
         self.refresh()
 
@@ -150,8 +150,11 @@ class QueueDialog(QDialog):
     def _clear_images(self) -> None:
         while self.images.count():
             it = self.images.takeAt(0)
-            if it.widget() is not None:
-                it.widget().deleteLater()
+            w = it.widget()
+            if w is not None:
+                w.hide()
+                w.setParent(None)
+                w.deleteLater()
 
     def _selected(self) -> None:
         c = self.current()

@@ -5,10 +5,15 @@ preprocessing) -> Settings (base model, loss, epochs, device, advanced, time est
 (progress, ETA, live loss / validation-EER plot, log, Cancel) -> Result (before / after on held-out
 writers, ROC curves, name + save, "Use this model now").
 
-All work runs in the core (``sigverify.train.finetune``) on a worker thread (:class:`JobRunner`);
-callbacks arrive here as queued signals, so no widget is touched off the GUI thread. Cancelling
-stops the worker within about a second and nothing is written: the model is only saved when the
-clerk presses Save (atomic write into the user model folder).
+All work runs in the core (``sigverify.train.finetune``) through the GUI's one job type
+(:class:`~sigverify.gui.jobs.JobRunner`): progress and the per-epoch rows (partial results) arrive on
+the GUI thread; a failure arrives as the exception, logged with its traceback and shown on the page.
+Cancelling stops the worker within about a second and nothing is written: the model is only saved when
+the clerk presses Save (atomic write into the user model folder).
+
+The before/after figures are only trusted when they were measured on the same held-out writers and on
+at least ``MIN_HELD_OUT_WRITERS`` of them: otherwise (or when the fine-tuned model is worse) the result
+page says so loudly and "Use this model now" needs an explicit confirmation, never one click.
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
                                QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget, QWizard,
                                QWizardPage)
 
 from sigverify.gui.imageutil import numpy_to_pixmap
-from sigverify.gui.workers import JobRunner
+from sigverify.gui.jobs import JobRunner, error_text
 
 SCAN, TRAIN = "scan", "train"
 LOSS_CHOICES = [("Triplet, batch-hard mining (recommended)", "triplet", "batch-hard"),
@@ -38,14 +43,45 @@ LOSS_CHOICES = [("Triplet, batch-hard mining (recommended)", "triplet", "batch-h
                 ("Contrastive", "contrastive", "batch-hard")]
 
 
+def html_escape(x) -> str:
+    import html
+
+    return html.escape(str(x))
+
+
 def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.1f}%"
 
 
-class _RowBridge(QObject):
-    """Carries per-epoch rows from the worker thread to the GUI thread (queued: lives in the GUI thread)."""
+MIN_HELD_OUT_WRITERS = 10  # below this the before/after figures are not a basis for using the model
+WORSE_MARGIN = 0.005  # an EER this much higher after fine-tuning counts as worse
 
-    row = Signal(int, object)  # run id, row dict
+
+def assess_result(result) -> tuple[str, list[str]]:
+    """Can the fine-tuned model be used on the strength of its figures? Returns (status, reasons) with
+    status "ok", "unreliable" (too few or different held-out writers, not measured) or "worse"."""
+    b, a = getattr(result, "before", None), getattr(result, "after", None)
+    if a is None or b is None:
+        return "unreliable", ["no held-out writers: the accuracy before and after fine-tuning was not measured"]
+    reasons: list[str] = []
+    status = "ok"
+    if b.writers != a.writers:
+        status = "unreliable"
+        reasons.append(f"before ({b.writers} writers) and after ({a.writers} writers) were not measured on the "
+                       "same held-out writers")
+    if a.writers < MIN_HELD_OUT_WRITERS:
+        status = "unreliable"
+        reasons.append(f"measured on only {a.writers} held-out writer(s); at least {MIN_HELD_OUT_WRITERS} are "
+                       "needed for figures you can rely on (add writers or raise the held-out fraction)")
+    worse = []
+    if a.eer > b.eer + WORSE_MARGIN:
+        worse.append(f"skilled-forgery EER {_pct(b.eer)} \u2192 {_pct(a.eer)}")
+    if a.eer_random > b.eer_random + WORSE_MARGIN:
+        worse.append(f"random-forgery EER {_pct(b.eer_random)} \u2192 {_pct(a.eer_random)}")
+    if worse:
+        status = "worse"
+        reasons.insert(0, "the fine-tuned model is worse than the base model: " + "; ".join(worse))
+    return status, reasons
 
 
 # ============================================================================ live plot
@@ -205,7 +241,8 @@ class DataPage(QWizardPage):
                              lambda f, m: (self.progress.setValue(int(1000 * f)), self.status.setText(m)),
                              lambda: self._failed("scan cancelled"))
 
-    def _failed(self, msg: str) -> None:
+    def _failed(self, exc) -> None:
+        msg = error_text(exc) if isinstance(exc, BaseException) else str(exc)
         self.progress.hide()
         self.status.setText(f"<span style='color:#8a1c12'>{msg}</span>")
         self.completeChanged.emit()
@@ -430,9 +467,16 @@ class SettingsPage(QWizardPage):
         dev = self.device.currentData() or "cpu"
         s = estimate_seconds(rep.n_images, self.epochs.value(), self.augment.value(), "signet-s", dev,
                              preprocessed=True, val_frac=self.val_frac.value())
-        self.estimate.setText(f"<b>Estimated time:</b> about {format_duration(s)} on the "
-                              f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images and "
-                              f"{self.epochs.value()} epochs (the window stays usable; you can cancel at any time).")
+        text = (f"<b>Estimated time:</b> about {format_duration(s)} on the "
+                f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images and "
+                f"{self.epochs.value()} epochs (the window stays usable; you can cancel at any time).")
+        held = int(round(rep.n_writers * self.val_frac.value()))
+        if held < MIN_HELD_OUT_WRITERS:
+            text += (f"<p style='background:#fdecea;color:#8a1c12;padding:6px'><b>\u26a0 About {held} writer(s) will "
+                     f"be held out</b> to measure the result; at least {MIN_HELD_OUT_WRITERS} are needed for figures "
+                     "you can rely on. The model can be saved, but it cannot be switched to without an explicit "
+                     "confirmation. Add writers, or raise the held-out fraction (Advanced).</p>")
+        self.estimate.setText(text)
 
 
 # ============================================================================ page 4: training
@@ -491,7 +535,6 @@ class TrainingPage(QWizardPage):
         self._t0 = time.perf_counter()
         run = next(self.wiz._run_ids)
         self.wiz._run = run
-        bridge = self.wiz._bridge
         curve_dir = self.wiz.temp_dir()
         self.append(f"base model: {Path(base_path).name if base_path else 'shipped default'}; loss {cfg.loss}"
                     + (f" ({cfg.mining})" if cfg.loss == "triplet" else "")
@@ -503,10 +546,8 @@ class TrainingPage(QWizardPage):
 
             base = open_model(base_path, "cpu")
 
-            def prog(f, m, row):
-                progress(f, m)
-                if row and not stop():
-                    bridge.row.emit(run, dict(row))
+            def prog(f, m, row=None):
+                progress(f, m, dict(row) if row else None)  # a row is a partial result: the live curve
 
             res = finetune(rep, base, cfg, progress=prog, should_stop=stop)
             if stop():
@@ -516,7 +557,8 @@ class TrainingPage(QWizardPage):
             curves = save_curves_for(res, str(Path(curve_dir) / f"run{run}"))
             return res, curves
 
-        self.wiz.jobs.submit(TRAIN, job, self._done, self._failed, self._progress, self._cancelled)
+        self.wiz.jobs.submit(TRAIN, job, self._done, self._failed, self._progress, self._cancelled,
+                             on_partial=lambda row, r=run: self.on_row(r, row))
         self.completeChanged.emit()
 
     def append(self, line: str) -> None:
@@ -560,7 +602,8 @@ class TrainingPage(QWizardPage):
         self.completeChanged.emit()
         self.wiz.training_finished.emit("cancelled")
 
-    def _failed(self, msg: str) -> None:
+    def _failed(self, exc) -> None:
+        msg = error_text(exc) if isinstance(exc, BaseException) else str(exc)
         self.state = "failed"
         self.append(f"failed: {msg}")
         self.eta.setText(f"<span style='color:#8a1c12'>Fine-tuning failed: {msg}</span>")
@@ -612,6 +655,15 @@ class ResultPage(QWizardPage):
         self.save_btn.clicked.connect(self.save)
         self.use_btn = QPushButton("&Use this model now")
         self.use_btn.clicked.connect(self.use_now)
+        self.warning = QLabel("")  # loud: too few / different held-out writers, or a worse model
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("QLabel { background: #fdecea; color: #8a1c12; border: 1px solid #f1b0a8; "
+                                   "padding: 6px; border-radius: 4px; font-weight: 600; }")
+        self.warning.hide()
+        self.use_anyway = QCheckBox("I have read the warning and still want to use this model")
+        self.use_anyway.toggled.connect(self._update_use)
+        self.use_anyway.hide()
+        self.assessment: tuple[str, list[str]] = ("unreliable", [])
         self.status = QLabel("The model is not saved until you press Save.")
         self.status.setWordWrap(True)
         row = QHBoxLayout()
@@ -627,8 +679,14 @@ class ResultPage(QWizardPage):
         lay = QVBoxLayout(self)
         lay.addLayout(top, 1)
         lay.addWidget(self.notes)
+        lay.addWidget(self.warning)
+        lay.addWidget(self.use_anyway)
         lay.addLayout(row)
         lay.addWidget(self.status)
+
+    def _update_use(self) -> None:
+        ok = self.assessment[0] == "ok"
+        self.use_btn.setEnabled(ok or self.use_anyway.isChecked())
 
     def initializePage(self) -> None:  # noqa: N802
         r = self.wiz.result
@@ -663,6 +721,20 @@ class ResultPage(QWizardPage):
         self.name.setText(r.card.name + time.strftime("-%Y%m%d-%H%M"))
         self.status.setText("The model is not saved until you press Save.")
         self.save_btn.setEnabled(True)
+        self.assessment = assess_result(r)
+        status, reasons = self.assessment
+        if status == "ok":
+            self.warning.hide()
+            self.use_anyway.hide()
+        else:
+            head = {"worse": "Do not use this model: it is worse than the base model.",
+                    "unreliable": "These figures are not reliable enough to switch to this model."}[status]
+            self.warning.setText("\u26a0 " + head + "<ul>" + "".join(f"<li>{html_escape(x)}</li>" for x in reasons)
+                                 + "</ul>")
+            self.warning.show()
+            self.use_anyway.show()
+        self.use_anyway.setChecked(False)
+        self._update_use()
 
     def save(self) -> str | None:
         from sigverify.errors import SigverifyError
@@ -686,8 +758,16 @@ class ResultPage(QWizardPage):
         return str(p)
 
     def use_now(self) -> None:
+        if self.assessment[0] != "ok" and not self.use_anyway.isChecked():
+            self.status.setText("<span style='color:#8a1c12'>Read the warning first: this model needs an explicit "
+                                "confirmation.</span>")
+            return
+        mw = self.wiz.main_window
+        cmp = getattr(mw, "comparison", None)
+        if cmp is not None and not cmp.confirm_verdict_change("the model", "switch to the fine-tuned model"):
+            return
         p = self.save()
-        if p and self.wiz.main_window is not None:
+        if p and mw is not None:
             self.wiz.main_window.switch_model(p)
             self.status.setText(f"Saved as {p}; the main window now uses it.")
 
@@ -717,13 +797,11 @@ class FinetuneWizard(QWizard):
         self._tmp: str | None = None
         self._run_ids = itertools.count(1)
         self._run = 0
-        self._bridge = _RowBridge(self)
         self.data_page = DataPage(self)
         self.preview_page = PreviewPage(self)
         self.settings_page = SettingsPage(self)
         self.training_page = TrainingPage(self)
         self.result_page = ResultPage(self)
-        self._bridge.row.connect(self.training_page.on_row)
         for p in (self.data_page, self.preview_page, self.settings_page, self.training_page, self.result_page):
             self.addPage(p)
         self.finished.connect(self._cleanup)

@@ -1,4 +1,6 @@
-"""Library GUI: menu + search toolbar, loading a customer, audit + decision bar, dialogs, batch with cancel."""
+"""Library GUI on the real main window: menu + search toolbar, loading a customer (a new case), the case
+recorded once with the decision in the verdict panel, confirmations before removing specimens, the window
+following library changes, dialogs, batch with cancel, embedding refresh (failures on screen)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from PySide6.QtCore import Signal  # noqa: E402
-from PySide6.QtWidgets import QMainWindow, QMenu  # noqa: E402
-
 from sigverify.store.library import Library, account_of  # noqa: E402
 
 from helpers import SMALL, write_sig
@@ -28,42 +27,6 @@ def isolated_settings(tmp_path):
     use_settings_dir(None)
 
 
-class StubWindow(QMainWindow):
-    """The MainWindow hooks the library UI codes against, nothing else."""
-
-    verification_done = Signal(object)
-    verifier_changed = Signal(object)
-
-    def __init__(self, verifier):
-        super().__init__()
-        self._v = verifier
-        self.menus: dict[str, QMenu] = {}
-        self.loaded: list[tuple[list, str]] = []
-
-    def add_menu(self, title):
-        m = self.menuBar().addMenu(title)
-        self.menus[title] = m
-        return m
-
-    def current_verifier(self):
-        return self._v
-
-    def set_reference_signatures(self, sigs, label=""):
-        self.loaded.append((list(sigs), label))
-
-    def set_references(self, paths):
-        pass
-
-    def set_questioned(self, path):
-        q = self._v.load(path)
-        refs = self.loaded[-1][0]
-        from sigverify.verify.service import VerificationResult
-
-        res = VerificationResult(q, refs, self._v.decide(q, refs), self._v.metric, self._v.model.model_id,
-                                 self._v.card.random_init, 1.0)
-        self.verification_done.emit(res)
-
-
 @pytest.fixture
 def db(tmp_path, verifier):
     path = tmp_path / "lib.sqlite3"
@@ -76,21 +39,29 @@ def db(tmp_path, verifier):
 
 @pytest.fixture
 def stub(qtbot, verifier, db):
+    """The real MainWindow with the library installed; dialogs answered by the test."""
     from sigverify.gui.library_ui import install_library_ui
+    from sigverify.gui.main_window import MainWindow
 
-    w = StubWindow(verifier)
+    w = MainWindow(verifier=verifier)
     qtbot.addWidget(w)
     ctl = install_library_ui(w, db_path=db)
+    w.case.ask = lambda text: "leave"
+    ctl.confirm = lambda title, text: True
+    w.comparison.confirm = lambda title, text: True
     yield w, ctl
     ctl.close()
+    w.jobs.shutdown()
 
 
 def test_menu_toolbar_search_and_load(qtbot, stub, tmp_path):
     w, ctl = stub
-    menu = w.menus["&Library"]
+    menu = w.menu("library")
     texts = [a.text().replace("&", "") for a in menu.actions() if a.text()]
     for t in ("Enrol", "Manage references", "History", "Batch verification", "Export audit log"):
         assert any(t in x for x in texts), t
+    titles = [a.text() for a in w.menuBar().actions()]
+    assert titles.index("&Library") == len(titles) - 2  # declared by the feature, inserted before Help
     assert ctl.toolbar in w.findChildren(type(ctl.toolbar))
     # incremental search: id or name, case-insensitive
     assert ctl.search.update_matches("ali") == ["C1 - Alice Smith"]
@@ -98,44 +69,81 @@ def test_menu_toolbar_search_and_load(qtbot, stub, tmp_path):
     assert ctl.search.completer.model().stringList()[0] == "C1 - Alice Smith"
     with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
         ctl.search.completer.activated.emit("C1 - Alice Smith")
-    sigs, label = w.loaded[-1]
-    assert len(sigs) == 3 and label == "C1 - Alice Smith" and {account_of(s.source) for s in sigs} == {"C1"}
+    sigs = w.references()
+    assert len(sigs) == 3 and {account_of(s.source) for s in sigs} == {"C1"}
+    assert w.ref_pane.title_label.text() == "Reference" and "Alice Smith" in w.ref_pane.subtitle_label.toolTip()
     assert "3 reference" in ctl.current_label.text()
     # Return on an exact id; a customer with < 3 references is flagged in the pane label
     ctl.search.edit.setText("C2")
     with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
         ctl.search.edit.returnPressed.emit()
-    assert "add more specimens" in w.loaded[-1][1] and ctl.current == "C2"
+    assert "add more specimens" in w.ref_pane.subtitle_label.toolTip() and ctl.current == "C2"
 
 
-def test_verification_is_audited_and_decision_recorded(qtbot, stub, tmp_path):
+def test_choosing_a_customer_with_enter_loads_once(qtbot, stub):
+    """Enter in the completer also fires returnPressed: one load, not two (no duplicate case)."""
+    w, ctl = stub
+    loads = []
+    ctl.customer_loaded.connect(loads.append)
+    ctl.search.update_matches("ali")
+    ctl.search.completer.activated.emit("C1 - Alice Smith")
+    ctl.search.edit.setText("C1 - Alice Smith")
+    ctl.search.edit.returnPressed.emit()
+    ctl.wait_idle()
+    qtbot.wait(50)
+    assert loads == ["C1"]
+
+
+def test_verification_is_recorded_once_and_decided_in_the_verdict_panel(qtbot, stub, tmp_path):
     w, ctl = stub
     with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
         ctl.load_customer("C1")
     q = write_sig(tmp_path / "q.png", "Alice Smith", 77)
-    with qtbot.waitSignal(ctl.audit_recorded, timeout=TIMEOUT) as sig:
+    with qtbot.waitSignal(w.case.case_recorded, timeout=TIMEOUT) as sig:
         w.set_questioned(str(q))
     vid = sig.args[0]
     rec = ctl.library.audit.get(vid)
     assert rec.customer_id == "C1" and rec.source == "gui" and len(rec.reference_ids) == 3
     assert rec.questioned_name == "q.png" and rec.decisions == []
-    bar = ctl.decision_bar
-    assert bar.isVisible() and not bar.isModal() and "C1" in bar.info.text()
-    override = next(d for d in ("accept", "reject") if d != {"genuine": "accept", "forgery": "reject"}.get(rec.verdict))
-    bar.reason.setText("customer confirmed in branch")
-    with qtbot.waitSignal(ctl.decision_recorded, timeout=TIMEOUT):
-        bar.buttons[override].click()
+    panel = w.verdict_panel
+    assert panel.decision.isVisible() and "q.png" in panel.questioned_name()
+    safe = {"genuine": "accept", "refer": "refer", "forgery": "reject"}[rec.verdict]
+    override = next(d for d in ("accept", "reject") if d != safe)
+    panel.decision.buttons[override].click()  # starts an override: nothing recorded yet
+    assert ctl.library.audit.get(vid).decisions == [] and panel.decision.in_override() == override
+    assert not panel.decision.confirm.isEnabled()  # no reason, no override
+    panel.decision.reason.setText("customer confirmed in branch")
+    with qtbot.waitSignal(w.case.decision_recorded, timeout=TIMEOUT):
+        panel.decision.confirm.click()
     fd = ctl.library.audit.get(vid).final_decision
     assert fd.decision == override and fd.overrides_verdict and fd.reason == "customer confirmed in branch"
-    assert not bar.isVisible()
-    # references set by hand (not the loaded customer's) are not audited
+    assert not any(b.isEnabled() for b in panel.decision.buttons.values())
+    # the same cheque again (e.g. re-opened): no second record
     n = ctl.library.audit.count()[0]
-    from sigverify.verify.service import VerificationResult
-
-    v = w.current_verifier()
-    refs = [v.load(str(q))]
-    ctl.on_verification_done(VerificationResult(refs[0], refs, v.decide(refs[0], refs), v.metric, "m", True, 1.0))
+    w.set_questioned(str(q))
+    assert w.wait_idle(TIMEOUT)
     assert ctl.library.audit.count()[0] == n
+
+
+def test_loading_a_customer_starts_a_new_case(qtbot, stub, tmp_path):
+    """The cheque of the previous case is never verified against the next customer."""
+    w, ctl = stub
+    with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
+        ctl.load_customer("C1")
+    q = write_sig(tmp_path / "q.png", "Alice Smith", 7)
+    with qtbot.waitSignal(w.case.case_recorded, timeout=TIMEOUT):
+        w.set_questioned(str(q))
+    n = ctl.library.audit.count()[0]
+    asked = []
+    w.case.ask = lambda text: asked.append(text) or "back"
+    assert ctl.load_customer("C2") is None  # undecided: asked, "Go back" keeps the case
+    assert asked and "no decision yet" in asked[0] and w.questioned() is not None and ctl.current == "C1"
+    w.case.ask = lambda text: "leave"
+    with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
+        ctl.load_customer("C2")
+    assert w.questioned() is None and w.result() is None and w.gauge.value() is None
+    assert ctl.library.audit.count()[0] == n  # no verification of the old cheque against C2
+    assert w.verdict_panel.questioned_name() == ""
 
 
 def test_enrol_manage_history_dialogs(qtbot, stub, tmp_path):
@@ -237,26 +245,52 @@ def test_operator_setting(stub):
     assert _settings().value("audit/operator") == "Teller 7"
 
 
-def test_install_on_real_main_window(qtbot, verifier, db, tmp_path):
-    from sigverify.gui.library_ui import install_library_ui
-    from sigverify.gui.main_window import MainWindow
+def test_removing_specimens_asks_first_and_the_window_follows(qtbot, stub):
+    from PySide6.QtCore import Qt
 
-    w = MainWindow(verifier=verifier)
-    qtbot.addWidget(w)
-    ctl = install_library_ui(w, db_path=db)
-    try:
-        titles = [a.text() for a in w.menuBar().actions()]
-        assert "&Library" in titles and titles.index("&Library") < len(titles) - 1  # before Help
-        with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
-            ctl.load_customer("C1")
-        assert len(w.references()) == 3
-        q = write_sig(tmp_path / "q.png", "Alice Smith", 5)
-        with qtbot.waitSignal(ctl.audit_recorded, timeout=TIMEOUT) as sig:
-            w.set_questioned(str(q))
-        rec = ctl.library.audit.get(sig.args[0])
-        assert rec.customer_id == "C1" and rec.verdict == w.result().decision.verdict.zone
-        with qtbot.waitSignal(ctl.decision_recorded, timeout=TIMEOUT):
-            ctl.decision_bar.buttons["refer"].click()
-    finally:
-        ctl.close()
-        w.jobs.shutdown() if hasattr(w, "jobs") else None
+    from sigverify.gui.library_ui import ManageReferencesDialog
+
+    w, ctl = stub
+    with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
+        ctl.load_customer("C1")
+    assert len(w.references()) == 3
+    m = ManageReferencesDialog(ctl, "C1", w)
+    qtbot.addWidget(m)
+    m.show()
+    # Enter in the dialog never removes a specimen (Close is the default button)
+    assert not m.buttons["remove"].autoDefault() and not m.buttons["remove"].isDefault()
+    m.table.selectRow(0)
+    asked = []
+    ctl.confirm = lambda title, text: asked.append(text) or False
+    assert m.remove_selected() == 0 and asked and ctl.library.get_customer("C1").n_active == 3
+    ctl.confirm = lambda title, text: True
+    with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
+        assert m.remove_selected() == 1
+    assert ctl.library.get_customer("C1").n_active == 2
+    assert len(w.references()) == 2  # the main window shows the library as it is now
+    assert {s.reference_id for s in w.references()} == {r.id for r in ctl.library.active_references("C1")}
+    qtbot.keyClick(m.table, Qt.Key.Key_Return)
+    assert ctl.library.get_customer("C1").n_active == 2
+
+
+def test_refresh_failure_is_shown_on_screen(qtbot, stub, monkeypatch):
+    from sigverify.model.weights import random_model
+    from sigverify.verify.service import Verifier
+
+    w, ctl = stub
+    v2 = Verifier(random_model(seed=5), device="cpu")
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ctl.library, "refresh_embeddings", boom)
+    ctl.refresh_embeddings(v2)
+    assert ctl.wait_idle()
+    qtbot.waitUntil(lambda: w.job_error.isVisible(), timeout=TIMEOUT)
+    assert "disk on fire" in w.job_error.text() and "disk on fire" in ctl.refresh_dialog.label.text()
+    # a second model switch reuses the same dialog and job runner (the old "already deleted" crash)
+    monkeypatch.undo()
+    for seed in (6, 7):
+        ctl.refresh_embeddings(Verifier(random_model(seed=seed), device="cpu"))
+        assert ctl.wait_idle()
+    assert "computed" in ctl.refresh_dialog.label.text()

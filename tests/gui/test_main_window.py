@@ -172,18 +172,23 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
             "missing": tmp_path / "nope.png"}
 
 
-def test_bad_inputs_show_a_message_in_the_pane_and_keep_the_comparison(qtbot, win, tmp_path):
+def test_bad_questioned_file_shows_a_message_and_clears_the_verdict(qtbot, win, tmp_path):
+    """A failed load must not leave the previous cheque's verdict up (it would read as this file's)."""
     win.set_references(REFS)
-    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
-        win.set_questioned(Q_GENUINE)
-    before = win.result()
     for kind, path in bad_inputs(tmp_path).items():
+        with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+            win.set_questioned(Q_GENUINE)
+        assert win.verdict_panel.questioned_name() == f"Questioned: {Path(Q_GENUINE).name}"
         win.set_questioned(str(path))
         wait_idle(qtbot, win)
         msg = win.q_pane.error_text()
         assert msg and win.q_pane.message.isVisible(), kind
-        assert win.result() is before and win.questioned().source == Q_GENUINE, kind
-        assert win.gauge.value() == pytest.approx(before.decision.verdict.distance)
+        assert win.result() is None and win.questioned() is None, kind
+        assert win.gauge.value() is None and win.gauge.zone() is None, kind
+        assert win.verdict_panel.questioned_name() == "", kind
+        assert not any(b.isEnabled() for b in win.verdict_panel.decision.buttons.values()), kind
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_questioned(Q_GENUINE)
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     win.set_references([str(empty)])
@@ -246,18 +251,17 @@ def test_views_overlay_zoom_and_reference_removal(qtbot, win):
 def test_settings_are_remembered_across_windows(qtbot, make_window):
     w1 = make_window()
     w1.metric_actions["cosine"].trigger()
-    w1.agg_actions["min"].trigger()
     w1.act_adapt.trigger()  # on -> off
     assert w1.current_verifier().metric == "cosine"
     w1.close()
     s = AppSettings.load()
-    assert (s.metric, s.aggregate, s.adapt_to_person) == ("cosine", "min", False)
+    assert (s.metric, s.aggregate, s.adapt_to_person) == ("cosine", "mean", False)
     w2 = make_window(with_verifier=False)  # loads the model in the background, with the saved settings
     with qtbot.waitSignal(w2.verifier_changed, timeout=TIMEOUT):
         pass
     v = w2.current_verifier()
-    assert (v.metric, v.aggregate, v.adapt_to_person) == ("cosine", "min", False)
-    assert w2.metric_actions["cosine"].isChecked() and w2.agg_actions["min"].isChecked()
+    assert (v.metric, v.aggregate, v.adapt_to_person) == ("cosine", "mean", False)
+    assert w2.metric_actions["cosine"].isChecked()
     assert not w2.act_adapt.isChecked()
 
 
@@ -277,7 +281,9 @@ def test_public_hooks(qtbot, win, tmp_path):
     v = win.current_verifier()
     sigs = [v.load(p) for p in REFS[:2]]
     win.set_reference_signatures(sigs, "Alice Example (acct 0042)")
-    assert "Alice Example" in win.ref_pane.title_label.text()
+    assert win.ref_pane.title_label.text() == "Reference"  # the title is never shortened or widened
+    assert "Alice Example" in win.ref_pane.subtitle_label.toolTip()
+    assert win.menu("library") is lib and win.menu("model") is win.model_menu
     with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
         win.set_questioned(Q_GENUINE)
     # A bad model keeps the current one and says so, without a modal dialog.
