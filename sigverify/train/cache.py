@@ -18,6 +18,7 @@ from sigverify.errors import Cancelled, SigverifyError
 from sigverify.hashing import sha256_bytes
 from sigverify.imaging.preprocess import PreprocessConfig, preprocess_file
 from sigverify.train.datasets import SignatureSet
+from sigverify.progress import Progress
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _one(args):
 
 
 def build_cache(data: SignatureSet, cfg: PreprocessConfig | None = None, workers: int = 0,
-                progress: Callable[[float, str], None] | None = None,
+                progress: Progress | None = None,
                 should_stop: Callable[[], bool] | None = None, augment_seed: int | None = None) -> CachedSet:
     """Preprocess every sample. With ``augment_seed``, each raw scan first gets a seeded messy-scan
     augmentation (``augment_scan``), so the cache holds what preprocessing makes of bad scans."""

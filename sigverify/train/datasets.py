@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sigverify.errors import DataError
-from sigverify.imaging.load import SUPPORTED_SUFFIXES
+from sigverify.imaging.files import list_images
 
 
 @dataclass
@@ -59,7 +59,7 @@ class SignatureSet:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return list_images(folder)
 
 
 def _is_writer_dir(d: Path) -> bool:

@@ -22,6 +22,7 @@ from sigverify.train.datasets import SignatureSet, WriterSplit, scan_root, split
 from sigverify.train.evaluate import EvalResult, evaluate_embeddings
 from sigverify.train.trainer import TrainConfig, embed_cached, train
 from sigverify.verify.calibration import fit_calibration
+from sigverify.progress import Progress
 
 DATA_TERMS = ("Trained on research datasets (CEDAR; ICDAR SigComp 2011 Dutch; BHSig260 Hindi) published "
               "for research use; cite their authors. Not trained on any bank's customers: fine-tune on "
@@ -84,7 +85,7 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
               split: WriterSplit | None = None, cache_dir: str | os.PathLike | None = None,
               scan_variants: int = 0, preprocess: PreprocessConfig | None = None,
               checkpoint: str | os.PathLike | None = None, resume: bool = False,
-              progress: Callable[[float, str, dict], None] | None = None,
+              progress: Progress | None = None,
               should_stop: Callable[[], bool] | None = None, workers: int = 0,
               init: str | os.PathLike | None = None, name_identities: bool = False) -> TrainJobResult:
     """``init``: start from this model's weights (fine-tune the whole trunk) instead of random ones.

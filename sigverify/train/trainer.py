@@ -22,6 +22,7 @@ import torch
 from sigverify.errors import Cancelled, DataError
 from sigverify.imaging.augment import augment_input
 from sigverify.model.network import SigNet, build_network
+from sigverify.progress import Progress
 from sigverify.train.cache import CachedSet
 from sigverify.train.evaluate import evaluate_embeddings
 from sigverify.train.losses import CosineMarginClassifier, contrastive_loss, triplet_loss
@@ -66,7 +67,7 @@ class TrainState:
     elapsed_s: float = 0.0
 
 
-ProgressFn = Callable[[float, str, dict], None]
+ProgressFn = Progress  # progress(fraction, message, row): see sigverify.progress
 
 
 def warmup_cosine_lr(step: int, warm: int, t: float, lr: float, floor: float) -> float:
