@@ -150,6 +150,17 @@ def _library(args):
     return lib
 
 
+def _keep_questioned(lib, audit_id, path) -> None:
+    """Keep the questioned file with its case (for the supervisor's queue and the case report)."""
+    from sigverify.app.referrals import ReferralQueue
+    from sigverify.errors import SigverifyError
+
+    try:
+        ReferralQueue(lib).attach_questioned(audit_id, path)
+    except (SigverifyError, OSError):
+        pass  # the report then says the image was not kept
+
+
 def _verifier(args):
     from sigverify.cli.core import open_cli_session  # the same model session as every command and the GUI
 
@@ -247,6 +258,7 @@ def cmd_verify(args) -> int:
     v = _verifier(args)
     with _library(args) as lib:
         res = LibraryService(lib, v).verify(args.customer_id, args.questioned, record=True, source="cli")
+        _keep_questioned(lib, res.audit_id, args.questioned)
         if args.decision:
             lib.audit.append_decision(res.audit_id, args.decision, args.reason, source="clerk")
     d = res.to_dict()

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFram
                                QListWidgetItem, QProgressBar, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from sigverify.gui.imageutil import BOTH_RGB, Q_RGB, REF_RGB, ink_overlay, numpy_to_pixmap, qimage_to_numpy
+from sigverify.imaging.files import SUPPORTED_SUFFIXES as IMAGE_SUFFIXES  # noqa: F401  (the one list; re-exported)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 ORIGINAL, PREPROCESSED, OVERLAY = "original", "preprocessed", "overlay"
 MAX_FOLDER_FILES = 200
 FOOTER_H = 104  # reference thumbnail strip and questioned details share this height (aligned images)
@@ -30,22 +30,9 @@ def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:
 
     Returns (files, problems): a folder without images is a problem, not an empty success.
     """
-    files: list[str] = []
-    problems: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            imgs = sorted(str(c) for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
-            if not imgs:
-                problems.append(f"folder '{p.name}' contains no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
-            elif len(imgs) > MAX_FOLDER_FILES:
-                problems.append(f"folder '{p.name}' has {len(imgs)} images; only the first {MAX_FOLDER_FILES} are used")
-                files.extend(imgs[:MAX_FOLDER_FILES])
-            else:
-                files.extend(imgs)
-        else:
-            files.append(str(p))
-    return files, problems
+    from sigverify.imaging.files import expand_images_checked
+
+    return expand_images_checked(paths, MAX_FOLDER_FILES)
 
 
 def local_files_from_mime(mime: QMimeData) -> list[str]:
