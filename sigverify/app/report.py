@@ -330,6 +330,8 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
     if q_in is not None and r_in is not None:
         ov = ink_overlay(r_in, q_in)
         pdf.image(_pil(ov), pdf.l_margin, y, 60, 60 * ov.shape[0] / ov.shape[1])
+        pdf.set_draw_color(170)
+        pdf.rect(pdf.l_margin, y, 60, 60 * ov.shape[0] / ov.shape[1])
         doc.font(7)
         pdf.set_xy(pdf.l_margin, y + 60 * ov.shape[0] / ov.shape[1] + 0.5)
         pdf.cell(60, 4, doc.text(f"specimen #{specimens[0][0]} blue, questioned orange, both dark"), align="C")

@@ -373,7 +373,7 @@ class OperatorUI(QObject):
                 self._who_label = QLabel("")
                 self._who_label.setAccessibleName("Signed-in operator")
                 sb().addPermanentWidget(self._who_label)
-            self._who_label.setText(f" \U0001F464 {self.operator.username} ({self.operator.role}) ")
+            self._who_label.setText(f" Operator: {self.operator.username} ({self.operator.role}) ")
 
     def build_menu(self) -> None:
         from sigverify.gui import queue_ui
