@@ -27,6 +27,9 @@ from PySide6.QtWidgets import (QApplication, QButtonGroup, QDialog, QDialogButto
 from sigverify.errors import SigverifyError
 from sigverify.store.operators import AccessDenied, Operator, OperatorStore, SignInThrottled
 
+#: what ``ComparisonController.confirm_verdict_change`` is told -> the setting key of ``VERDICT_SETTINGS``
+SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric",
+                "the per-person thresholds": "adapt_to_person"}
 INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.Wheel,
                 QEvent.Type.TouchBegin, QEvent.Type.Shortcut}
 
@@ -408,10 +411,34 @@ class OperatorUI(QObject):
             else:
                 fm.addAction(a)
             self.actions["export"] = a
+        self._guard_verdict_settings()
         ctl = getattr(w, "library_controller", None)
         if ctl is not None and "operator" in getattr(ctl, "actions", {}):
             ctl.actions["operator"].setVisible(False)  # no free-text operator names any more
         self._update_menu()
+
+    def _guard_verdict_settings(self) -> None:
+        """Every verdict-changing setting of the window (model, metric, per-person thresholds, using a
+        fine-tuned model) passes ``comparison.confirm_verdict_change``: there the role is checked first and
+        the change is recorded as a ``setting_changed`` event after it is confirmed."""
+        cmp = getattr(self.window, "comparison", None)
+        original = getattr(cmp, "confirm_verdict_change", None)
+        if not callable(original):
+            return
+
+        def guarded(what: str, change: str) -> bool:
+            key = SETTING_KEYS.get(what, "threshold_policy")
+            if not self.allow_setting(key):
+                sync = getattr(cmp, "sync_settings_menu", None)
+                if callable(sync):
+                    sync()  # the refused choice is not left ticked in the menu
+                return False
+            if not original(what, change):
+                return False
+            self.record_setting(key, "", change)
+            return True
+
+        cmp.confirm_verdict_change = guarded
 
     # ---- the questioned image is kept with each recorded case (for the queue and the report) ----
     def keep_questioned(self, audit_id: int) -> None:

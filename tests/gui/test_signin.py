@@ -230,3 +230,22 @@ def test_case_recorded_under_the_operator_with_image_and_report(qtbot, window, m
     assert export in window.menu("file").actions()
     out = export_case_report(ui, vid, path=str(tmp_path / "case.pdf"))
     assert out and (tmp_path / "case.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_verdict_settings_need_a_supervisor_and_are_recorded(window, monkeypatch, db):
+    from PySide6.QtWidgets import QMessageBox
+
+    from sigverify.gui.signin import install_operator_ui
+
+    multi_user(db)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    answer(monkeypatch, sign_in("clerk1"), sign_in("super1"))
+    ui = install_operator_ui(window)
+    cmp = window.comparison
+    assert not cmp.confirm_verdict_change("the distance metric", "use the cosine distance")
+    assert "supervisor role" in shown[-1] and ui.store.events(event="setting_changed") == []
+    assert ui.sign_out() and ui.operator.username == "super1"
+    assert cmp.confirm_verdict_change("the model", "switch to mine.safetensors")
+    e = ui.store.events(event="setting_changed")[-1]
+    assert e.operator == "super1" and e.details["key"] == "active_model" and "mine.safetensors" in e.details["new"]
