@@ -126,7 +126,10 @@ class CaseController(QObject):
         Returns the ``VerificationResult`` to show."""
         from sigverify.app.case import build_case
 
-        case = build_case(verifier, questioned, references, customer_id=self.customer_id)
+        from sigverify.app.operators import case_options  # a supervisor's per-customer threshold override
+
+        opts = case_options(self.library, self.customer_id) if self.library is not None and self.customer_id else {}
+        case = build_case(verifier, questioned, references, customer_id=self.customer_id, **opts)
         case.elapsed_ms = elapsed_ms
         case.skipped = list(skipped)
         identity = (case.questioned_sha256, tuple(sorted(case.reference_keys)), self.customer_id or "")

@@ -249,3 +249,27 @@ def test_verdict_settings_need_a_supervisor_and_are_recorded(window, monkeypatch
     assert cmp.confirm_verdict_change("the model", "switch to mine.safetensors")
     e = ui.store.events(event="setting_changed")[-1]
     assert e.operator == "super1" and e.details["key"] == "active_model" and "mine.safetensors" in e.details["new"]
+
+
+def test_threshold_override_moves_the_gauge(qtbot, window, monkeypatch, db, tmp_path):
+    from sigverify.gui.signin import install_operator_ui
+
+    multi_user(db)
+    answer(monkeypatch, sign_in("clerk1"))
+    ui = install_operator_ui(window)
+    ctl = window.library_controller
+    gauge = window.verdict_panel.gauge
+    accepts = []
+    for k, scale in enumerate((None, 1.2)):
+        if scale is not None:
+            ui.store.set_threshold_override(ui.store.require("super1"), "C1", scale, "tremor")
+        with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
+            ctl.load_customer("C1")
+        q = write_sig(tmp_path / f"q{k}.png", "Alice Smith", 70 + k, size=SMALL)
+        with qtbot.waitSignal(window.case.case_recorded, timeout=TIMEOUT) as sig:
+            window.set_questioned(str(q))
+        accepts.append(gauge.thresholds()[0])
+        rec = ctl.library.audit.get(sig.args[0])
+        assert rec.threshold_accept == pytest.approx(accepts[-1])
+    assert accepts[1] == pytest.approx(accepts[0] * 1.2, rel=1e-5)
+    assert "threshold override x1.20" in window.verdict_panel.details.text()
