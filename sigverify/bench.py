@@ -37,9 +37,10 @@ from typing import Callable
 
 import numpy as np
 
-#: keys always present in the JSON result
+#: keys always present in the JSON result (None where not measured)
 JSON_KEYS = ("pair_ms_median", "pair_ms_p90", "cpu_batch_ratio_vs_plain", "preprocess_ms_median",
-             "cold_start_s", "gpu_images_per_s")
+             "cold_start_s", "gpu_images_per_s", "batch_items_per_s", "ray_items_per_s", "onnx_ratio_vs_torch",
+             "bundle_mb")
 
 CPU_WARM = 16  # images embedded once before timing (builds the fused network)
 
@@ -182,7 +183,7 @@ def bench_cpu_batch(model, inputs: list[np.ndarray], n_images: int = 64, threads
             for x in xs:
                 plain(x).detach().numpy()
 
-        emb = Embedder(model, "cpu")
+        emb = Embedder(model, "cpu", backend="torch")  # the torch path (onnxruntime: bench_onnx)
         emb.cpu_threads = threads
         run_plain()
         emb.embed_arrays(imgs[:CPU_WARM])
@@ -252,7 +253,158 @@ def gpu_throughput(model, inputs: list[np.ndarray], device: str = "cuda", batch_
         run()
         ts = _timed(run, reps, budget_s / max(len(batch_sizes), 1), min_reps=2)
         out[str(bs)] = bs / float(np.median(ts))
-    return {"images_per_s_by_batch": out, "dtype": dtype, "compiled": compile, "device": str(dev)}
+    # parity of the fast path (fused, channels-last, reduced precision, compiled) with plain fp32
+    probe = torch.from_numpy(np.stack([inputs[i % len(inputs)] for i in range(8)])[:, None].astype(np.float32) / 255.0)
+    with torch.inference_mode():
+        ref = copy.deepcopy(model.network).to("cpu").float().eval()(probe).numpy()
+        x = probe.to(dev).contiguous(memory_format=torch.channels_last)
+        if amp is not None:
+            with torch.autocast(device_type=dev.type, dtype=amp):
+                fast = net(x).float().cpu().numpy()
+        else:
+            fast = net(x).float().cpu().numpy()
+    return {"images_per_s_by_batch": out, "dtype": dtype, "compiled": compile, "device": str(dev),
+            "max_abs_diff_vs_fp32": float(np.abs(fast - ref).max()),
+            "cosine_min_vs_fp32": float(np.min(np.sum(fast * ref, 1) / (np.linalg.norm(fast, axis=1)
+                                                                         * np.linalg.norm(ref, axis=1))))}
+
+
+# ------------------------------------------------------------------------------------ onnxruntime
+def bench_onnx(model, inputs: list[np.ndarray], n_images: int = 64, threads: int | None = 1, rounds: int = 4,
+               budget_s: float = 8.0, onnx_path=None) -> dict:
+    """onnxruntime vs our torch path (BatchNorm folded, channels-last, inference_mode), same network,
+    same thread count, interleaved rounds, batch ``n_images`` and a pair (batch 2). Needs onnxruntime
+    and an ONNX export of the model (the verified one beside the weights / in the user folder, else a
+    temporary export, which needs the ``onnx`` extra)."""
+    from sigverify.model import onnx_backend
+    from sigverify.model.embedder import Embedder
+
+    if not onnx_backend.available():
+        return {"onnx_note": "onnxruntime not installed (extra 'onnx')"}
+    import torch
+
+    threads = threads or torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="sigverify-onnx-") as td:
+        path = onnx_path or onnx_backend.find_export(model.card, model.path)
+        if path is None:
+            try:
+                path = onnx_backend.export_onnx(model, Path(td) / "bench.onnx", parity_images=2)["path"]
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal for the rest of the bench
+                return {"onnx_note": f"no ONNX export and exporting failed ({exc})"}
+        rt = onnx_backend.OnnxRuntime(path, threads=threads)
+        emb = Embedder(model, "cpu", backend="torch")
+        emb.cpu_threads = threads
+        imgs = [inputs[i % len(inputs)] for i in range(n_images)]
+        old = torch.get_num_threads()
+        try:
+            rt.run(imgs[:CPU_WARM])
+            emb.embed_arrays(imgs[:CPU_WARM])
+            t_wall, t_cpu, o_wall, o_cpu, tp, op = [], [], [], [], [], []
+            start = time.perf_counter()
+            for r in range(max(2, rounds)):
+                t_wall += _timed(lambda: emb.embed_arrays(imgs), 1, 0, min_reps=1, cpu=t_cpu)
+                o_wall += _timed(lambda: rt.run(imgs), 1, 0, min_reps=1, cpu=o_cpu)
+                tp += _timed(lambda: emb.embed_arrays(imgs[:2]), 10, 0, min_reps=10)
+                op += _timed(lambda: rt.run(imgs[:2]), 10, 0, min_reps=10)
+                if r >= 1 and time.perf_counter() - start > budget_s:
+                    break
+            diff = float(np.abs(rt.run(imgs[:8]) - emb.embed_arrays(imgs[:8])).max())
+        finally:
+            torch.set_num_threads(old)
+    med = lambda ts: float(np.median(ts))  # noqa: E731
+    return {"onnx_ratio_vs_torch": med(t_cpu) / med(o_cpu), "onnx_ratio_vs_torch_wall": med(t_wall) / med(o_wall),
+            "onnx_images_per_s": n_images / med(o_wall), "torch_images_per_s": n_images / med(t_wall),
+            "onnx_pair_embed_ms": med(op) * 1000, "torch_pair_embed_ms": med(tp) * 1000,
+            "onnx_max_abs_diff": diff, "onnx_threads": threads}
+
+
+# ------------------------------------------------------------------------------------------ batch
+def make_batch_world(root: str | os.PathLike, verifier, n: int = 120, customers: int = 4, refs: int = 3,
+                     size=(300, 800)):
+    """A temporary library with ``customers`` enrolled (``refs`` synthetic specimens each) and ``n``
+    synthetic questioned scans; returns (library, manifest CSV path, plain batch CSV path)."""
+    import cv2
+
+    from sigverify.samples import draw_signature
+    from sigverify.store.library import Library
+
+    root = Path(root)
+    lib = Library(root / "library.sqlite3", operator="benchmark")
+    for c in range(customers):
+        name = _NAMES[c % len(_NAMES)]
+        paths = []
+        for i in range(refs):
+            p = root / "refs" / f"C{c:03d}_{i}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(p), draw_signature(name, i, 0.6, size=size))
+            paths.append(p)
+        lib.enrol(f"C{c:03d}", paths, verifier, name=name)
+    rows = []
+    for k in range(n):
+        c = k % customers
+        p = root / "q" / f"C{c:03d}" / f"q{k:05d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(p), draw_signature(_NAMES[c % len(_NAMES)], 1000 + k, 0.6, forged=(k % 3 == 0), size=size))
+        rows.append((f"item{k:05d}", f"C{c:03d}", str(p)))
+    manifest = root / "manifest.csv"
+    manifest.write_text("item_id,customer_id,path\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    plain = root / "plain.csv"
+    plain.write_text("".join(f"{b},{c}\n" for _, b, c in rows))
+    return lib, manifest, plain
+
+
+def bench_batch(verifier, n: int = 120, ray_workers=(), workers: int | None = None) -> dict:
+    """Batch verification end to end (read + decode + preprocess + embed + decide + audit) of ``n``
+    synthetic 300x800 scans: the single-process ``run_batch`` and, for each count in ``ray_workers``,
+    the Ray engine on a local Ray (2 CPUs), each on its own fresh copy of the library."""
+    from sigverify.batch import load_items, run_batch
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="sigverify-batch-") as td:
+        lib, manifest, plain = make_batch_world(Path(td) / "a", verifier, n)
+        items = load_items(plain)
+        run_batch(items[:8], lib, verifier, audit=False, workers=workers)  # warm-up
+        rep = run_batch(items, lib, verifier, workers=workers)
+        lib.close()
+        out.update({"batch_items_per_s": rep.images_per_s, "batch_items": n,
+                    "batch_timing_s": rep.summary_dict()["timing_s"], "batch_backend": verifier.embedder.backend})
+        if ray_workers:
+            try:
+                from sigverify.cluster import ray_batch
+
+                ray_batch.require_ray()
+            except Exception as exc:  # noqa: BLE001
+                out["ray_note"] = str(exc)
+                return out
+            per: dict[str, float] = {}
+            t0 = time.perf_counter()
+            ray_batch.start_ray(None, num_cpus=2)
+            out["ray_start_s"] = time.perf_counter() - t0
+            for k, w in enumerate(ray_workers):
+                lib_r, manifest_r, _ = make_batch_world(Path(td) / f"r{k}", verifier, n)
+                t0 = time.perf_counter()
+                r = ray_batch.run_ray_batch(manifest_r, lib_r, verifier, Path(td) / f"r{k}" / "out.csv", workers=w)
+                wall = time.perf_counter() - t0
+                lib_r.close()
+                per[str(w)] = {"items_per_s": n / wall, "pipeline_items_per_s": r.ray_summary["ray_items_per_s"],
+                               "timing_s": r.ray_summary["timing_s"]}
+            import ray
+
+            ray.shutdown()
+            out["ray_by_workers"] = per
+            out["ray_items_per_s"] = max(v["items_per_s"] for v in per.values())
+    return out
+
+
+def bundle_sizes(root: str | os.PathLike | None = None) -> dict:
+    """MB of built PyInstaller bundles found in ``dist/`` (full: dist/sigverify, lean: dist/sigverify-lite)."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
+    out = {}
+    for key, name in (("bundle_mb", "sigverify"), ("bundle_lite_mb", "sigverify-lite")):
+        d = root / "dist" / name
+        if d.is_dir():
+            out[key] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+    return out
 
 
 # ------------------------------------------------------------------------------------ cold start
@@ -425,7 +577,8 @@ def parse_importtime(stderr: str) -> dict:
 # ------------------------------------------------------------------------------------------- all
 def run_benchmarks(model_path=None, reps: int = 40, cold_start: bool = True, gpu: bool = True,
                    gpu_batch_sizes=(256, 1024), gpu_compile: bool = False, threads: int | None = 1,
-                   cpu_images: int = 64, breakdown: bool = True, progress: Callable[[str], None] | None = None) -> dict:
+                   cpu_images: int = 64, breakdown: bool = True, progress: Callable[[str], None] | None = None,
+                   batch_items: int = 120, ray_workers=(), onnx: bool = True) -> dict:
     """All benchmarks; returns a JSON-ready dict with at least ``JSON_KEYS``."""
     import torch
 
@@ -454,8 +607,16 @@ def run_benchmarks(model_path=None, reps: int = 40, cold_start: bool = True, gpu
         say("preprocess")
         res.update(bench_preprocess(paths, v.embedder.preprocess_config, reps))
         inputs = [preprocess(load_image(p), v.embedder.preprocess_config).input for p in paths]
+        res["backend"] = v.embedder.backend
         say("CPU batch vs plain")
         res.update(bench_cpu_batch(v.model, inputs, n_images=cpu_images, threads=threads))
+        if onnx:
+            say("onnxruntime vs torch")
+            res.update(bench_onnx(v.model, inputs, n_images=cpu_images, threads=threads))
+        if batch_items:
+            say(f"batch of {batch_items} items" + (f" (+ Ray, workers {list(ray_workers)})" if ray_workers else ""))
+            res.update(bench_batch(v, batch_items, tuple(ray_workers)))
+        res.update(bundle_sizes())
         if gpu and torch.cuda.is_available():
             say("GPU")
             g = gpu_throughput(v.model, inputs, "cuda", gpu_batch_sizes, compile=gpu_compile)
@@ -500,6 +661,18 @@ def format_table(r: dict) -> str:
          f"{f(r.get('cpu_batch_images_per_s'))} img/s wall",
          f"ratio {f(r['cpu_batch_ratio_vs_plain'], '{:.2f}')}x CPU time, "
          f"{f(r.get('cpu_batch_ratio_vs_plain_wall'), '{:.2f}')}x wall (target >= 2x)"),
+        ("CPU embed, onnxruntime vs torch", "n/a" if r.get("onnx_ratio_vs_torch") is None else
+         f"{r['onnx_ratio_vs_torch']:.2f}x CPU time, {r['onnx_ratio_vs_torch_wall']:.2f}x wall "
+         f"({r['onnx_images_per_s']:.0f} vs {r['torch_images_per_s']:.0f} img/s; pair embed "
+         f"{r['onnx_pair_embed_ms']:.1f} vs {r['torch_pair_embed_ms']:.1f} ms)", r.get("onnx_note") or
+         f"backend in use: {r.get('backend')}"),
+        ("batch end to end (1 process)", "n/a" if r.get("batch_items_per_s") is None else
+         f"{r['batch_items_per_s']:.1f} items/s ({r.get('batch_items')} items)", "target >= 60 items/s"),
+        ("batch on local Ray", "n/a" if r.get("ray_items_per_s") is None else ", ".join(
+            f"{k} worker(s) {v['items_per_s']:.1f} items/s" for k, v in r["ray_by_workers"].items())
+         + f" (Ray start {r['ray_start_s']:.1f} s)", r.get("ray_note") or "--ray"),
+        ("bundle size", "n/a" if r.get("bundle_mb") is None and r.get("bundle_lite_mb") is None else
+         f"full {f(r.get('bundle_mb'), '{:.0f}')} MB, lean {f(r.get('bundle_lite_mb'), '{:.0f}')} MB", "dist/"),
         ("GPU embed", "n/a (no CUDA)" if r["gpu_images_per_s"] is None else
          f"{r['gpu_images_per_s']:.0f} img/s best; " + ", ".join(
              f"b{k}: {v:.0f}" for k, v in r["gpu"]["images_per_s_by_batch"].items()), ""),

@@ -363,8 +363,8 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
                             batch_size=batch_size, batch_format="numpy", num_cpus=1)
         ds = ds.map_batches(_EmbedDecide, fn_constructor_kwargs={"model_files": files_ref, "specimens": spec_ref,
                                                                  "settings": settings},
-                            batch_size=batch_size, batch_format="numpy", concurrency=max(1, int(workers)),
-                            num_cpus=0.5)
+                            batch_size=batch_size, batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=0.5)
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for k in range(len(b["idx"])):
                 i = int(b["idx"][k])
