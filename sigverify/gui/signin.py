@@ -171,6 +171,124 @@ class UnlockDialog(QDialog):
         lay.addWidget(b)
 
 
+class ManageOperatorsDialog(QDialog):
+    """Administrators: add operators, change roles, lock / unlock, reset passwords, remove (kept)."""
+
+    def __init__(self, ui, parent: QWidget | None = None):
+        from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QTableWidget
+
+        super().__init__(parent)
+        self.ui = ui
+        self.setWindowTitle("Operators")
+        self.resize(720, 420)
+        lay = QVBoxLayout(self)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["User name", "Name", "Role", "Status", "Created"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.table, 1)
+        add = QHBoxLayout()
+        self.new_user = QLineEdit()
+        self.new_user.setPlaceholderText("user name")
+        self.new_name = QLineEdit()
+        self.new_name.setPlaceholderText("display name")
+        self.new_role = QComboBox()
+        self.new_role.addItems(["clerk", "supervisor", "administrator"])
+        self.new_password = QLineEdit()
+        self.new_password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.new_password.setPlaceholderText("password (8+)")
+        self.add_button = QPushButton("&Add")
+        self.add_button.clicked.connect(self.add_operator)
+        for wdg in (self.new_user, self.new_name, self.new_role, self.new_password, self.add_button):
+            add.addWidget(wdg)
+        lay.addLayout(add)
+        row = QHBoxLayout()
+        self.role_box = QComboBox()
+        self.role_box.addItems(["clerk", "supervisor", "administrator"])
+        self.buttons = {}
+        for key, text in (("role", "Set &role"), ("lock", "&Lock"), ("unlock", "&Unlock"),
+                          ("password", "Reset &password\u2026"), ("remove", "Re&move\u2026")):
+            b = QPushButton(text)
+            b.clicked.connect(lambda _=False, k=key: self.act(k))
+            self.buttons[key] = b
+        row.addWidget(self.role_box)
+        for b in self.buttons.values():
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.error = _error_label()
+        lay.addWidget(self.error)
+        self.refresh()
+
+    def refresh(self) -> None:
+        from PySide6.QtWidgets import QTableWidgetItem
+
+        self.ops = self.ui.store.list()
+        self.table.setRowCount(len(self.ops))
+        for i, o in enumerate(self.ops):
+            for j, v in enumerate((o.username, o.display_name, o.role, o.status(), o.created_utc[:10])):
+                self.table.setItem(i, j, QTableWidgetItem(v))
+        self.table.resizeColumnsToContents()
+
+    def selected(self) -> Operator | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.ops[rows[0].row()] if rows else None
+
+    def add_operator(self) -> bool:
+        try:
+            self.ui.store.add(self.ui.operator, self.new_user.text(), self.new_password.text(),
+                              self.new_role.currentText(), self.new_name.text())
+        except SigverifyError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        for e in (self.new_user, self.new_name, self.new_password):
+            e.clear()
+        self.refresh()
+        return True
+
+    def ask_text(self, title: str, label: str, password: bool = False) -> str | None:
+        """One line of input (tests replace this)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, title, label, QLineEdit.EchoMode.Password if password
+                                        else QLineEdit.EchoMode.Normal)
+        return text if ok else None
+
+    def act(self, key: str) -> bool:
+        op = self.selected()
+        if op is None:
+            self.error.setText("choose an operator first")
+            return False
+        st, me = self.ui.store, self.ui.operator
+        try:
+            if key == "role":
+                st.set_role(me, op.username, self.role_box.currentText())
+            elif key == "lock":
+                st.lock(me, op.username, "locked in the Operators window")
+            elif key == "unlock":
+                st.unlock(me, op.username, "unlocked in the Operators window")
+            elif key == "password":
+                pw = self.ask_text("Reset password", f"New password for {op.username}:", password=True)
+                if pw is None:
+                    return False
+                st.set_password(me, op.username, pw)
+            elif key == "remove":
+                reason = self.ask_text("Remove operator", f"Why is {op.username} removed? (kept for the audit trail)")
+                if reason is None:
+                    return False
+                st.remove(me, op.username, reason)
+        except SigverifyError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        self.refresh()
+        return True
+
+
 # ==================================================================================== idle lock
 class IdleWatcher(QObject):
     """Emits ``idle`` once when no key / mouse input reached the application for ``minutes``."""
@@ -330,6 +448,13 @@ class OperatorUI(QObject):
         self.set_operator(dlg.session.operator)
         return True
 
+    def manage_operators(self):
+        if not self.allowed("administrator", "managing operators"):
+            return None
+        dlg = ManageOperatorsDialog(self, self.window)
+        dlg.show()
+        return dlg
+
     # ---- roles ----
     def allowed(self, role: str, action: str) -> bool:
         """``require_role`` with a message box instead of an exception."""
@@ -368,6 +493,9 @@ class OperatorUI(QObject):
             for k in ("queue", "threshold"):
                 if k in self.actions:
                     self.actions[k].setEnabled(sup)
+            if "operators" in self.actions:
+                self.actions["operators"].setEnabled(op is not None and op.has_role("administrator")
+                                                     and not self.single_user)
             if "signout" in self.actions:
                 self.actions["signout"].setEnabled(not self.single_user)
         sb = getattr(self.window, "statusBar", None)
@@ -397,6 +525,7 @@ class OperatorUI(QObject):
         menu.addSeparator()
         act("queue", "Supervisor's &referral queue\u2026", lambda: queue_ui.open_queue(self), "Ctrl+Shift+R")
         act("threshold", "Customer &threshold override\u2026", lambda: queue_ui.open_threshold_override(self))
+        act("operators", "&Manage operators…", self.manage_operators)
         menu.addSeparator()
         act("lock", "&Lock now", self.lock, "Ctrl+L")
         act("signout", "&Sign out\u2026", self.sign_out)
@@ -485,5 +614,6 @@ def install_operator_ui(win, interactive: bool = True, store: OperatorStore | No
     return ui
 
 
-__all__ = ["install_operator_ui", "OperatorUI", "SignInDialog", "FirstRunDialog", "UnlockDialog", "IdleWatcher"]
+__all__ = ["install_operator_ui", "OperatorUI", "SignInDialog", "FirstRunDialog", "UnlockDialog", "IdleWatcher",
+           "ManageOperatorsDialog"]
 _ = Qt

@@ -273,3 +273,30 @@ def test_threshold_override_moves_the_gauge(qtbot, window, monkeypatch, db, tmp_
         assert rec.threshold_accept == pytest.approx(accepts[-1])
     assert accepts[1] == pytest.approx(accepts[0] * 1.2, rel=1e-5)
     assert "threshold override x1.20" in window.verdict_panel.details.text()
+
+
+def test_manage_operators_dialog(window, monkeypatch, db):
+    from sigverify.gui.signin import install_operator_ui
+
+    multi_user(db)
+    answer(monkeypatch, sign_in("admin"))
+    ui = install_operator_ui(window)
+    assert ui.actions["operators"].isEnabled()
+    dlg = ui.manage_operators()
+    assert dlg.table.rowCount() == 3
+    dlg.new_user.setText("clerk9")
+    dlg.new_password.setText("short")
+    assert not dlg.add_operator() and "at least 8" in dlg.error.text()
+    dlg.new_password.setText(PW)
+    dlg.new_role.setCurrentText("supervisor")
+    assert dlg.add_operator() and ui.store.require("clerk9").role == "supervisor"
+    row = next(i for i, o in enumerate(dlg.ops) if o.username == "clerk1")
+    dlg.table.selectRow(row)
+    assert dlg.act("lock") and ui.store.require("clerk1").locked
+    assert dlg.act("unlock") and not ui.store.require("clerk1").locked
+    dlg.ask_text = lambda *a, **k: "left the bank"
+    assert dlg.act("remove") and ui.store.require("clerk1").status() == "removed"
+    assert dlg.table.rowCount() == 4  # removed operators stay listed
+    dlg.table.selectRow(next(i for i, o in enumerate(dlg.ops) if o.username == "admin"))
+    dlg.role_box.setCurrentText("clerk")
+    assert not dlg.act("role") and "last administrator" in dlg.error.text()
