@@ -11,6 +11,15 @@ against the customer's cached reference embeddings and appends every verificatio
 (source ``batch``, decision source ``batch``). A bad row (unknown customer, customer without active
 references, unreadable or blank file, malformed CSV line) becomes an error result; nothing else stops
 the run. Cancelling (``should_stop``) returns the partial report with ``cancelled=True``.
+
+Durable and resumable (issue 14): every chunk's results are stored in the library database
+(``batch_results``) in the *same transaction* as its audit records, so a crash, a kill -9 or a full
+disk loses at most the chunk in flight and never leaves an audit record without its result. A run
+is identified by ``run_key`` (SHA-256 of the items, the model and the decision settings); each item
+has an idempotency key (``item_key``: run key + position + customer + path) stored in its audit
+record's details. Rerunning the same input resumes the run: items already verified are taken from
+the database (no second verification, no duplicate audit record); items that ended in an error are
+tried again. ``new_run=True`` (CLI ``--new-run``) verifies everything again as a new run.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sigverify.errors import DataError, SigverifyError
+from sigverify.safetext import csv_row, display_name
 
 RESULT_COLUMNS = ["customer", "file", "verdict", "score", "distance", "error", "audit_id"]
 _HEADER_FIRST = {"customer", "customer_id", "account", "account_id", "customer id", "account id"}
@@ -57,7 +67,7 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
-        return {"customer": self.customer, "file": self.file, "verdict": self.verdict,
+        return {"customer": display_name(self.customer), "file": display_name(self.file), "verdict": self.verdict,
                 "score": "" if self.score is None else f"{self.score:.2f}",
                 "distance": "" if self.distance is None else f"{self.distance:.6f}", "error": self.error,
                 "audit_id": "" if self.audit_id is None else self.audit_id}
@@ -75,6 +85,8 @@ class BatchReport:
     model_id: str
     device: str = ""
     cancelled: bool = False
+    run_key: str = ""
+    resumed: int = 0  # items taken from an earlier, interrupted run of the same input
     elapsed_s: float = 0.0
     read_preprocess_s: float = 0.0  # wall time of the (threaded) decode + preprocess stage
     embed_s: float = 0.0
@@ -100,6 +112,7 @@ class BatchReport:
     def summary_dict(self) -> dict:
         return {"items": self.n_items, "processed": self.processed, "verdicts": self.counts(),
                 "errors": len(self.errors), "cancelled": self.cancelled, "model": self.model_id,
+                "run_key": self.run_key, "resumed": self.resumed,
                 "device": self.device, "elapsed_s": round(self.elapsed_s, 3),
                 "images_per_s": round(self.images_per_s, 2),
                 "timing_s": {"read_preprocess": round(self.read_preprocess_s, 3), "embed": round(self.embed_s, 3),
@@ -114,7 +127,9 @@ class BatchReport:
         c = self.counts()
         lines = [f"{self.processed} of {self.n_items} item(s) processed"
                  + (" (CANCELLED)" if self.cancelled else "")
-                 + f" in {self.elapsed_s:.1f} s: {self.images_per_s:.1f} images/s on {self.device or 'cpu'}",
+                 + f" in {self.elapsed_s:.1f} s: {self.images_per_s:.1f} images/s on {self.device or 'cpu'}"
+                 + (f"\n  {self.resumed} item(s) were already done in an earlier run of this input (not verified "
+                    "or audited again; --new-run verifies everything again)" if self.resumed else ""),
                  f"  genuine {c['genuine']}   refer {c['refer']}   forgery {c['forgery']}   errors {len(self.errors)}",
                  f"  time: read+preprocess {self.read_preprocess_s:.1f} s, embed {self.embed_s:.1f} s, "
                  f"decide {self.decide_s:.2f} s, audit {self.audit_s:.2f} s"]
@@ -129,7 +144,7 @@ class BatchReport:
         w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in self.results:
-            w.writerow(r.row())
+            w.writerow(csv_row(r.row()))  # formulas neutralised (OWASP); names always valid UTF-8
         return buf.getvalue()
 
     def write_csv(self, path: str | os.PathLike) -> None:
@@ -176,7 +191,9 @@ def items_from_folder(path: str | os.PathLike) -> list[BatchItem]:
             continue
         if entry.is_dir():
             for f in sorted(entry.rglob("*")):
-                if f.is_file() and not f.name.startswith("."):
+                # not only regular files: a FIFO or device is listed and refused by the reader with a
+                # clear error instead of being skipped in silence
+                if not f.is_dir() and not f.name.startswith("."):
                     items.append(BatchItem(entry.name, str(f), f.relative_to(root).as_posix()))
         elif entry.is_file():
             items.append(BatchItem("", str(entry), entry.name,
@@ -205,23 +222,62 @@ def _read_and_preprocess(item: BatchItem, cfg):
     from sigverify.store.library import Library, decode_and_preprocess
 
     data = Library._read_file(item.path)
-    return decode_and_preprocess(data, os.path.basename(item.path), cfg).input, sha256_bytes(data)
+    return decode_and_preprocess(data, display_name(os.path.basename(item.path)), cfg).input, sha256_bytes(data)
+
+
+def run_key_for(items: Sequence[BatchItem], verifier, audit: bool = True, extra: dict | None = None) -> str:
+    """The identity of a batch run: the items (customer, path, label, in order), the model and the
+    decision settings. The same input verified the same way gives the same key (so it resumes)."""
+    import json
+
+    from sigverify.hashing import sha256_bytes
+
+    d = {"items": [[display_name(it.customer_id), display_name(it.path), display_name(it.label), it.error or ""]
+                   for it in items],
+         "model": verifier.model.model_id, "metric": getattr(verifier, "metric", ""),
+         "aggregate": getattr(verifier, "aggregate", ""), "adapt": bool(getattr(verifier, "adapt_to_person", True)),
+         "audit": bool(audit), **(extra or {})}
+    return sha256_bytes(json.dumps(d, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+
+
+def item_key(run_key: str, index: int, item: BatchItem) -> str:
+    """The idempotency key of one item of a run (stored with its result and in its audit record)."""
+    from sigverify.hashing import sha256_bytes
+
+    return sha256_bytes(f"{run_key}\n{index}\n{display_name(item.customer_id)}\n{display_name(item.path)}"
+                        .encode("utf-8"))
 
 
 def run_batch(items: Sequence[BatchItem], library, verifier,
               progress: Callable[[float, str], None] | None = None,
               should_stop: Callable[[], bool] | None = None, *, audit: bool = True, operator: str | None = None,
-              batch_size: int | None = None, workers: int | None = None) -> "BatchReport":
+              batch_size: int | None = None, workers: int | None = None, new_run: bool = False,
+              input_name: str = "") -> "BatchReport":
     """Verify every item against its customer's active references in ``library``; see the module doc."""
     from sigverify.app.case import decide
     from sigverify.app.operators import case_options
     from sigverify.store.audit import entry_from_decision
 
+    from sigverify.store.audit import utc_now
+
     t_start = time.perf_counter()
-    bs = int(batch_size or getattr(verifier.embedder, "batch_size", 64) or 64)
+    bs = int(batch_size if batch_size is not None else (getattr(verifier.embedder, "batch_size", 64) or 64))
+    if bs < 1:
+        raise SigverifyError(f"batch size must be 1 or more (got {bs})")
+    if workers is not None and int(workers) < 1:
+        raise SigverifyError(f"workers must be 1 or more (got {workers})")
     n_workers = int(workers or min(4, max(1, os.cpu_count() or 1)))
     cfg = verifier.embedder.preprocess_config
     rep = BatchReport([], len(items), verifier.model.model_id, getattr(verifier, "device_text", ""))
+    run_key = run_key_for(items, verifier, audit, {"new_run": utc_now()} if new_run else None)
+    rep.run_key = run_key
+    library.batch_start(run_key, input_name, len(items), verifier.model.model_id)
+    done = library.batch_done(run_key)  # index -> stored result of an earlier (interrupted) run
+    final: dict[int, BatchResult] = {}
+    for i, d in done.items():
+        final[i] = BatchResult(d["customer"], d["file"], d["verdict"], d["score"], d["distance"], d["error"],
+                               d["audit_id"], d["warnings"])
+    rep.resumed = len(final)
     refs: dict[str, tuple[list[int], np.ndarray] | str] = {}
     options: dict[str, dict] = {}  # per customer: decision options (a supervisor's threshold override)
 
@@ -238,14 +294,17 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 refs[cid] = str(exc)
         return refs[cid]
 
+    pending = [i for i in range(len(items)) if i not in final]
     pool = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+    interrupted = False
     try:
-        for start in range(0, len(items), bs):
+        for start in range(0, len(pending), bs):
             if should_stop and should_stop():
                 rep.cancelled = True
                 break
-            chunk = items[start:start + bs]
-            results = [BatchResult(it.customer_id, it.label) for it in chunk]
+            index = pending[start:start + bs]
+            chunk = [items[i] for i in index]
+            results = [BatchResult(display_name(it.customer_id), display_name(it.label)) for it in chunk]
             todo: list[int] = []
             for k, it in enumerate(chunk):
                 if it.error:
@@ -264,7 +323,8 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 except SigverifyError as exc:
                     return exc
                 except Exception as exc:  # a decoder crash on a hostile file must not stop the batch
-                    return SigverifyError(f"{os.path.basename(chunk[k].path)}: cannot be processed ({exc})")
+                    return SigverifyError(f"{display_name(os.path.basename(chunk[k].path))}: cannot be processed "
+                                          f"({exc})")
 
             outs = list(pool.map(work, todo)) if pool else [work(k) for k in todo]
             rep.read_preprocess_s += time.perf_counter() - t0
@@ -287,28 +347,44 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 res = results[k]
                 res.verdict, res.score, res.distance = dec.verdict.zone, dec.verdict.score, dec.verdict.distance
                 res.warnings = list(dec.warnings)
-                det = {"batch_file": chunk[k].label}
+                det = {"batch_file": display_name(chunk[k].label), "batch_run": run_key,
+                       "batch_item_key": item_key(run_key, index[k], chunk[k])}
                 if dec.threshold_override != 1.0:  # a supervisor's per-customer override was applied
                     det["threshold_override"] = dec.threshold_override
-                entries.append(entry_from_decision(dec, os.path.basename(chunk[k].path), digest, verifier,
+                entries.append(entry_from_decision(dec, display_name(os.path.basename(chunk[k].path)), digest, verifier,
                                                    chunk[k].customer_id, ids, det))
             rep.decide_s += time.perf_counter() - t0
-            if audit and entries:
-                t0 = time.perf_counter()
-                aids = library.audit.append_many(entries, "batch", operator, decide_automatically=True)
-                for k, aid in zip(good, aids):
-                    results[k].audit_id = aid
-                rep.audit_s += time.perf_counter() - t0
-            rep.results.extend(results)
+            t0 = time.perf_counter()
+            keys = [item_key(run_key, i, it) for i, it in zip(index, chunk)]
+
+            def store(conn, aids, _good=good, _results=results, _index=index, _keys=keys):
+                for k, aid in zip(_good, aids):
+                    _results[k].audit_id = aid
+                library.batch_store(conn, run_key, list(zip(_index, _keys, _results)))
+
+            if audit and entries:  # results and their audit records: one transaction
+                library.audit.append_many(entries, "batch", operator, decide_automatically=True, in_transaction=store)
+            else:
+                library.batch_store(None, run_key, list(zip(index, keys, results)))
+            rep.audit_s += time.perf_counter() - t0
+            for i, r in zip(index, results):
+                final[i] = r
             if progress:
-                n = len(rep.results)
-                progress(n / max(len(items), 1), f"{n}/{len(items)} verified ({len(rep.errors)} error(s))")
+                n = len(final)
+                progress(n / max(len(items), 1), f"{n}/{len(items)} verified "
+                         f"({sum(1 for r in final.values() if r.error)} error(s))")
+    except BaseException:
+        interrupted = True
+        raise
     finally:
         if pool:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        rep.results = [final[i] for i in sorted(final)]
+        if not rep.cancelled and not interrupted and len(final) == len(items):
+            library.batch_finish(run_key)
         rep.elapsed_s = time.perf_counter() - t_start
     return rep
 
 
 __all__ = ["BatchItem", "BatchResult", "BatchReport", "load_items", "items_from_csv", "items_from_folder",
-           "run_batch", "RESULT_COLUMNS"]
+           "run_batch", "RESULT_COLUMNS", "run_key_for", "item_key"]

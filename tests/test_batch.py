@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sigverify.batch import BatchItem, items_from_csv, items_from_folder, load_items, run_batch
-from sigverify.errors import DataError
+from sigverify.errors import DataError, SigverifyError
 from sigverify.store.library import Library
 
 from helpers import SMALL, write_sig
@@ -144,3 +144,136 @@ def test_cli_batch(setup, tmp_path, capsys):
     assert rc == 3 and "images/s" in text and "c_corrupt.png" in text
     rc = main(["batch", str(tmp_path / "nope"), "--db", str(lib.path), "--out", str(out)])
     assert rc == 7 and "no such CSV file or folder" in capsys.readouterr().err
+
+
+# ---- issue 14: durable, resumable, idempotent batches; hostile inputs and outputs -----------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _many(tmp_path, lib, n=24):
+    q = tmp_path / "many"
+    for i in range(n):
+        write_sig(q / ("C1" if i % 2 else "C2") / f"q{i:02d}.png", "Alice Smith" if i % 2 else "Bob Jones", 100 + i)
+    return q
+
+
+def _audit_keys(lib):
+    rows = lib._q("SELECT details FROM audit_verifications WHERE source = 'batch'")
+    return [json.loads(r[0]).get("batch_item_key") for r in rows]
+
+
+def test_kill_9_then_rerun_finishes_only_the_missing_items(setup, tmp_path):
+    lib, _ = setup
+    q = _many(tmp_path, lib)
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from sigverify.batch import load_items, run_batch
+        from sigverify.store.library import Library
+        from sigverify.verify.service import Verifier
+        calls = []
+        def progress(f, msg):
+            calls.append(f)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash after the second chunk is committed
+        with Library({str(lib.path)!r}) as lib:
+            run_batch(load_items({str(q)!r}), lib, Verifier(device="cpu"), progress, batch_size=5, workers=1)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    keys = _audit_keys(lib)
+    assert len(keys) == 10 and len(set(keys)) == 10  # two chunks of 5 were committed, nothing else
+
+    from sigverify.verify.service import Verifier
+
+    rep = run_batch(load_items(q), lib, Verifier(device="cpu"), batch_size=5, workers=1)
+    assert rep.resumed == 10 and rep.processed == 24 and not rep.errors
+    keys = _audit_keys(lib)
+    assert len(keys) == 24 and len(set(keys)) == 24  # no duplicate audit record (it was 592 for 400)
+    assert all(r.audit_id for r in rep.results)
+    # a rerun of the finished run changes nothing; --new-run verifies again
+    again = run_batch(load_items(q), lib, Verifier(device="cpu"), batch_size=5)
+    assert again.resumed == 24 and len(_audit_keys(lib)) == 24
+    assert [r.audit_id for r in again.results] == [r.audit_id for r in rep.results]
+    fresh = run_batch(load_items(q), lib, Verifier(device="cpu"), batch_size=50, new_run=True)
+    assert fresh.resumed == 0 and len(_audit_keys(lib)) == 48
+    assert lib.audit.verify_chain().ok
+
+
+def test_results_and_audit_rows_commit_together(setup, verifier, monkeypatch):
+    lib, q = setup
+    n0 = lib.audit.count()[0]
+
+    def full_disk(*a, **k):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    import sqlite3
+
+    monkeypatch.setattr(lib, "batch_store", full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        run_batch(load_items(q), lib, verifier)
+    assert lib.audit.count()[0] == n0  # the audit rows of the failed chunk were rolled back with it
+    monkeypatch.undo()
+    rep = run_batch(load_items(q), lib, verifier)
+    assert rep.processed == 7 and lib.audit.count()[0] == n0 + 3  # 3 verifiable items, audited once
+
+
+def test_bad_numeric_options(setup, verifier, tmp_path, capsys):
+    from sigverify.cli import main
+
+    lib, q = setup
+    with pytest.raises(SigverifyError, match="batch size"):
+        run_batch(load_items(q), lib, verifier, batch_size=-1)
+    for opt in (["--batch-size", "-1"], ["--batch-size", "0"], ["--workers", "0"], ["--batch-size", "x"]):
+        with pytest.raises(SystemExit) as ex:
+            main(["batch", str(q), "--db", str(lib.path), "--out", str(tmp_path / "o.csv"), *opt])
+        assert ex.value.code == 10, opt
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("target", ["folder", "fifo", "/dev/full", "/proc/self/status"])
+def test_out_must_be_a_regular_file_and_is_checked_first(setup, tmp_path, capsys, target):
+    from sigverify.cli import main
+
+    lib, q = setup
+    if target == "folder":
+        out = tmp_path / "outdir"
+        out.mkdir()
+    elif target == "fifo":
+        out = tmp_path / "out.csv"
+        os.mkfifo(out)
+    else:
+        if not os.path.exists(target):
+            pytest.skip(f"no {target}")
+        out = Path(target)
+    n0 = lib.audit.count()[0]
+    rc = main(["batch", str(q), "--db", str(lib.path), "--out", str(out), "--json", "--device", "cpu"])
+    cap = capsys.readouterr()
+    assert rc == 3 and json.loads(cap.out)["exit_code"] == 3
+    assert "not a regular file" in cap.err or "system path" in cap.err
+    assert lib.audit.count()[0] == n0  # refused before any verification
+    if target == "/dev/full":
+        assert Path("/dev/full").is_char_device()
+
+
+def test_hostile_files_in_a_batch(setup, verifier, tmp_path):
+    lib, _ = setup
+    q = tmp_path / "hostile"
+    tmp = write_sig(q / "C1" / "tmp.png", "Alice Smith", 50)
+    tmp.rename(q / "C1" / os.fsdecode(b"caf\xe9.png"))  # not valid UTF-8 (OpenCV cannot even write such a name)
+    os.mkfifo(q / "C1" / "pipe.png")
+    (q / "C1" / "ps.png").write_bytes(b"%!PS-Adobe-3.0\n{} loop\n")
+    f = write_sig(tmp_path / "=HYPERLINK(1).png", "Alice Smith", 51)
+    rep = run_batch(load_items(q) + [BatchItem("C1", str(f), "=HYPERLINK(1).png")], lib, verifier)
+    res = {r.file.split("/")[-1]: r for r in rep.results}
+    assert res["caf\ufffd.png"].verdict and res["caf\ufffd.png"].audit_id
+    assert "named pipe" in res["pipe.png"].error and "PostScript" in res["ps.png"].error
+    out = tmp_path / "r.csv"
+    rep.write_csv(out)
+    text = out.read_text(encoding="utf-8")
+    assert "caf\ufffd.png" in text and "'=HYPERLINK" in text

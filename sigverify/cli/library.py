@@ -385,6 +385,9 @@ def cmd_batch(args) -> int:
         from sigverify.cli.cluster import cli_batch
 
         return cli_batch(args, _library(args), _verifier(args))
+    from sigverify.atomic import check_output_path
+
+    check_output_path(args.out, "results CSV")  # a folder / device / FIFO is refused before any work
     items = load_items(args.input)
     v = _verifier(args)
     v.embedder.batch_size = max(1, args.batch_size)
@@ -401,7 +404,8 @@ def cmd_batch(args) -> int:
     try:
         with _library(args) as lib:
             rep = run_batch(items, lib, v, bar, lambda: stop["flag"], audit=not args.no_audit,
-                            batch_size=args.batch_size, workers=args.workers)
+                            batch_size=args.batch_size, workers=args.workers,
+                            new_run=getattr(args, "new_run", False), input_name=str(args.input))
     finally:
         bar.close()
         signal.signal(signal.SIGINT, old)

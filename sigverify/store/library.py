@@ -682,6 +682,51 @@ class Library:
         entry.metric = result.metric
         return self.audit.append_verification(entry, source, operator)
 
+    # ---- batch runs (durable, resumable results; see sigverify.batch) -----------------------------------
+    def batch_start(self, run_key: str, input_name: str, n_items: int, model_id: str, settings: dict | None = None) -> None:
+        import json
+
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR IGNORE INTO batch_runs (run_key, input, n_items, model_id, settings,"
+                               " created_utc) VALUES (?,?,?,?,?,?)",
+                               (run_key, display_name(input_name), int(n_items), model_id,
+                                json.dumps(settings or {}), utc_now()))
+
+    def batch_done(self, run_key: str) -> dict[int, dict]:
+        """Stored results of a run that need no new attempt (verified items; errors are retried)."""
+        import json
+
+        return {int(r["item_index"]): {"customer": r["customer"], "file": r["file"], "verdict": r["verdict"],
+                                       "score": r["score"], "distance": r["distance"], "error": r["error"],
+                                       "audit_id": r["audit_id"], "warnings": json.loads(r["warnings"] or "[]"),
+                                       "item_key": r["item_key"]}
+                for r in self._q("SELECT * FROM batch_results WHERE run_key = ? AND error = ''", [run_key])}
+
+    def batch_store(self, conn, run_key: str, rows) -> None:
+        """Store ``(index, item_key, BatchResult)`` rows; inside ``conn``'s open transaction when given
+        (the audit append's), else in a transaction of their own."""
+        import json
+
+        def write(c):
+            c.executemany(
+                "INSERT OR REPLACE INTO batch_results (run_key, item_index, item_key, customer, file, verdict, score,"
+                " distance, error, audit_id, warnings, done_utc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_key, int(i), key, display_name(r.customer), display_name(r.file), r.verdict or "",
+                  None if r.score is None else float(r.score), None if r.distance is None else float(r.distance),
+                  display_name(r.error or ""), r.audit_id, json.dumps(list(r.warnings)), utc_now())
+                 for i, key, r in rows])
+
+        if conn is not None:
+            write(conn)
+            return
+        with self._lock, self._conn:
+            write(self._conn)
+
+    def batch_finish(self, run_key: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE batch_runs SET finished_utc = ? WHERE run_key = ? AND finished_utc IS NULL",
+                               (utc_now(), run_key))
+
     def stats(self) -> dict:
         r = self._q("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM reference_images"
                     " WHERE removed_utc IS NULL), (SELECT COUNT(*) FROM audit_verifications)")[0]
