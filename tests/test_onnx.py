@@ -147,3 +147,48 @@ def test_shipped_model_export_is_current():
         pytest.skip("no shipped ONNX export")
     card = ModelCard.load(default_model_path().with_suffix(".json"))
     assert onnx_backend.read_sidecar(p)["source_weights_sha256"] == card.weights_sha256
+
+
+def test_verifier_on_the_onnx_file_alone_matches_the_full_verifier(exported, tmp_path):
+    """``Verifier('NAME.onnx', device='cpu')`` (the lean runtime) decides exactly like the torch model."""
+    from sigverify.verify.service import Verifier
+    from tests.helpers import write_sig
+
+    weights, onnx, _ = exported
+    a, b = write_sig(tmp_path / "a.png", "Alice Smith", 1), write_sig(tmp_path / "b.png", "Alice Smith", 2)
+    c = write_sig(tmp_path / "c.png", "Bob Jones", 3)
+    full = Verifier(weights, device="cpu")
+    lean = Verifier(onnx, device="cpu")
+    assert lean.embedder.backend == "onnxruntime" and "onnxruntime" in lean.device_text
+    assert lean.model.model_id == full.model.model_id
+    for x, y in ((a, b), (a, c)):
+        d_full, d_lean = full.compare(x, y), lean.compare(x, y)
+        assert d_lean["verdict"] == d_full["verdict"] and abs(d_lean["distance"] - d_full["distance"]) < 1e-5
+    r_full, r_lean = full.verify(c, [a, b]), lean.verify(c, [a, b])
+    assert r_lean.decision.verdict.zone == r_full.decision.verdict.zone
+    assert abs(r_lean.decision.verdict.distance - r_full.decision.verdict.distance) < 1e-5
+
+
+def test_lite_cli_verifies_without_torch(exported, tmp_path):
+    """sigverify-lite (the lean bundle's command) in a fresh interpreter: verdict exit codes, JSON, no torch."""
+    from tests.helpers import write_sig
+
+    _, onnx, _ = exported
+    a, b = write_sig(tmp_path / "a.png", "Alice Smith", 1), write_sig(tmp_path / "b.png", "Alice Smith", 1)
+    code = ("import json, sys\nfrom sigverify.cli.lite import main\n"
+            "rc = main(sys.argv[1:])\nprint('TORCH', 'torch' in sys.modules, 'RC', rc)\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code, "compare", str(a), str(b), "--model", str(onnx), "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=root)
+    body, last = out.stdout.rsplit("\n", 2)[0], out.stdout.strip().splitlines()[-1]
+    d = json.loads(body)
+    assert last == "TORCH False RC 0" and d["verdict"] == "genuine" and d["distance"] < 1e-4  # same image
+    bad = subprocess.run([sys.executable, "-m", "sigverify.cli.lite", "compare", str(tmp_path / "none.png"), str(b),
+                          "--model", str(onnx)], capture_output=True, text=True, timeout=120, cwd=root)
+    assert bad.returncode == 4 and "no such file" in bad.stderr
+    tampered = tmp_path / "t.onnx"
+    tampered.write_bytes(onnx.read_bytes()[:-10])
+    onnx_backend.sidecar_for(tampered).write_bytes(onnx_backend.sidecar_for(onnx).read_bytes())
+    bad = subprocess.run([sys.executable, "-m", "sigverify.cli.lite", "info", "--model", str(tampered)],
+                         capture_output=True, text=True, timeout=120, cwd=root)
+    assert bad.returncode == 6 and "SHA-256" in bad.stderr

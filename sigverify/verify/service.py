@@ -15,8 +15,7 @@ import numpy as np
 
 from sigverify.errors import SigverifyError
 from sigverify.imaging.preprocess import Preprocessed, preprocess
-from sigverify.model.embedder import Embedder, device_label, open_model, resolve_device
-from sigverify.model.weights import LoadedModel
+from sigverify.model.lazy import Embedder, LoadedModel, device_label, open_model, resolve_device  # torch on first use
 from sigverify.verify.calibration import verdict_for
 from sigverify.verify.distances import distance
 from sigverify.verify.reference import AGGREGATES, ReferenceDecision, verify_against_references
@@ -80,7 +79,8 @@ class Verifier:
 
     @property
     def device_text(self) -> str:
-        return device_label(self.embedder.device)
+        own = getattr(self.embedder, "device_text", None)  # the lean ONNX embedder describes itself
+        return own if isinstance(own, str) else device_label(self.embedder.device)
 
     def load(self, path: str | os.PathLike, keep_stages: bool = True,
              crop: tuple[int, int, int, int] | None = None) -> Signature:
@@ -165,7 +165,7 @@ class Verifier:
         ``crop_b``: use only that rectangle of the image; ``regions`` in the result says which part of
         each image was compared (see ``Preprocessed.region``)."""
         t0 = time.perf_counter()
-        from sigverify.model.embedder import preprocess_pool
+        from sigverify.model.base import preprocess_pool
 
         fa = preprocess_pool().submit(self._preprocess, a, False, crop_a)  # both images at once
         try:
