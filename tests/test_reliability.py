@@ -364,10 +364,28 @@ def _flip_byte(p: Path, where: float = 0.6) -> None:
     p.write_bytes(bytes(data))
 
 
-def _set_card(p: Path, **kw) -> None:
+def _set_card(p: Path, reseal: bool = True, **kw) -> None:
+    """Edit the card; by default also recompute its seal (as someone who knows the format would), so the
+    deeper checks are reached. ``reseal=False`` is a plain hand edit."""
+    from sigverify.model.card import card_digest
+
     d = json.loads(_card(p).read_text())
     d.update(kw)
+    if reseal:
+        d["card_sha256"] = card_digest(d)
     _card(p).write_text(json.dumps(d))
+
+
+def _set_cal(p: Path, reseal: bool = True, metric: str = "euclidean", **kw) -> None:
+    d = json.loads(_card(p).read_text())
+    d["calibration"][metric].update(kw)
+    _set_card(p, reseal, calibration=d["calibration"])
+
+
+def _set_pre(p: Path, reseal: bool = True, **kw) -> None:
+    d = json.loads(_card(p).read_text())
+    d["preprocessing"].update(kw)
+    _set_card(p, reseal, preprocessing=d["preprocessing"])
 
 
 def _rehash(p: Path) -> None:
@@ -391,7 +409,40 @@ TAMPER = {
     "card_wrong_format": (lambda p: _set_card(p, format="something-else"), "not a sigverify model card"),
     "card_no_hash": (lambda p: _set_card(p, weights_sha256=""), "do not match their model card"),
     "weights_missing": (lambda p: p.unlink(), "model file not found"),
+    # issue 14: the seal covers the decision fields, and every card value is validated
+    "accept_in_range_hand_edit": (lambda p: _set_cal(p, False, accept=1.9, reject=1.95), "changed after it was saved"),
+    "margin_in_range_hand_edit": (lambda p: _set_pre(p, False, margin=0.25), "changed after it was saved"),
+    "accept_5_hand_edit": (lambda p: _set_cal(p, False, accept=5.0, reject=6.0), "out of range"),
+    "seal_removed": (lambda p: _set_card(p, False, card_sha256=""), "not sealed"),
+    "accept_5_resealed": (lambda p: _set_cal(p, accept=5.0, reject=6.0), "out of range"),
+    "margin_0.6_resealed": (lambda p: _set_pre(p, margin=0.6), "preprocessing.margin = 0.6 is out of range"),
+    "accept_above_reject": (lambda p: _set_cal(p, accept=0.9, reject=0.5), "is above"),
+    "nan_threshold": (lambda p: _card(p).write_text(_card(p).read_text().replace('"reject": ', '"reject": NaN, "x": ', 1)),
+                      "must be finite"),
+    "string_embedding_dim": (lambda p: _set_card(p, embedding_dim="128"), "whole number"),
+    "unknown_preprocessing_key": (lambda p: _set_pre(p, invert=True), "unknown preprocessing setting"),
+    "negative_input_size": (lambda p: _set_pre(p, input_height=-5), "out of range"),
+    "bool_for_number": (lambda p: _set_cal(p, score_a=True), "must be a number"),
+    "unknown_metric": (lambda p: _set_card(p, distance="manhattan"), "distance must be one of"),
 }
+
+
+def test_new_optional_calibration_float_keys_are_accepted(saved_model):
+    from sigverify.model.weights import load_model
+
+    _set_cal(saved_model, far_at_accept=0.05)
+    assert load_model(saved_model).card.calibration["euclidean"]["far_at_accept"] == 0.05
+    _set_cal(saved_model, far_at_accept="five")
+    with pytest.raises(ModelError, match="far_at_accept must be a number"):
+        load_model(saved_model)
+
+
+def test_shipped_card_is_sealed():
+    from sigverify.model.card import ModelCard
+    from sigverify.paths import default_model_path
+
+    card = ModelCard.load(default_model_path().with_suffix(".json"))  # raises if unsealed or edited
+    assert card.card_sha256 == card.seal_digest()
 
 
 @pytest.mark.parametrize("kind", list(TAMPER))
@@ -523,3 +574,101 @@ def test_save_model_leaves_no_temp_files_and_survives_failed_overwrite(tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["m.json", "m.safetensors"]
     monkeypatch.undo()
     assert load_model(p).card.weights_sha256 == m.card.weights_sha256
+
+
+# ---- issue 14: saving over a model is atomic across weights and card -----------------------------------
+def _pair(tmp_path, seed):
+    from sigverify.model.weights import random_model
+
+    m = random_model(seed=seed)
+    m.card.name = f"model-{seed}"
+    return m
+
+
+def test_crash_after_the_card_commits_is_completed_on_load(tmp_path, monkeypatch):
+    import sigverify.model.weights as W
+
+    a, b = _pair(tmp_path, 4), _pair(tmp_path, 5)
+    p = W.save_model(a.network, a.card, tmp_path / "m.safetensors")
+    real = os.replace
+
+    def crash(src, dst):  # the process dies right after the new card was renamed into place
+        if str(src).endswith(".new"):
+            raise KeyboardInterrupt("power cut")
+        return real(src, dst)
+
+    monkeypatch.setattr(W.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        W.save_model(b.network, b.card, p)
+    monkeypatch.undo()
+    assert W.pending_path(p).exists()  # new weights staged, new card committed, old weights still in place
+    m = W.load_model(p)  # completes the save instead of refusing a mismatched pair
+    assert m.card.name == "model-5" and m.card.weights_sha256 == b.card.weights_sha256
+    assert not W.pending_path(p).exists()
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "m.safetensors"]
+
+
+def test_full_disk_while_writing_the_card_keeps_the_old_pair_and_a_retry_works(tmp_path, monkeypatch):
+    import sigverify.model.weights as W
+
+    a, b = _pair(tmp_path, 6), _pair(tmp_path, 7)
+    p = W.save_model(a.network, a.card, tmp_path / "m.safetensors")
+
+    def full(*args, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(W, "write_text_atomic", full)
+    with pytest.raises(OSError):
+        W.save_model(b.network, b.card, p)
+    with pytest.raises(OSError):
+        W.save_model(b.network, b.card, tmp_path / "new.safetensors")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "m.safetensors"]  # no weights without a card
+    assert W.load_model(p).card.name == "model-6"
+    q = W.save_model(b.network, b.card, tmp_path / "new.safetensors")  # the retry: nothing "already exists"
+    assert W.load_model(q).card.name == "model-7"
+
+
+def test_list_models_completes_an_interrupted_save(tmp_path, monkeypatch):
+    import sigverify.model.weights as W
+    from sigverify.store.models import list_models, models_dir
+
+    d = models_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    b = _pair(tmp_path, 8)
+    real = os.replace
+    monkeypatch.setattr(W.os, "replace", lambda s, t: (_ for _ in ()).throw(KeyboardInterrupt())
+                        if str(s).endswith(".new") else real(s, t))
+    with pytest.raises(KeyboardInterrupt):
+        W.save_model(b.network, b.card, d / "fresh.safetensors")
+    monkeypatch.undo()
+    assert not (d / "fresh.safetensors").exists()
+    names = [m.path.name for m in list_models(include_shipped=False)]
+    assert "fresh.safetensors" in names and W.load_model(d / "fresh.safetensors").card.name == "model-8"
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "folder", "/proc/self/x.safetensors"])
+def test_save_and_embed_refuse_special_outputs(tmp_path, target, capsys):
+    from sigverify.cli import main
+    from sigverify.errors import OutputPathError
+    from sigverify.model.weights import random_model, save_model
+
+    if target == "folder":
+        out = tmp_path / "d.safetensors"
+        out.mkdir()
+    else:
+        if not os.path.exists(target.rsplit("/", 1)[0]) or (target == "/dev/full" and not os.path.exists(target)):
+            pytest.skip(f"no {target}")
+        out = Path(target)
+    m = random_model()
+    with pytest.raises(OutputPathError):
+        save_model(m.network, m.card, out)
+    sig = tmp_path / "s.png"
+    from helpers import write_sig
+
+    write_sig(sig)
+    rc = main(["embed", str(sig), "--out", str(out), "--device", "cpu", "--json"])
+    cap = capsys.readouterr()
+    assert rc == 3 and "sigverify-cli: error:" in cap.err and cap.err.count("\n") == 1
+    if target == "/dev/full":
+        assert Path("/dev/full").is_char_device()  # never replaced by a regular file (it was, as root)

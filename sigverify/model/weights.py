@@ -27,20 +27,95 @@ class LoadedModel:
         return f"{self.card.name}@{self.card.weights_sha256[:12]}" if self.card.weights_sha256 else self.card.name
 
 
+def pending_path(path: str | os.PathLike) -> Path:
+    """Where ``save_model`` stages new weights beside ``path`` until the new card commits them."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.new")
+
+
+def _fsync_dir(d: Path) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def recover_model(path: str | os.PathLike) -> bool:
+    """Finish a save that was interrupted after its commit point. ``save_model`` writes the new weights
+    to ``pending_path`` (fsync), then the new card (atomic rename: the commit point), then renames the
+    weights into place. If a crash hit between the last two steps, the card names the staged weights'
+    hash: they are moved into place now (True). Staged weights the card does not name belong to a save
+    that never committed; the old pair stands and they are removed once stale (an hour)."""
+    import time
+
+    path = Path(path)
+    new = pending_path(path)
+    if not new.is_file():
+        return False
+    try:
+        card = ModelCard.load(card_path_for(path), check_seal=False)
+    except ModelError:
+        card = None
+    if card is not None and card.weights_sha256 and sha256_file(new) == card.weights_sha256:
+        try:
+            os.replace(new, path)
+        except FileNotFoundError:  # a concurrent recovery (or the saver itself) got there first
+            return path.exists()
+        _fsync_dir(path.parent)
+        return True
+    try:
+        if time.time() - new.stat().st_mtime > 3600:
+            new.unlink()
+    except OSError:
+        pass
+    return False
+
+
 def save_model(network: SigNet, card: ModelCard, path: str | os.PathLike) -> Path:
-    """Write ``path`` (.safetensors) and its card (.json) atomically; returns the weights path."""
+    """Write ``path`` (.safetensors) and its card (.json) so that a crash at any point leaves either
+    the old pair or the new pair (see ``recover_model``); returns the weights path.
+
+    1. new weights -> ``.NAME.safetensors.new`` (fsync); the card gets their hash and is sealed;
+    2. new card -> ``NAME.json`` by one atomic rename: the commit point;
+    3. staged weights -> ``NAME.safetensors`` by one atomic rename.
+    A failure before 2 (a full disk, an exception) leaves the old pair untouched and removes the staged
+    file; a crash between 2 and 3 is completed by the next ``load_model`` / ``list_models``."""
     from safetensors.torch import save_file
+
+    from sigverify.atomic import check_output_path
 
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
+    path = check_output_path(path, "model file")
+    check_output_path(card_path_for(path), "model card")
+    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "architecture": card.architecture, "name": card.name})
-        card.weights_sha256 = sha256_file(tmp)
-    if not card.created:
-        card.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    write_text_atomic(card_path_for(path), card.to_json())
+    new = pending_path(path)
+    try:
+        with atomic_path(new) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "architecture": card.architecture, "name": card.name})
+            digest = sha256_file(tmp)
+        card.weights_sha256 = digest
+        if not card.created:
+            card.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        write_text_atomic(card_path_for(path), card.to_json())  # the commit point
+    except BaseException:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            new.unlink()
+        raise
+    try:
+        os.replace(new, path)
+    except FileNotFoundError:  # completed by a concurrent recover_model
+        if not path.exists() or sha256_file(path) != digest:
+            raise
+    _fsync_dir(path.parent)
     return path
 
 
@@ -50,11 +125,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.suffix == ".safetensors":
+        recover_model(path)  # finish a save interrupted after its commit point
     if not path.exists():
         raise ModelError(f"{path}: model file not found")
     if path.suffix != ".safetensors":
         raise ModelError(f"{path.name}: models must be .safetensors files (pickled checkpoints are refused)")
-    card = ModelCard.load(card_path_for(path))
+    if not path.is_file():
+        raise ModelError(f"{path.name}: not a regular file")
+    card = ModelCard.load(card_path_for(path))  # every value validated, seal checked
     actual = sha256_file(path)
     if not card.weights_sha256 or actual != card.weights_sha256:
         raise ModelError(

@@ -5,7 +5,9 @@ the user model folder can be renamed or deleted; the shipped model is listed (re
 touched.
 
 Crash safety: a model "exists" when its ``.safetensors`` file exists, and that file only ever appears
-or disappears by one atomic rename / unlink. Rename writes the new card first, then renames the
+or disappears by one atomic rename / unlink. Saving (``sigverify.model.weights.save_model``) stages the
+new weights as ``.NAME.safetensors.new`` and commits with the card; ``list_models`` first completes any
+save interrupted after that commit (``recover_model``). Rename writes the new card first, then renames the
 weights, then removes the old card; delete unlinks the weights first, then the card. An interrupted
 step leaves at most an orphan card, which :func:`list_models` ignores and :func:`clean_orphans` removes.
 """
@@ -94,6 +96,10 @@ def list_models(include_shipped: bool = True) -> list[SavedModel]:
             out.append(_read(p, True))
     d = models_dir()
     if d.is_dir():
+        from sigverify.model.weights import recover_model
+
+        for staged in d.glob(".*.safetensors.new"):  # a save interrupted after its commit point
+            recover_model(staged.with_name(staged.name[1:-len(".new")]))
         user = [_read(p, False) for p in d.glob("*.safetensors") if p.is_file() and not p.name.startswith(".")]
         user.sort(key=lambda m: m.modified, reverse=True)
         out += user
@@ -156,9 +162,12 @@ def delete_model(path: str | os.PathLike) -> None:
     """Delete a saved model (weights first - it is gone from the list at once - then its card)."""
     from sigverify.model.card import card_path_for
 
+    from sigverify.model.weights import pending_path
+
     p = _is_user_model(path)
     p.unlink()
     card_path_for(p).unlink(missing_ok=True)
+    pending_path(p).unlink(missing_ok=True)
 
 
 def clean_orphans() -> list[Path]:
