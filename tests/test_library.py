@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import cv2
 import numpy as np
@@ -238,3 +239,90 @@ def test_cli_library_commands(tmp_path, alice_files, capsys):
     with pytest.raises(SystemExit) as e:
         run_cli(capsys, "library", "enrol", "C1")  # no images: usage error
     assert e.value.code == 10
+
+
+# ---- issue 14: cache keyed by specimen image + model; all-or-nothing enrolment; special paths ----------
+def test_swapped_cached_embeddings_are_recomputed(lib, verifier, tmp_path):
+    a = [write_sig(tmp_path / "a" / f"{i}.png", "Alice Smith", i) for i in range(3)]
+    b = [write_sig(tmp_path / "b" / f"{i}.png", "Bob Jones", 10 + i) for i in range(3)]
+    lib.enrol("A", a, verifier)
+    lib.enrol("B", b, verifier)
+    q = write_sig(tmp_path / "q.png", "Bob Jones", 20)
+    honest = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    ra = [r.id for r in lib.references("A")]
+    rb = [r.id for r in lib.references("B")]
+    raw = sqlite3.connect(lib.path)
+    # the attack: give A's specimens B's cached vectors (the specimen images still look right)
+    for x, y in zip(ra, rb):
+        vb = raw.execute("SELECT vector FROM embeddings WHERE reference_id = ?", (y,)).fetchone()[0]
+        raw.execute("UPDATE embeddings SET vector = ? WHERE reference_id = ?", (vb, x))
+    raw.commit()
+    got = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    assert got.distance == pytest.approx(honest.distance, abs=1e-5)  # recomputed, not Bob's vectors
+    # whole rows moved to another specimen (with their own key columns): recomputed too
+    raw.execute("DELETE FROM embeddings WHERE reference_id IN (%s)" % ",".join(map(str, ra)))
+    raw.execute("UPDATE embeddings SET reference_id = reference_id - ? WHERE reference_id IN (%s)"
+                % ",".join(map(str, rb)), (rb[0] - ra[0],))
+    raw.commit()
+    raw.close()
+    assert lib.stale_count(verifier) == 6
+    got = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    assert got.distance == pytest.approx(honest.distance, abs=1e-5)
+
+
+def test_enrolment_is_all_or_nothing(lib, verifier, tmp_path, monkeypatch):
+    import os
+
+    ok = write_sig(tmp_path / "e" / "ok.png", "Alice Smith", 1)
+    odd = write_sig(tmp_path / "e" / "tmp.png", "Alice Smith", 2)
+    odd = odd.rename(odd.with_name(os.fsdecode(b"sig-\xff\xfe.png")))  # not valid UTF-8
+    rep = lib.enrol("N1", [ok, odd], verifier, name="Nina")
+    assert len(rep.added) == 2  # the odd name is stored as readable text
+    names = {r.file_name for r in lib.references("N1")}
+    assert "sig-\ufffd\ufffd.png" in names
+    # a failure while writing: nothing of the enrolment stays (no empty new customer either)
+    c = write_sig(tmp_path / "e" / "c.png", "Carl", 3)
+
+    def boom(*a, **k):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(lib, "_put_embedding", boom)
+    with pytest.raises(sqlite3.OperationalError):
+        lib.enrol("N2", [c], verifier, name="Carl")
+    assert lib.get_customer("N2") is None
+    # nothing usable: no customer is created at all
+    bad = tmp_path / "e" / "bad.png"
+    bad.write_bytes(b"junk")
+    rep = lib.enrol("N3", [bad], verifier)
+    assert not rep.added and lib.get_customer("N3") is None
+
+
+@pytest.mark.parametrize("db", ["/dev/null", "/proc/self/x.sqlite3", "folder", "fifo"])
+def test_db_must_be_a_regular_file(tmp_path, db, capsys):
+    import os
+
+    from sigverify.cli import main
+    from sigverify.errors import OutputPathError
+
+    if db == "folder":
+        path = tmp_path
+    elif db == "fifo":
+        path = tmp_path / "db.sqlite3"
+        os.mkfifo(path)
+    else:
+        path = db
+    if not os.path.exists(os.path.dirname(str(path)) or "/"):
+        pytest.skip("no such system folder")
+    with pytest.raises(OutputPathError):
+        Library(path)
+    assert main(["library", "list", "--db", str(path), "--json"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("sigverify-cli: error:") and err.count("\n") == 1
+    assert any(w in err for w in ("system path", "is a folder", "named pipe"))
+    assert not os.path.exists("/dev/null-journal")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-02-30", "\x1b[2J"])
+def test_odd_dates_are_clear_errors(when):
+    with pytest.raises(SigverifyError, match="date"):
+        parse_time(when)

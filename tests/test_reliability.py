@@ -672,3 +672,80 @@ def test_save_and_embed_refuse_special_outputs(tmp_path, target, capsys):
     assert rc == 3 and "sigverify-cli: error:" in cap.err and cap.err.count("\n") == 1
     if target == "/dev/full":
         assert Path("/dev/full").is_char_device()  # never replaced by a regular file (it was, as root)
+
+
+# ---- issue 14: the CLI's edge: no unexpected error exits 1 ("forgery") or prints a traceback ----------
+def test_unexpected_error_exits_3_with_one_line_json_and_a_logged_traceback(cli, good_sample, capsys, monkeypatch):
+    import sigverify.cli as climod
+    from sigverify.cli import log_path
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("something nobody expected")
+
+    # the compare command, with its function replaced by one that fails in an unforeseen way
+    args = climod.build_parser().parse_args(["compare", str(good_sample), str(good_sample), "--json"])
+    args.func = broken
+    monkeypatch.setattr(climod._Parser, "parse_args", lambda self, argv=None, namespace=None: args)
+    before = log_path().read_text(encoding="utf-8") if log_path().exists() else ""
+    rc = cli(["compare", str(good_sample), str(good_sample), "--json"])
+    cap = capsys.readouterr()
+    assert rc == 3
+    d = json.loads(cap.out)
+    assert d["exit_code"] == 3 and d["error_type"] == "ZeroDivisionError" and "log" in d
+    assert cap.err.count("\n") == 1 and "Traceback" not in cap.err
+    assert "unexpected error (ZeroDivisionError: something nobody expected)" in cap.err
+    logged = log_path().read_text(encoding="utf-8")[len(before):]
+    assert "Traceback" in logged and "ZeroDivisionError" in logged
+
+
+def test_os_errors_get_clear_messages_not_tracebacks(cli, good_sample, capsys, monkeypatch, tmp_path):
+    import errno
+
+    import sigverify.atomic as atomic
+
+    real = atomic.atomic_path
+
+    class Full:
+        def __init__(self, path):
+            self.path = path
+
+        def __enter__(self):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(atomic, "atomic_path", Full)
+    rc = cli(["embed", str(good_sample), "--out", str(tmp_path / "e.npy"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "the disk is full" in err and err.count("\n") == 1
+    monkeypatch.setattr(atomic, "atomic_path", real)
+    long_path = tmp_path / ("x" * 300 + ".png")
+    assert cli(["compare", str(long_path), str(good_sample)]) == 4
+    assert "too long" in capsys.readouterr().err
+    assert cli(["embed", str(good_sample), "--out", str(tmp_path / ("y" * 300 + ".npy")), "--device", "cpu"]) == 3
+    assert "too long" in capsys.readouterr().err
+
+
+def test_usage_error_under_json_prints_a_json_error(cli, capsys):
+    with pytest.raises(SystemExit) as ex:
+        cli(["batch", "x.csv", "--out", "o.csv", "--batch-size", "-1", "--json"])
+    assert ex.value.code == 10
+    d = json.loads(capsys.readouterr().out)
+    assert d["exit_code"] == 10 and "must be 1 or more" in d["error"]
+
+
+def test_non_utf8_name_in_cli_enrol(cli, tmp_path, capsys):
+    from helpers import write_sig
+
+    f = write_sig(tmp_path / "tmp.png", "Alice Smith", 3)
+    odd = f.rename(f.with_name(os.fsdecode(b"r\xe9f.png")))
+    bad = tmp_path / os.fsdecode(b"bad\xff.png")
+    bad.write_bytes(b"junk")
+    db = tmp_path / "l.sqlite3"
+    rc = cli(["library", "enrol", "Z1", str(odd), str(bad), "--db", str(db), "--json", "--device", "cpu"])
+    cap = capsys.readouterr()
+    assert rc == 4  # one file was not enrolled: a clear non-verdict code, not a crash
+    d = json.loads(cap.out)
+    assert len(d["added_reference_ids"]) == 1 and "\ufffd" in d["errors"][0]["path"]
+    cap.out.encode("utf-8")
