@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from sigverify.cli import add_common, emit
 
 
@@ -77,8 +79,26 @@ def register(sub) -> None:
     p.add_argument("--report", help="also write the JSON report to this file")
     p.add_argument("--cache-dir")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-forgery pair sample")
+    p.add_argument("--references", type=int, nargs="+", metavar="K",
+                   help="also run the clerk's protocol: questioned vs K specimens with the app's own decision (e.g. 1 3 5)")
+    p.add_argument("--policy", choices=["mean", "min", "writer"],
+                   help="decision policy for --references (default: the model card's)")
+    p.add_argument("--no-name-identities", action="store_true",
+                   help="do not split multi-name writers (crossmedia-zh) into (writer, name) identities")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="fit the decision stage (cohort + per-K thresholds) of a model on validation writers")
+    p.add_argument("data", help="data folder (the model's training collections)")
+    add_common(p)
+    p.add_argument("--split", required=True, help="writer split JSON: cohort from its train writers, thresholds on its val writers")
+    p.add_argument("--out", required=True, help="where to write the recalibrated model (.safetensors + card + cohort)")
+    p.add_argument("--datasets", nargs="*", help="only these collections (default: the card's training collections)")
+    p.add_argument("--far", type=float, default=None, help="skilled-forgery accept rate target (default 0.02)")
+    p.add_argument("--frr", type=float, default=None, help="genuine reject rate target (default 0.03)")
+    p.add_argument("--cache-dir")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
 
 def cmd_train(args) -> int:
@@ -110,47 +130,156 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from sigverify.errors import DataError
-    from sigverify.model.embedder import open_model, resolve_device
-    from sigverify.train.datasets import WriterSplit, scan_root
-    from sigverify.train.evaluate import save_curves
-    from sigverify.train.pipeline import cached_set, evaluate_set
+def _cached(data, writers, cfg, args):
+    """Preprocessed arrays of ``writers`` (all when None). With --cache-dir the whole folder is cached
+    once and subsets are selected from it, so evaluating another split never preprocesses again."""
+    from sigverify.train.pipeline import cached_set
 
-    dev = resolve_device(args.device)
-    model = open_model(args.model, dev)
-    data = scan_root(args.data)
-    if args.split:
-        part = getattr(WriterSplit.load(args.split), args.part)
-        data = data.subset(part)
-        if not data.samples:
-            raise DataError(f"none of the {args.part} writers of {args.split} are in {args.data}")
     bar = CliProgress("preprocess", args.quiet)
     try:
-        cs = cached_set(data, model.card.preprocess_config, args.cache_dir, lambda f, m: bar(f, m))
+        if args.cache_dir or writers is None:
+            cs = cached_set(data, cfg, args.cache_dir, lambda f, m: bar(f, m))
+            return cs if writers is None else cs.of_writers(writers)
+        return cached_set(data.subset(writers), cfg, None, lambda f, m: bar(f, m))
     finally:
         bar.close()
-    metric = args.metric or model.card.distance
-    thr = model.card.metric_calibration(metric).eer_threshold if model.card.calibration else None
-    res = evaluate_set(model.network, cs, dev, metric, thr)
+
+
+def _relabel(cs, args):
+    if getattr(args, "no_name_identities", False):
+        return cs
+    from sigverify.train.identities import name_identities
+
+    return name_identities(cs, 8, args.seed + 1 if hasattr(args, "seed") else 1)
+
+
+def cmd_eval(args) -> int:
+    from sigverify.app.session import open_session
+    from sigverify.errors import DataError
+    from sigverify.train.clerk import clerk_protocol
+    from sigverify.train.datasets import WriterSplit, scan_root
+    from sigverify.train.evaluate import evaluate_embeddings, save_curves
+
+    session = open_session(args.model, args.device, args.metric, args.policy, True)
+    verifier = session.verifier
+    model = verifier.model
+    data = scan_root(args.data)
+    writers = None
+    if args.split:
+        writers = set(getattr(WriterSplit.load(args.split), args.part)) & set(data.writers)
+        if not writers:
+            raise DataError(f"none of the {args.part} writers of {args.split} are in {args.data}")
+    cs = _cached(data, writers, model.card.preprocess_config, args)
+    metric = verifier.metric
+    thr = verifier.calibration.eer_threshold if model.card.calibration else None
+    emb_raw = verifier.embedder.embed_arrays(list(cs.images))
+    pos = {p: i for i, p in enumerate(cs.paths)}
+    cs = _relabel(cs, args)
+    emb = emb_raw[[pos[p] for p in cs.paths]]
+    res = {}
+    for ds in sorted(set(map(str, cs.datasets))):
+        m = cs.datasets == ds
+        res[ds] = evaluate_embeddings(emb[m], cs.writers[m], cs.genuine[m], cs.digests[m], metric, thr, args.seed)
+    if len(res) > 1:
+        res["all"] = evaluate_embeddings(emb, cs.writers, cs.genuine, cs.digests, metric, thr, args.seed)
+    clerk = {}
+    if args.references:
+        if any(k < 1 for k in args.references):
+            raise DataError("--references: K must be 1 or more")
+        from sigverify.app.case import decide
+
+        def decide_fn(q, refs):
+            d = decide(verifier, q, refs)
+            return d.verdict.zone, float(d.decision_score)
+
+        for ds in res:
+            m = np.ones(len(cs.paths), bool) if ds == "all" else cs.datasets == ds
+            clerk[ds] = clerk_protocol(emb[m], cs.writers[m], cs.genuine[m], decide_fn, tuple(args.references), cs.digests[m], args.seed)
     main_key = "all" if "all" in res else next(iter(res))
     d = res[main_key].to_dict()
     d.update({"model": model.model_id, "random_weights": model.card.random_init, "data": str(args.data),
               "failed_files": [{"path": p, "error": e} for p, e in cs.failed]})
+    if args.references:
+        d["references"] = clerk[main_key]
+        d["policy"] = verifier.aggregate
     if len(res) > 1:
         d["datasets"] = {k: v.to_dict() for k, v in res.items() if k != "all"}
+        if args.references:
+            for k in d["datasets"]:
+                d["datasets"][k]["references"] = clerk[k]
     if args.curves:
         d["curves"] = save_curves({model.card.name: res[main_key]}, args.curves, Path(args.data).name)
     if args.report:
         from sigverify.atomic import write_text_atomic
 
-        write_text_atomic(args.report, json.dumps(d, indent=2))
+        from sigverify.cli import _finite
+
+        write_text_atomic(args.report, json.dumps(_finite(d), indent=2, default=float))
     lines = [f"model {model.model_id} on {args.data} ({metric} distance)"]
+
+    def pct(x):
+        return "  -  " if x is None or x != x else f"{100 * x:5.1f}"
+
     for k, v in res.items():
-        far = f"FAR {100 * v.far:.1f}% FRR {100 * v.frr:.1f}% @ {v.threshold:.3f}" if v.threshold is not None else ""
-        lines.append(f"  {k:20s} skilled EER {100 * v.eer:5.1f}%  random EER {100 * v.eer_random:5.1f}%  AUC {v.auc:.3f}  "
+        far = f"FAR {100 * v.far:.1f}% FRR {100 * v.frr:.1f}% @ {v.threshold:.3f}" if v.threshold is not None and v.far is not None else ""
+        lines.append(f"  {k:20s} skilled EER {pct(v.eer)}%  random EER {pct(v.eer_random)}%  AUC {v.auc:.3f}  "
                      f"{far}  writers {v.writers}  pairs {v.pairs}")
+    if args.references:
+        lines.append(f"clerk's protocol ({verifier.aggregate} policy): EER skilled/random; genuine accepted/referred/rejected; "
+                     "skilled accepted/rejected; random accepted")
+        for ds, per_k in clerk.items():
+            for kk, r in per_k.items():
+                lines.append(f"  {ds:20s} K={kk}  EER {pct(r['eer'])} / {pct(r['eer_random'])}  genuine {pct(r['genuine_accepted'])} "
+                             f"{pct(r['genuine_referred'])} {pct(r['genuine_rejected'])}  skilled {pct(r['skilled_accepted'])} "
+                             f"{pct(r['skilled_rejected'])}  random {pct(r['random_accepted'])}  writers {r['writers']}")
     if cs.failed:
         lines.append(f"  {len(cs.failed)} file(s) could not be used (see --json)")
+    emit(args, d, "\n".join(lines))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from sigverify.errors import DataError
+    from sigverify.model.embedder import open_model, resolve_device
+    from sigverify.model.weights import save_model
+    from sigverify.train import decision as dec
+    from sigverify.train.datasets import WriterSplit, scan_root
+    from sigverify.verify.service import Verifier
+
+    dev = resolve_device(args.device)
+    model = open_model(args.model, dev)
+    split = WriterSplit.load(args.split)
+    data = scan_root(args.data)
+    keep = set(args.datasets or model.card.training.get("datasets") or data.datasets)
+    writers = {w for w in data.writers if w.split("/")[0] in keep}
+    if not writers:
+        raise DataError(f"no writers of {sorted(keep)} in {args.data}")
+    cs = _cached(data, writers, model.card.preprocess_config, args)
+    emb_all = Verifier(model, str(dev)).embedder.embed_arrays(list(cs.images))
+    pos = {p: i for i, p in enumerate(cs.paths)}
+    trn, val = cs.of_writers(split.train), cs.of_writers(split.val)
+    if not len(val.paths) or not len(trn.paths):
+        raise DataError("the split has no train or no validation writers in these collections")
+    trn_emb = emb_all[[pos[p] for p in trn.paths]]
+    val = _relabel(val, args)
+    val_emb = emb_all[[pos[p] for p in val.paths]]
+    card = model.card
+    card.training = dict(card.training, decision_fitted_on={"val_writers": len(set(split.val) & set(data.writers)),
+                                                           "datasets": sorted(keep)})
+    dec.attach_decision(card, args.out, trn_emb, trn, val_emb, val,
+                        far_target=args.far if args.far is not None else dec.FAR_TARGET,
+                        frr_target=args.frr if args.frr is not None else dec.FRR_TARGET)
+    path = save_model(model.network, card, args.out)
+    d = {"model": str(path), "decision": card.decision}
+    lines = [f"saved {path}  (default policy {card.decision['default']}, cohort {card.decision['cohort']['n']} embeddings)"]
+    for metric, pols in card.decision.items():
+        if metric not in ("euclidean", "cosine"):
+            continue
+        for pol, by_k in pols.items():
+            for k, c in by_k.items():
+                e = c["expected"]
+                lines.append(f"  {metric:9s} {pol:6s} K={k}: accept <= {c['accept']:.3f}, reject > {c['reject']:.3f}; validation: "
+                             f"genuine accepted {100 * (e['genuine_accepted'] or 0):.1f}%, rejected {100 * (e['genuine_rejected'] or 0):.1f}%,"
+                             f" skilled accepted {100 * (e['skilled_accepted'] or 0):.1f}%")
     emit(args, d, "\n".join(lines))
     return 0

@@ -10,7 +10,9 @@ from sigverify.model.card import MetricCalibration
 from sigverify.verify.calibration import Verdict, verdict_for
 from sigverify.verify.distances import pairwise_distances
 
-AGGREGATES = ("mean", "min")
+#: Decision policies: "mean" / "min" aggregate the distances to the specimens; "writer" is the
+#: writer-dependent stage (the customer's specimens against the model's shipped cohort, verify/writer.py).
+AGGREGATES = ("mean", "min", "writer")
 #: Per-person threshold adaptation is bounded: a person's spread can move thresholds by at most this factor.
 SCALE_LIMITS = (0.8, 1.25)
 MIN_REFS_FOR_ADAPTATION = 3
@@ -27,13 +29,16 @@ class ReferenceDecision:
     verdict: Verdict
     warnings: list[str] = field(default_factory=list)
     threshold_override: float = 1.0  # a supervisor's per-customer multiplier (sigverify.store.operators)
+    decision_score: float | None = None  # the one number the thresholds apply to (lower = more genuine)
+    calibrated_for: str = "pairs"  # where the thresholds come from: "pairs", or "K=5 specimens" (clerk's protocol)
 
     def to_dict(self) -> dict:
         d = self.verdict.to_dict()
         d.update({"distances": self.distances, "aggregate": self.aggregate, "min_distance": self.min_distance,
                   "mean_distance": self.mean_distance, "reference_spread": self.ref_spread,
                   "person_threshold_scale": self.person_scale, "warnings": self.warnings,
-                  "threshold_override": self.threshold_override})
+                  "threshold_override": self.threshold_override, "decision_score": self.decision_score,
+                  "thresholds_calibrated_for": self.calibrated_for})
         return d
 
 
@@ -52,21 +57,37 @@ def person_scale(ref_embs: np.ndarray, metric: str, cal: MetricCalibration) -> t
 
 def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: MetricCalibration,
                               metric: str = "euclidean", aggregate: str = "mean",
-                              adapt_to_person: bool = True, threshold_scale: float = 1.0) -> ReferenceDecision:
-    """``threshold_scale``: a supervisor's per-customer multiplier on top of the per-person scale."""
+                              adapt_to_person: bool = True, threshold_scale: float = 1.0, *,
+                              decision_cal: MetricCalibration | None = None, calibrated_for: str = "pairs",
+                              cohort=None, mix: float = 0.5) -> ReferenceDecision:
+    """``threshold_scale``: a supervisor's per-customer multiplier on top of the per-person scale.
+
+    ``decision_cal``: thresholds fitted for this policy and number of specimens by the clerk's protocol
+    (model card ``decision``); without it the pair calibration ``cal`` is used. ``aggregate="writer"``
+    needs ``cohort`` (a ``verify.writer.Cohort``) and ``mix``; its score is already normalised by the
+    specimens' spread, so no per-person scale is applied on top."""
     ref_embs = np.atleast_2d(ref_embs)
     if len(ref_embs) == 0:
         raise ValueError("at least one reference signature is needed")
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}")
+    use = decision_cal or cal
     ds = pairwise_distances(q_emb[None], ref_embs, metric)[0]
-    scale, spread = person_scale(ref_embs, metric, cal) if adapt_to_person else (1.0, None)
-    agg = float(ds.mean() if aggregate == "mean" else ds.min())
-    v = verdict_for(agg, cal, scale * float(threshold_scale))
+    if aggregate == "writer":
+        if cohort is None:
+            raise ValueError("the writer-dependent policy needs the model's cohort")
+        from sigverify.verify.writer import writer_score
+
+        value, spread = writer_score(q_emb, ref_embs, cohort, cal.ref_spread, mix, metric)
+        scale = 1.0
+    else:
+        scale, spread = person_scale(ref_embs, metric, cal) if adapt_to_person else (1.0, None)
+        value = float(ds.mean() if aggregate == "mean" else ds.min())
+    v = verdict_for(value, use, scale * float(threshold_scale))
     warnings = []
     if threshold_scale != 1.0:
         warnings.append(f"supervisor threshold override x{threshold_scale:.2f} for this customer")
     if len(ref_embs) < MIN_REFS_FOR_ADAPTATION:
         warnings.append(f"only {len(ref_embs)} reference signature(s): add more specimens for a per-person threshold")
     return ReferenceDecision([float(x) for x in ds], aggregate, float(ds.min()), float(ds.mean()), spread, scale, v, warnings,
-                             float(threshold_scale))
+                             float(threshold_scale), float(value / scale), calibrated_for if decision_cal else "pairs")
