@@ -58,16 +58,27 @@ class VerificationResult:
 
 class Verifier:
     def __init__(self, model: LoadedModel | str | os.PathLike | None = None, device: str | None = None,
-                 metric: str | None = None, aggregate: str = "mean", adapt_to_person: bool = True):
+                 metric: str | None = None, aggregate: str | None = "mean", adapt_to_person: bool = True):
+        """``aggregate``: the decision policy ("mean", "min", "writer"); ``None`` = the card's default."""
         dev = resolve_device(device)
         loaded = model if isinstance(model, LoadedModel) else open_model(model, dev)
         self.embedder = Embedder(loaded, dev)
         self.metric = metric or loaded.card.distance
         self.calibration = loaded.card.metric_calibration(self.metric)  # validates the metric
+        self.cohort = _load_cohort(loaded)
+        aggregate = aggregate or loaded.card.default_policy
+        if aggregate == "writer" and self.cohort is None:
+            aggregate = "mean"  # a card without a cohort has no writer-dependent stage
         if aggregate not in AGGREGATES:
             raise SigverifyError(f"aggregate must be one of {', '.join(AGGREGATES)}")
         self.aggregate = aggregate
         self.adapt_to_person = adapt_to_person
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """The decision policies this model offers (each with thresholds of its own)."""
+        return tuple(p for p in AGGREGATES if (p != "writer" or self.cohort is not None)
+                     and (p == "mean" or self.card.decision_calibration(self.metric, p, 5)[0] is not None))
 
     @property
     def model(self) -> LoadedModel:
@@ -141,8 +152,15 @@ class Verifier:
         ``options`` are passed on to ``verify_against_references`` (e.g. cohort normalisation).
         Front ends call ``sigverify.app.case.decide``, which lands here; a test checks that nothing
         else calls ``verify_against_references``."""
-        return verify_against_references(q_emb, np.atleast_2d(ref_embs), self.calibration, self.metric,
-                                         self.aggregate, self.adapt_to_person, **options)
+        ref_embs = np.atleast_2d(ref_embs)
+        dcal, label = self.card.decision_calibration(self.metric, self.aggregate, len(ref_embs))
+        if self.aggregate != "mean" and dcal is None:
+            raise SigverifyError(f"model {self.card.name!r} has no thresholds calibrated for the {self.aggregate!r} policy")
+        extra = {"decision_cal": dcal, "calibrated_for": label}
+        if self.aggregate == "writer":
+            extra.update(cohort=self.cohort, mix=float(self.card.decision["cohort"].get("mix", 0.5)))
+        return verify_against_references(q_emb, ref_embs, self.calibration, self.metric,
+                                         self.aggregate, self.adapt_to_person, **extra, **options)
 
     def decide(self, questioned: Signature, references: Sequence[Signature], **options) -> ReferenceDecision:
         refs = np.stack([r.embedding for r in references])
@@ -187,6 +205,18 @@ class Verifier:
         if self.card.random_init:
             out["warning"] = "UNTRAINED random weights: results are meaningless"
         return out
+
+
+def _load_cohort(model: LoadedModel):
+    """The model's shipped cohort (verify/writer.py), or None when its card names none."""
+    meta = (model.card.decision or {}).get("cohort")
+    if not meta or model.path is None:
+        return None
+    from pathlib import Path
+
+    from sigverify.verify.writer import load_cohort
+
+    return load_cohort(Path(model.path).with_name(meta["file"]), meta.get("sha256"), float(meta.get("reg", 0.1)))
 
 
 def describe_model(model: LoadedModel) -> dict:
