@@ -341,8 +341,10 @@ def cmd_history(args) -> int:
 def cmd_export(args) -> int:
     with _library(args) as lib:
         n = lib.audit.export_csv(args.out, args.customer)
-    emit(args, {"out": args.out, "records": n, "customer": args.customer},
-         f"wrote {n} audit record(s) to {args.out}")
+        seq, head = lib.audit.head()
+    emit(args, {"out": args.out, "records": n, "customer": args.customer, "chain_head_seq": seq,
+                "chain_head_hash": head},
+         f"wrote {n} audit record(s) to {args.out} (chain head #{seq} {head[:16]}...)")
     return 0
 
 

@@ -27,6 +27,7 @@ exit code 9) until an administrator has looked at it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import io
@@ -355,9 +356,10 @@ class AuditLog:
         if head is None or self.anchor_path is None:
             return
         try:
-            current = read_anchor(self.anchor_path)
-            if current is None or int(current.get("seq", 0)) < head[0]:
-                write_anchor(self.anchor_path, head[0], head[1])
+            with _anchor_lock(self.anchor_path):  # two writers must not move the anchor backwards
+                current = read_anchor(self.anchor_path)
+                if current is None or int(current.get("seq", 0)) < head[0]:
+                    write_anchor(self.anchor_path, head[0], head[1])
         except (OSError, SigverifyError):
             pass  # the record is committed; a lagging anchor is reported (as a warning) by verify_chain
 
@@ -694,6 +696,24 @@ def anchor_path_for(db_path: str | os.PathLike) -> Path:
 
     key = sha256_bytes(os.fsencode(str(Path(db_path).resolve())))[:24]
     return user_data_dir() / "audit-anchors" / f"{key}.json"
+
+
+@contextlib.contextmanager
+def _anchor_lock(anchor: Path):
+    """An exclusive OS lock on ``<anchor>.lock`` (POSIX ``flock``; elsewhere no lock: the anchor may then
+    lag behind the chain after concurrent writers, which ``verify_chain`` reports as a warning)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    anchor.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(anchor.with_name(anchor.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_anchor(path: str | os.PathLike | None) -> dict | None:
