@@ -19,20 +19,23 @@ Guards, in the order they apply (each before any work the next one would do):
    allows it (JPEG ``draft``: 1/2, 1/4, 1/8 scale) and otherwise by an integer box ``reduce`` right after
    decoding, before any conversion, transpose or float copy; the colour conversions work in row chunks.
 
-Memory bound for one image of W x H <= 60 Mpx: the decoded 8-bit image (at most 4 bytes per pixel,
-240 MB at the limit; a JPEG is decoded at reduced scale instead), at most one 4-byte-per-pixel mode
-conversion for palette / grey-alpha / 16-bit images, and then only the reduced image (<= 16 Mpx) and
-its uint8 RGB result; float temporaries are limited to ``_CHUNK_ROWS`` rows. Measured (tests): a 7700 x
-7700 RGBA PNG (250 KB) raises the peak RSS of a fresh process by ~0.3 GB (it was 2.8 GB).
+Memory bound for one image of W x H <= 60 Mpx above the budget: the decoded 8-bit image (at most 4
+bytes per pixel: 240 MB at the limit; a JPEG is decoded at 1/2-1/8 scale instead) + the reduced image
+(<= 16 Mpx x 4 bytes) + its uint8 RGB array; conversions and float temporaries work on strips / row
+chunks. Only one such image is decoded at a time per process (``_LARGE_DECODE``), so a batch with 4
+reader threads adds at most 3 images under the budget (<= 16 Mpx each). Measured (test_loading): a
+7700 x 7700 RGBA PNG raises the peak RSS of a fresh process by ~300 MiB (it was 2.7 GiB before).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import math
 import os
 import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -52,6 +55,8 @@ SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 #: The only Pillow decoders ever consulted (MPO is how Pillow names multi-picture camera JPEGs).
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "TIFF", "BMP", "DIB", "WEBP")
 _CHUNK_ROWS = 512
+#: one image above the decode budget is decoded at a time per process (batch runs up to 4 loads at once)
+_LARGE_DECODE = threading.BoundedSemaphore(1)
 
 
 def _open_formats() -> list[str]:
@@ -256,12 +261,13 @@ def load_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
             except EOFError:
                 pass
             k = reduce_factor(w, h)
-            if k > 1 and img.format in ("JPEG", "MPO"):
-                img.draft(None, (max(8, w // k), max(8, h // k)))  # decode at 1/2, 1/4 or 1/8 scale
-            img.load()
-            k = reduce_factor(*img.size)
-            # a reduced image already carries the EXIF orientation (applied on the small copy)
-            img = _reduce_in_strips(img, k) if k > 1 else ImageOps.exif_transpose(img)
+            with _LARGE_DECODE if k > 1 else contextlib.nullcontext():
+                if k > 1 and img.format in ("JPEG", "MPO"):
+                    img.draft(None, (max(8, w // k), max(8, h // k)))  # decode at 1/2, 1/4 or 1/8 scale
+                img.load()
+                k = reduce_factor(*img.size)
+                # a reduced image already carries the EXIF orientation (applied on the small copy)
+                img = _reduce_in_strips(img, k) if k > 1 else ImageOps.exif_transpose(img)
             if img.mode == "CMYK":
                 img = img.convert("RGB")
             return _to_rgb(img)
