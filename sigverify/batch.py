@@ -107,7 +107,8 @@ class BatchReport:
 
     @property
     def images_per_s(self) -> float:
-        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Items verified by this run per second (items resumed from an earlier run do not count)."""
+        return (self.processed - self.resumed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def summary_dict(self) -> dict:
         return {"items": self.n_items, "processed": self.processed, "verdicts": self.counts(),

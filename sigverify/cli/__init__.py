@@ -26,6 +26,7 @@ VERDICT_EXIT = {"genuine": EXIT_MATCH, "forgery": EXIT_NO_MATCH, "refer": EXIT_R
 #: Subcommand modules; each has ``register(subparsers)`` adding parsers whose ``func(args) -> int``.
 COMMAND_MODULES = [
     "sigverify.cli.core",
+    "sigverify.cli.locate",
     "sigverify.cli.training",
     "sigverify.cli.library",
     "sigverify.cli.bench",
@@ -109,6 +110,12 @@ def describe_unexpected(exc: BaseException) -> str:
             return f"{where}the file system is read-only"
         return f"{where}{exc.strerror or exc}"
     if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if "disk is full" in text or "disk i/o error" in text:
+            return ("the disk is full (or failing): the library database could not be written; free some space "
+                    "and run the command again (a batch resumes where it stopped)")
+        if "locked" in text or "busy" in text:
+            return "the library database is busy (another sigverify is writing to it); try again in a moment"
         return f"database error: {exc}"
     if isinstance(exc, MemoryError):
         return "not enough memory for this operation"
