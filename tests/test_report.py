@@ -131,6 +131,8 @@ def test_cli_operator_queue_report_flow(tmp_path, capsys, monkeypatch):
     assert rc == 0 and [c["case_id"] for c in json.loads(out)["cases"]] == [c2]
     rc, out, err = cli(capsys, "queue", "reject", str(c2), "--reason", "different pen pressure", "--db", db)
     assert rc == 0 and "final decision reject" in out
+    rc, out, err = cli(capsys, "audit", "decide", str(c2), "accept", "--reason", "again", "--db", db)
+    assert rc == 3 and "closed" in err  # the supervisor's review cannot be overwritten by a later decision
     rc, out, err = cli(capsys, "threshold", "set", "ACC-1001", "1.1", "--reason", "tremor", "--db", db)
     assert rc == 0 and "x1.10" in out
     rc, out, err = cli(capsys, "threshold", "set", "ACC-1001", "2", "--reason", "tremor", "--db", db)

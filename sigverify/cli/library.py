@@ -369,7 +369,11 @@ def cmd_audit_verify(args) -> int:
 
 def cmd_decide(args) -> int:
     with _library(args) as lib:
-        did = lib.audit.append_decision(args.verification_id, args.decision, args.reason, source="clerk")
+        from sigverify.app.referrals import ReferralQueue
+
+        rq = ReferralQueue(lib)  # a reviewed case is closed; a decision needing review goes to the queue
+        did = rq.decide(rq.store.require(lib.audit.operator), args.verification_id, args.decision,
+                        args.reason).clerk_decision.id
         rec = lib.audit.get(args.verification_id)
     fd = rec.final_decision
     emit(args, {"decision_id": did, "verification": rec.to_dict()},
