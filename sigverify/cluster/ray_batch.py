@@ -47,6 +47,8 @@ ID_ALIASES = ("item_id", "id", "item")
 CUSTOMER_ALIASES = ("customer_id", "customer", "account_id", "account")
 PATH_ALIASES = ("path", "image", "image_path", "questioned_path", "uri", "file")
 MERGE_CHUNK = 500
+PREPROCESS_BLOCK = 16  # items per preprocessing task
+ACTOR_CPUS = 0.25  # logical CPUs an embed+decide actor claims
 
 
 def require_ray():
@@ -357,14 +359,16 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
     if rows:
         files_ref = ray.put(model_files(verifier))
         spec_ref = ray.put(pq.read_table(specimens_out))
-        n_blocks = max(1, min(len(rows), (len(rows) + batch_size - 1) // batch_size))
-        ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+        # small preprocessing tasks (PREPROCESS_BLOCK items) keep every CPU busy to the end; the actors
+        # get batch_size items per call and claim little CPU (embedding is ~10 % of an item's work)
+        pre = max(1, min(batch_size, PREPROCESS_BLOCK))
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, (len(rows) + pre - 1) // pre))
         ds = ds.map_batches(_preprocess_batch, fn_kwargs={"cfg": verifier.embedder.preprocess_config.to_dict()},
-                            batch_size=batch_size, batch_format="numpy", num_cpus=1)
+                            batch_size=pre, batch_format="numpy", num_cpus=1)
         ds = ds.map_batches(_EmbedDecide, fn_constructor_kwargs={"model_files": files_ref, "specimens": spec_ref,
                                                                  "settings": settings},
                             batch_size=batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=0.5)
+                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=ACTOR_CPUS)
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for k in range(len(b["idx"])):
                 i = int(b["idx"][k])
