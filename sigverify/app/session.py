@@ -85,6 +85,8 @@ class Session:
 
         if aggregate not in AGGREGATES:
             raise SigverifyError(f"aggregate must be one of {', '.join(AGGREGATES)}")
+        if aggregate not in self.verifier.policies:
+            raise SigverifyError(f"model {self.verifier.card.name!r} has no thresholds calibrated for the {aggregate!r} policy")
         self.verifier.aggregate = aggregate
 
     def set_adapt_to_person(self, on: bool) -> None:
@@ -95,7 +97,7 @@ class Session:
 
 
 def open_session(model: str | os.PathLike | LoadedModel | None = None, device: str | None = None,
-                 metric: str | None = None, aggregate: str = "mean", adapt_to_person: bool = True, *,
+                 metric: str | None = None, aggregate: str | None = None, adapt_to_person: bool = True, *,
                  model_fallback: bool = False) -> Session:
     """Load a model once and build its ``Verifier``.
 

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from sigverify.cli import VERDICT_EXIT, add_common, emit
+from sigverify.cli.locate import add_crop_option, region_entry
 
 
 def register(sub) -> None:
@@ -16,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("b")
     add_common(p)
     p.add_argument("--metric", choices=["euclidean", "cosine"], help="distance (default: the model card's)")
+    add_crop_option(p, "image A")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="verify a questioned signature against 1..N references of one person")
@@ -23,8 +25,11 @@ def register(sub) -> None:
     p.add_argument("references", nargs="+", help="reference images or folders of them")
     add_common(p)
     p.add_argument("--metric", choices=["euclidean", "cosine"])
-    p.add_argument("--aggregate", choices=["mean", "min"], default="mean")
+    p.add_argument("--aggregate", "--policy", dest="aggregate", choices=["mean", "min", "writer"], default=None,
+                   help="decision policy (default: the model card's; the shipped model: writer = the customer's "
+                        "specimens against the model's cohort)")
     p.add_argument("--no-adapt", action="store_true", help="do not adapt thresholds to the person's own spread")
+    add_crop_option(p, "the questioned image")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("embed", help="print the embedding vector of each image")
@@ -78,7 +83,7 @@ def _fmt_verdict(d: dict) -> str:
 
 def cmd_compare(args) -> int:
     session = open_cli_session(args)
-    r = session.verifier.compare(args.a, args.b)
+    r = session.verifier.compare(args.a, args.b, crop_a=args.crop)
     emit(args, _with_notices(r, session), _fmt_verdict(r))
     return VERDICT_EXIT[r["verdict"]]
 
@@ -87,9 +92,12 @@ def cmd_verify(args) -> int:
     from sigverify.app.case import verify_case
 
     session = open_cli_session(args, aggregate=args.aggregate, adapt_to_person=not args.no_adapt)
-    case = verify_case(session.verifier, args.questioned, args.references, record=False)
+    q = args.questioned if args.crop is None else session.verifier.load(args.questioned, False, crop=args.crop)
+    case = verify_case(session.verifier, q, args.references, record=False)
     d = _with_notices(case.to_dict(), session)
-    lines = [_fmt_verdict(d), f"    {args.aggregate} of {len(case.references)} reference distance(s): "
+    d["regions"] = {"questioned": region_entry(case.questioned.source, case.questioned.preprocessed),
+                    "references": [region_entry(r.source, r.preprocessed) for r in case.references]}
+    lines = [_fmt_verdict(d), f"    {case.decision.aggregate} policy, {len(case.references)} reference distance(s): "
              + ", ".join(f"{x:.3f}" for x in case.decision.distances)]
     for p, e in case.skipped:
         lines.append(f"    skipped reference {p}: {e}")

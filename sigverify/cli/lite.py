@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="a questioned signature against one or more references")
     sp.add_argument("questioned")
     sp.add_argument("references", nargs="+")
-    sp.add_argument("--aggregate", choices=["mean", "min"], default=None)
+    sp.add_argument("--aggregate", choices=["mean", "min", "writer"], default=None)
     common(sp)
     sp.set_defaults(func=cmd_verify)
     sp = sub.add_parser("info", help="the model card of the ONNX model")

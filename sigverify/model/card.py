@@ -200,20 +200,29 @@ def _num(v, where: str, lo: float | None = None, hi: float | None = None, intege
     return float(v)
 
 
-def _validate_calibration(cal, where: str) -> None:
+WRITER_SCORE_LIMIT = 50.0
+
+
+def _validate_calibration(cal, where: str, lo: float = 0.0, hi: float = MAX_DISTANCE) -> None:
+    """``lo``/``hi``: the range of the score the thresholds apply to (a distance unless said otherwise)."""
     if not isinstance(cal, dict):
         raise ModelError(f"model card: {where} must be an object")
     for k in _CAL_KEYS:
         if k not in cal:
             raise ModelError(f"model card calibration for {where} is incomplete: {k!r} missing")
-    for k in ("accept", "reject", "eer_threshold", "score_b", "ref_spread"):
-        _num(cal[k], f"{where}.{k}", 0.0, MAX_DISTANCE)
+    for k in ("accept", "reject", "eer_threshold", "score_b"):
+        _num(cal[k], f"{where}.{k}", lo, hi)
+    _num(cal["ref_spread"], f"{where}.ref_spread", 0.0, MAX_DISTANCE)
     _num(cal["score_a"], f"{where}.score_a", 1e-9, 1e9)  # > 0: a negative slope would invert the score
     if cal["accept"] > cal["reject"]:
         raise ModelError(f"model card: {where}.accept ({cal['accept']}) is above {where}.reject "
                          f"({cal['reject']}); refusing the model")
     for k, v in cal.items():  # new optional keys are accepted when they are numbers
-        if k not in _CAL_KEYS:
+        if k == "expected" and isinstance(v, dict):  # the validation verdict rates the fit promises
+            for kk, vv in v.items():
+                if vv is not None:
+                    _num(vv, f"{where}.expected.{kk}", 0.0, 1e9)
+        elif k not in _CAL_KEYS:
             _num(v, f"{where}.{k}")
 
 
@@ -288,7 +297,19 @@ def validate_card(d: dict) -> None:
             if not isinstance(by_k, dict):
                 raise ModelError(f"model card: decision.{m}.{pol} must be an object")
             for k, c in by_k.items():
-                _validate_calibration(c, f"decision.{m}.{pol}.{k}")
+                if not str(k).isdigit() or not 1 <= int(k) <= 1000:
+                    raise ModelError(f"model card: decision.{m}.{pol} key {k!r} is not a number of specimens")
+                # the writer-dependent score (verify/writer.py) is not a distance: it may go below 0
+                lo, hi = (-WRITER_SCORE_LIMIT, WRITER_SCORE_LIMIT) if pol == "writer" else (0.0, MAX_DISTANCE)
+                _validate_calibration(c, f"decision.{m}.{pol}.{k}", lo, hi)
+    if dec.get("default") is not None and dec["default"] not in ("mean", "min", "writer"):
+        raise ModelError(f"model card: decision.default must be mean, min or writer (got {dec['default']!r})")
+    coh = dec.get("cohort")
+    if coh is not None:
+        if not isinstance(coh, dict) or not isinstance(coh.get("file"), str) or "/" in coh["file"] or "\\" in coh["file"]:
+            raise ModelError("model card: decision.cohort must name a file beside the model")
+        _num(coh.get("reg", 0.1), "decision.cohort.reg", 1e-6, 100.0)
+        _num(coh.get("mix", 0.5), "decision.cohort.mix", 0.0, 1.0)
 
 
 def seal_file(path: str | os.PathLike) -> str:

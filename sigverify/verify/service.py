@@ -58,7 +58,7 @@ class VerificationResult:
 
 class Verifier:
     def __init__(self, model: LoadedModel | str | os.PathLike | None = None, device: str | None = None,
-                 metric: str | None = None, aggregate: str | None = "mean", adapt_to_person: bool = True):
+                 metric: str | None = None, aggregate: str | None = None, adapt_to_person: bool = True):
         """``aggregate``: the decision policy ("mean", "min", "writer"); ``None`` = the card's default."""
         dev = resolve_device(device)
         loaded = model if isinstance(model, LoadedModel) else open_model(model, dev)
