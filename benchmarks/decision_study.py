@@ -37,6 +37,12 @@ from sigverify.verify.reference import SCALE_LIMITS  # noqa: E402
 
 
 def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
+    reg, mix = 0.1, 0.5
+    if ":" in policy:  # lda:REG or lda_spread:REG:MIX
+        parts = policy.split(":")
+        policy, reg = parts[0], float(parts[1])
+        mix = float(parts[2]) if len(parts) > 2 else mix
+
     def score(q, refs):
         d = pairwise_distances(q[None], refs)[0]
         k = len(refs)
@@ -66,21 +72,34 @@ def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
             return float((mean - dc.mean()) / (dc.std() + 1e-6))
         if policy == "spread":
             return mean / (spread if spread else ref_spread) * ref_spread
+        if policy == "spread_half":
+            return mean / np.sqrt((spread if spread else ref_spread) / ref_spread)
+        if policy in ("lda", "lda_spread"):
+            mu_r = refs.mean(0)
+            w = lda_inv @ (mu_r - mu_c)
+            a, b = float(w @ mu_c), float(w @ mu_r)
+            s = 1.0 - (float(w @ q) - a) / max(b - a, 1e-9)  # 0 at the specimens' mean, 1 at the cohort's
+            if policy == "lda_spread":
+                s = (1 - mix) * s + mix * mean / (spread if spread else ref_spread) * ref_spread
+            return s
         raise ValueError(policy)
+    mu_c = cohort.mean(0)
+    cov = np.cov(cohort.T)
+    lda_inv = np.linalg.inv(cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov)))
     return score
 
 
-POLICIES = ("mean", "min", "cohort", "cohort_spread", "tnorm", "spread")
+POLICIES = ("mean", "min", "cohort", "cohort_spread", "tnorm", "spread", "spread_half", "lda", "lda_spread")
 
 
-def fit(score_fn, cs_emb, cs, k_fit=(3, 5)):
+def fit(score_fn, cs_emb, cs, k_fit=(3, 5), far=0.10, frr=0.10):
     pos, sk, rd = [], [], []
     for k in k_fit:
         sc, _, _ = clerk_scores(cs_emb, cs.writers, cs.genuine, lambda q, r: ("", score_fn(q, r)), k, cs.digests)
         pos.append(sc["genuine"])
         sk.append(sc["skilled"])
         rd.append(sc["random"])
-    return fit_calibration(np.concatenate(pos), np.concatenate(sk), np.concatenate(rd))
+    return fit_calibration(np.concatenate(pos), np.concatenate(sk), np.concatenate(rd), far, frr)
 
 
 def decide_with(score_fn, cal):
@@ -101,13 +120,23 @@ def main() -> int:
     ap.add_argument("--fit-datasets", nargs="*", help="collections whose validation writers fit thresholds (default: all)")
     ap.add_argument("--policies", nargs="*", default=list(POLICIES))
     ap.add_argument("--out", default="runs/decision_study.json")
+    ap.add_argument("--far", type=float, default=0.10, help="skilled-forgery FAR target of the accept threshold")
+    ap.add_argument("--frr", type=float, default=0.10, help="genuine FRR target of the reject threshold")
+    ap.add_argument("--report-part", default="test", choices=["val", "test"],
+                    help="writers reported: choose on val (thresholds then fitted on val too), report on test")
+    ap.add_argument("--emb-cache", help="reuse/save the embeddings of every image here (.npy)")
     a = ap.parse_args()
     t0 = time.time()
     dev = resolve_device("cpu")
     model = open_model(a.model, dev)
     data = scan_root(a.data)
     cs = cached_set(data, model.card.preprocess_config, a.cache_dir)
-    emb_all = embed_cached(model.network, cs.images, dev)
+    if a.emb_cache and Path(a.emb_cache).exists():
+        emb_all = np.load(a.emb_cache)
+    else:
+        emb_all = embed_cached(model.network, cs.images, dev)
+        if a.emb_cache:
+            np.save(a.emb_cache, emb_all)
     print(f"embedded {len(emb_all)} in {time.time() - t0:.0f}s", flush=True)
     split = WriterSplit.load(a.split)
     train_ds = a.cohort_datasets or model.card.training.get("datasets") or sorted(set(map(str, cs.datasets)))
@@ -129,20 +158,20 @@ def main() -> int:
     cohort = emb_all[take]
     cal0 = model.card.metric_calibration("euclidean")
     val, val_emb = part(split.val)
-    tst, tst_emb = part(split.test)
+    tst, tst_emb = part(split.test if a.report_part == "test" else split.val)
     dss = sorted(set(map(str, cs.datasets)))
     fit_ds = a.fit_datasets or dss
     out = {"model": model.model_id, "cohort": {"n": len(cohort), "datasets": list(per_ds)}, "policies": {}}
     for pol in a.policies:
         fn = make_score(pol, cohort, cal0.ref_spread)
         vm = np.isin(val.datasets, fit_ds)
-        cal = fit(fn, val_emb[vm], val.select(vm))
+        cal = fit(fn, val_emb[vm], val.select(vm), far=a.far, frr=a.frr)
         res = {"thresholds": {"accept": cal.accept, "reject": cal.reject}, "test": {}, "loco": {}}
         for ds in dss:
             m = tst.datasets == ds
             res["test"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal), (1, 3, 5), tst.digests[m])
             vm2 = (val.datasets != ds) & np.isin(val.datasets, fit_ds)
-            cal_l = fit(fn, val_emb[vm2], val.select(vm2))
+            cal_l = fit(fn, val_emb[vm2], val.select(vm2), far=a.far, frr=a.frr)
             res["loco"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal_l), (5,), tst.digests[m])
         out["policies"][pol] = res
         print(f"== {pol}  accept {cal.accept:.3f} reject {cal.reject:.3f}", flush=True)
@@ -151,6 +180,7 @@ def main() -> int:
             l5 = res["loco"][ds].get("5", {})
             f = lambda x: "  -  " if x is None else f"{100 * x:5.1f}"  # noqa: E731
             print(f"  {ds:18s} K=5 EER {f(r5.get('eer'))} rnd {f(r5.get('eer_random'))} | gen acc {f(r5.get('genuine_accepted'))} "
+                  f"ref {f(r5.get('genuine_referred'))} "
                   f"rej {f(r5.get('genuine_rejected'))} | skl acc {f(r5.get('skilled_accepted'))} | LOCO gen acc "
                   f"{f(l5.get('genuine_accepted'))} rej {f(l5.get('genuine_rejected'))} skl acc {f(l5.get('skilled_accepted'))}", flush=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
