@@ -77,8 +77,14 @@ def test_ray_equals_single_process_and_merges_idempotently(world, verifier):
     rep = ray_batch.run_ray_batch(world["manifest"], lib_b, verifier, out, workers=2, batch_size=32)
     n = len(world["rows"])
     assert rep.processed == single.processed == n
-    key = [(r.customer, r.file, r.verdict, r.score, r.distance, r.error) for r in rep.results]
-    assert key == [(r.customer, r.file, r.verdict, r.score, r.distance, r.error) for r in single.results]
+    key = [(r.customer, r.file, r.verdict, r.error) for r in rep.results]
+    assert key == [(r.customer, r.file, r.verdict, r.error) for r in single.results]
+    # the same embeddings (onnxruntime is batch-invariant); the decision's float64 arithmetic may round
+    # differently in the last bit where BLAS runs on another thread count inside a Ray worker
+    for a, b in zip(rep.results, single.results):
+        assert (a.score is None) == (b.score is None)
+        if a.score is not None:
+            assert abs(a.score - b.score) < 1e-9 and abs(a.distance - b.distance) < 1e-12
     assert len(rep.errors) == 5 and sum(rep.counts().values()) == N_ITEMS
     assert {"genuine", "forgery"} <= {r.verdict for r in rep.results if not r.error}
     # the results CSV is the single-process batch's CSV (audit ids aside); Parquet has the item ids
@@ -95,7 +101,10 @@ def test_ray_equals_single_process_and_merges_idempotently(world, verifier):
     ids, embs = spec["C1"]
     assert len(ids) == 3 and np.allclose(embs, lib_b.reference_embeddings("C1", verifier)[1])
     # the same audit records as the single-process batch
-    assert _audit_view(lib_b) == _audit_view(lib_a)
+    va, vb = _audit_view(lib_a), _audit_view(lib_b)
+    assert [r[:4] + r[6:] for r in vb] == [r[:4] + r[6:] for r in va]  # all but the float distances
+    assert np.allclose([r[4] for r in vb], [r[4] for r in va], rtol=0, atol=1e-12)
+    assert all(np.allclose(x[5], y[5], rtol=0, atol=1e-12) for x, y in zip(vb, va))
     first_ids = [r.audit_id for r in rep.results]
     assert all(first_ids[:N_ITEMS]) and len(set(first_ids[:N_ITEMS])) == N_ITEMS
     # a re-run appends nothing and reports the same audit ids

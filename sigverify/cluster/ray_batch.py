@@ -271,6 +271,9 @@ def model_files(verifier) -> dict[str, bytes]:
         raise ModelError("the Ray engine needs a model file (.safetensors + card); random weights cannot be shipped")
     path = Path(path)
     files = {path.name: path.read_bytes(), card_path_for(path).name: card_path_for(path).read_bytes()}
+    cohort = ((verifier.card.decision or {}).get("cohort") or {}).get("file") if hasattr(verifier.card, "decision") else None
+    if cohort:  # the decision stage's cohort embeddings, referenced by the card
+        files[Path(cohort).name] = path.with_name(Path(cohort).name).read_bytes()
     if getattr(verifier.embedder, "backend", "torch") == "onnxruntime":
         from sigverify.model.onnx_backend import find_export, sidecar_for
 
@@ -311,10 +314,11 @@ def start_ray(address: str | None = None, num_cpus: int = 2):
 def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library, verifier,
                   out: str | os.PathLike, *, address: str | None = None, workers: int = 1, num_cpus: int = 2,
                   batch_size: int = 64, audit: bool = True, operator: str | None = None,
-                  progress: Callable[[float, str], None] | None = None):
+                  progress: Callable[[float, str], None] | None = None, gpus_per_worker: float = 0.0):
     """Run the manifest on Ray; returns a ``sigverify.batch.BatchReport`` (results in manifest order)
     with ``extra`` timings. Writes ``out`` (CSV), ``out``'s ``.parquet`` and ``.specimens.parquet``
-    siblings and a ``.summary.json``. See the module doc."""
+    siblings and a ``.summary.json``. ``gpus_per_worker`` > 0 puts the embed actors on GPUs (torch
+    on CUDA there; the ONNX export is CPU-only). See the module doc."""
     from sigverify.atomic import atomic_path, write_text_atomic
     from sigverify.batch import BatchReport, BatchResult
     from sigverify.store.audit import VerificationEntry
@@ -341,9 +345,10 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
             results[i].error = specs[it.customer_id]
         else:
             rows.append({"idx": i, "customer_id": it.customer_id, "path": it.path, "label": it.label})
-    rep = BatchReport([], len(items), verifier.model.model_id, f"ray ({workers} worker(s))")
+    rep = BatchReport([], len(items), verifier.model.model_id,
+                      f"ray ({workers} {'GPU' if gpus_per_worker > 0 else 'CPU'} worker(s))")
     settings = {"metric": verifier.metric, "aggregate": verifier.aggregate, "adapt_to_person": verifier.adapt_to_person,
-                "batch_size": batch_size, "device": "cpu"}
+                "batch_size": batch_size, "device": "cuda" if gpus_per_worker > 0 else "cpu"}
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
@@ -368,7 +373,8 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
         ds = ds.map_batches(_EmbedDecide, fn_constructor_kwargs={"model_files": files_ref, "specimens": spec_ref,
                                                                  "settings": settings},
                             batch_size=batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=ACTOR_CPUS)
+                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=ACTOR_CPUS,
+                            **({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}))
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for k in range(len(b["idx"])):
                 i = int(b["idx"][k])

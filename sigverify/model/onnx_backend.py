@@ -249,7 +249,9 @@ class OnnxModel:
 
 
 def open_onnx_model(path: str | os.PathLike) -> OnnxModel:
-    """Open ``NAME.onnx`` (verified against its sidecar); the card is the one it was exported from."""
+    """Open ``NAME.onnx`` (verified against its sidecar). The card: ``NAME.json`` beside it when that
+    card describes the same weights (a recalibrated card, a new decision stage), else the copy taken
+    at export time."""
     p = Path(path)
     if p.suffix == ".safetensors":
         p = p.with_suffix(".onnx")
@@ -259,6 +261,11 @@ def open_onnx_model(path: str | os.PathLike) -> OnnxModel:
     card = ModelCard.from_dict(meta.get("card") or {})
     if card.weights_sha256 != meta.get("source_weights_sha256"):
         raise ModelError(f"{p.name}: its description's card does not belong to the exported weights")
+    beside = p.with_suffix(".json")
+    if beside.is_file():
+        current = ModelCard.load(beside)  # validated (and its seal checked) like any card
+        if current.weights_sha256 == meta.get("source_weights_sha256"):
+            card = current
     return OnnxModel(card, p)
 
 
