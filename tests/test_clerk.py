@@ -103,3 +103,38 @@ def test_balanced_sampler_gives_each_collection_the_same_share():
         counts[balance] = n_small / (300 * 4)
     assert counts[False] < 0.2  # 4 of 44 writers
     assert 0.35 < counts[True] < 0.65
+
+
+def _eval_json(capsys, args):
+    import json
+
+    from sigverify.cli import main
+
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_cli_reports_the_clerks_protocol_per_k(tmp_path, capsys):
+    from tests.helpers import make_set
+
+    root = make_set(tmp_path / "bank", n_writers=4, n_gen=5, n_forg=2)
+    d = _eval_json(capsys, ["eval", str(root), "--references", "1", "3", "--json", "--quiet"])
+    refs = d["references"]
+    assert set(refs) == {"1", "3"}
+    r = refs["3"]
+    assert r["writers"] == 4 and r["questioned"] == {"genuine": 8, "skilled": 8, "random": 8}
+    for kind in ("genuine", "skilled"):
+        total = sum(r[f"{kind}_{z}"] for z in ("accepted", "referred", "rejected"))
+        assert abs(total - 1.0) < 1e-9
+    assert d["policy"] == "writer"  # the shipped card's default policy decided it
+
+
+def test_eval_cli_works_on_writers_without_forgeries(tmp_path, capsys):
+    from tests.helpers import make_set
+
+    root = make_set(tmp_path / "noforg", n_writers=4, n_gen=4, n_forg=0)
+    d = _eval_json(capsys, ["eval", str(root), "--references", "1", "--json", "--quiet"])
+    assert d["eer"] is None and d["eer_random"] is not None  # no skilled pairs: undefined, not a crash
+    r = d["references"]["1"]
+    assert r["eer"] is None and r["skilled_accepted"] is None and r["questioned"]["skilled"] == 0
+    assert r["genuine_accepted"] is not None
