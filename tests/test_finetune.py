@@ -243,3 +243,29 @@ def test_cli_finetune(dataset, tmp_path, capsys):
     assert rc == 7  # exists: refused without --overwrite
     rc = main(["finetune", str(tmp_path / "missing"), "--base", str(base_path), "--out", str(out), "--quiet"])
     assert rc == 7
+
+
+def test_finetuned_model_gets_a_decision_stage_adapted_to_the_bank(result, tmp_path):
+    """Cohort from the bank's training writers, thresholds from its held-out writers, saved beside the
+    model and used by the Verifier; the clerk's-protocol EER before/after is on the card."""
+    import numpy as np
+
+    from sigverify.verify.service import Verifier
+
+    card = result.card
+    assert card.decision["default"] == "writer" and result.cohort is not None
+    assert len(result.cohort) == 4 * 4  # 4 training writers x 4 genuine signatures
+    clerk = card.metrics["validation"]["clerk"]
+    assert set(clerk["before"]) == set(clerk["after"]) == {"1", "3"}  # 4 genuine each: K <= 3
+    p = save_finetuned(result, out=tmp_path / "bank.safetensors")
+    cohort_files = list(tmp_path.glob("bank.cohort-*.safetensors"))
+    assert len(cohort_files) == 1 and not list(tmp_path.glob("*.tmp.*"))
+    v = Verifier(p, "cpu")
+    assert v.aggregate == "writer" and v.cohort is not None
+    assert np.allclose(v.cohort.embeddings, result.cohort)
+    refs = result.cohort[:3]
+    d = v.decide_embeddings(refs[0], refs)
+    assert d.calibrated_for == "K=3 specimens"
+    cohort_files[0].write_bytes(b"tampered")
+    with pytest.raises(Exception, match="cohort"):
+        Verifier(p, "cpu")

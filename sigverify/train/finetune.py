@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sigverify.errors import Cancelled, DataError
+from sigverify.model.card import MetricCalibration
 from sigverify.progress import Progress, ShouldStop, format_duration
 from sigverify.train.finetune_card import (base_threshold, build_card, calibration_from_embeddings, model_filename,
                                            save_curves_for, save_finetuned)
@@ -71,6 +72,7 @@ class FinetuneResult:
     seconds: float
     notes: list[str]
     split: dict  # {"train": n writers, "val": n writers}
+    cohort: object = None  # (M, D) embeddings of the bank's training writers for the decision stage (saved beside)
 
 
 def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | None = None,
@@ -159,6 +161,10 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
             after = evaluate_embeddings(emb_a, val.writers, val.genuine, val.digests, metric,
                                         calibration[metric]["eer_threshold"])
             cal_note = f"recalibrated on {len(val_w)} held-out writers"
+        cohort_emb, clerk = None, None
+        if val is not None:
+            emb_t = _project(new_net, feats_train[0])
+            cohort_emb, clerk = _fit_decision_stage(base, emb_t, trn, emb_b, emb_a, val, calibration)
         seconds = time.perf_counter() - t0
         s = rep.summary()
         s.update({"train_writers": len(train_w), "val_writers": len(val_w), "train_images": int(len(trn.images)),
@@ -166,9 +172,59 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
         card = build_card(base, name=name, calibration=calibration, data_summary=s, cfg=cfg, best_epoch=run.best_epoch,
                           cal_note=cal_note, seconds=seconds, trunk_seconds=trunk_s, device=device, notes=notes,
                           history=run.history, before=before, after=after, val_writers=len(val_w))
+        if clerk is not None:
+            card.decision = clerk.pop("decision")
+            card.metrics["validation"]["clerk"] = clerk
         report(1.0, f"done in {format_duration(seconds)}" + (f"; {notes[0]}" if notes else ""), {})
         return FinetuneResult(new_net, card, before, after, run.history, seconds, notes,
-                              {"train": len(train_w), "val": len(val_w)})
+                              {"train": len(train_w), "val": len(val_w)}, cohort_emb)
+
+
+def _project(net, feats) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return net.project(feats.cpu()).numpy()
+
+
+def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibration):
+    """The fine-tuned model's decision stage, adapted to the bank: cohort = its training writers'
+    genuine signatures, per-policy per-K thresholds fitted by the clerk's protocol on the held-out
+    writers; plus the clerk's-protocol EER before (the base model's own decision) and after, on the
+    same held-out writers. (None, None) when too few signatures for a cohort."""
+    from sigverify.train import decision as dec
+    from sigverify.train.clerk import clerk_protocol
+    from sigverify.verify.service import Verifier
+    from sigverify.verify.writer import Cohort
+
+    cohort_emb, _ = dec.pick_cohort(emb_train, trn, dec.COHORT_SIZE)
+    if len(cohort_emb) < 10:
+        return None, None
+    cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
+    decision = dec.fit_decisions(emb_after, val, calibration, cohort)
+    decision["default"] = "writer"
+    decision["cohort"] = {"file": "", "sha256": "", "n": int(len(cohort_emb)), "reg": dec.COHORT_REG,
+                          "mix": dec.COHORT_MIX, "source": "genuine signatures of the bank's training writers"}
+    decision["targets"] = {"skilled_far": dec.FAR_TARGET, "genuine_frr": dec.FRR_TARGET, "fitted_on": "held-out writers"}
+    metric = base.card.distance
+    bv = Verifier(base, "cpu", aggregate=None)
+
+    def before_fn(q, refs):
+        d = bv.decide_embeddings(q, refs)
+        return d.verdict.zone, float(d.decision_score)
+
+    fitted = {int(k): MetricCalibration.from_dict(c) for k, c in decision[metric]["writer"].items()}
+    pair = MetricCalibration.from_dict(calibration[metric])
+
+    def after_fn(q, refs):
+        k = max([k for k in fitted if k <= len(refs)] or [min(fitted)])
+        return dec._decider(pair, metric, "writer", cohort, dec.COHORT_MIX, fitted[k])(q, refs)
+
+    ks = (1, 3, 5)
+    b = clerk_protocol(emb_before, val.writers, val.genuine, before_fn, ks, val.digests)
+    a = clerk_protocol(emb_after, val.writers, val.genuine, after_fn, ks, val.digests)
+    return cohort_emb, {"decision": decision, "policy_before": bv.aggregate, "before": b, "after": a,
+                        "note": "EER is threshold-free; verdict rates 'after' use thresholds fitted on these same writers"}
 
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "DataReport", "check_data", "finetune", "estimate_seconds",

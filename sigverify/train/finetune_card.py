@@ -105,6 +105,19 @@ def save_finetuned(result, name: str | None = None, out: str | os.PathLike | Non
         raise DataError(f"a model named {path.name} already exists; choose another name")
     card.created = ""
     card.weights_sha256 = ""
+    cohort = getattr(result, "cohort", None)
+    if cohort is not None and (card.decision or {}).get("cohort") is not None:
+        # the bank's cohort first, under a name carrying its hash: an old card never meets a new cohort
+        from sigverify.hashing import sha256_file
+        from sigverify.verify.writer import save_cohort
+
+        tmp = save_cohort(path.with_name(path.stem + ".cohort.tmp.safetensors"), cohort)
+        sha = sha256_file(tmp)
+        final = path.with_name(f"{path.stem}.cohort-{sha[:12]}.safetensors")
+        os.replace(tmp, final)
+        card.decision["cohort"].update(file=final.name, sha256=sha)
+    elif (card.decision or {}).get("cohort") is not None:
+        card.decision = {}  # no cohort to go with it: the model decides by the mean policy
     p = save_model(result.network, card, path)
     result.card = card
     return p
