@@ -441,3 +441,29 @@ def test_history_strips_terminal_escapes(lib, capsys):
     assert main(["audit", "history", "C1", "--db", str(lib.path)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "okX" in out
+
+
+def test_trigger_dropped_record_changed_trigger_restored_still_shows(lib):
+    ids = _filled(lib)
+    _raw(lib, "DROP TRIGGER audit_verifications_no_update",
+         f"UPDATE audit_verifications SET customer_id = 'C9' WHERE id = {ids[2]}",
+         "CREATE TRIGGER audit_verifications_no_update BEFORE UPDATE ON audit_verifications "
+         "BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be changed'); END;")
+    assert lib.audit.verify_append_only() == []  # the triggers look fine again...
+    chk = lib.audit.verify_chain()  # ...but the chain names the changed record
+    assert not chk.ok and chk.first_bad["record_id"] == ids[2] and chk.first_bad["fields"] == ["customer_id"]
+
+
+def test_fresh_database_at_an_anchored_path_is_blocked_but_an_empty_one_is_not(tmp_path):
+    p = tmp_path / "x.sqlite3"
+    Library(p).close()
+    for f in tmp_path.glob("x.sqlite3*"):
+        f.unlink()
+    with Library(p) as lib:  # the old trail never held a record: a new empty library is fine
+        assert lib.audit.problems == [] and lib.audit.verify_chain().ok
+        lib.audit.append_verification(entry(1))
+    for f in tmp_path.glob("x.sqlite3*"):
+        f.unlink()
+    with Library(p) as lib:  # the database of a trail with records was deleted: that shows
+        assert lib.audit.problems and lib.stats()["audit_records"] is None
+        assert not lib.audit.verify_chain().ok

@@ -277,3 +277,21 @@ def test_hostile_files_in_a_batch(setup, verifier, tmp_path):
     rep.write_csv(out)
     text = out.read_text(encoding="utf-8")
     assert "caf\ufffd.png" in text and "'=HYPERLINK" in text
+
+
+def test_cli_batch_refuses_a_broken_trail(setup, tmp_path, capsys):
+    import sqlite3
+
+    from sigverify.cli import main
+
+    lib, q = setup
+    run_batch(load_items(q), lib, __import__("sigverify.verify.service", fromlist=["Verifier"]).Verifier(device="cpu"))
+    raw = sqlite3.connect(lib.path)
+    raw.execute("DROP TRIGGER audit_verifications_no_update")
+    raw.execute("UPDATE audit_verifications SET verdict = 'genuine'")
+    raw.commit()
+    raw.close()
+    rc = main(["batch", str(q), "--db", str(lib.path), "--out", str(tmp_path / "o.csv"), "--new-run", "--json",
+               "--device", "cpu"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 9 and d["exit_code"] == 9 and d["first_bad"]["kind"] == "verification"

@@ -409,6 +409,13 @@ def cmd_batch(args) -> int:
     bar = CliProgress("batch", quiet=args.quiet or args.json)
     try:
         with _library(args) as lib:
+            if not args.no_audit:  # a long audited job starts only on an intact trail
+                chk = lib.audit.verify_chain()
+                if not chk.ok:
+                    from sigverify.errors import AuditIntegrityError
+
+                    raise AuditIntegrityError(chk.message() + "; no batch is recorded on a broken audit trail "
+                                              "(run 'sigverify-cli audit verify')", chk.first_bad)
             rep = run_batch(items, lib, v, bar, lambda: stop["flag"], audit=not args.no_audit,
                             batch_size=args.batch_size, workers=args.workers,
                             new_run=getattr(args, "new_run", False), input_name=str(args.input))

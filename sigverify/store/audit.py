@@ -310,7 +310,8 @@ class AuditLog:
         have_meta = "meta" in names and conn.execute(
             "SELECT 1 FROM meta WHERE key = ?", (CHAIN_META_KEY,)).fetchone() is not None
         anchor = read_anchor(anchor_path)
-        if have_meta or anchor is not None:
+        # an anchor at entry 0 (a trail that never held a record) does not make a new database suspicious
+        if have_meta or (anchor is not None and int(anchor.get("seq", 0) or 0) > 0):
             missing = [n for n in (*AUDIT_TABLES, *APPEND_ONLY_TRIGGERS, *CHAIN_TRIGGERS) if n not in names]
             problems = [f"audit object {n!r} is missing (dropped or renamed); it is not re-created" for n in missing]
             if not have_meta and not missing:

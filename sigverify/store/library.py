@@ -729,9 +729,13 @@ class Library:
 
     def stats(self) -> dict:
         r = self._q("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM reference_images"
-                    " WHERE removed_utc IS NULL), (SELECT COUNT(*) FROM audit_verifications)")[0]
-        return {"path": str(self.path), "customers": r[0], "references": r[1], "audit_records": r[2],
-                "journal_mode": self.journal_mode}
+                    " WHERE removed_utc IS NULL)")[0]
+        try:
+            n_audit = self._q("SELECT COUNT(*) FROM audit_verifications")[0][0]
+        except sqlite3.OperationalError:  # the audit table is missing (reported by audit.problems)
+            n_audit = None
+        return {"path": str(self.path), "customers": r[0], "references": r[1], "audit_records": n_audit,
+                "journal_mode": self.journal_mode, "audit_problems": list(self.audit.problems)}
 
 
 def signature_source(account_id: str, ref_id: int, file_name: str) -> str:
