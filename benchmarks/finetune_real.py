@@ -113,7 +113,32 @@ def evaluate(base, new_net, cached, metric: str, base_thr, new_thr, device) -> d
         b = evaluate_embeddings(eb[m], cached.writers[m], cached.genuine[m], cached.digests[m], metric, base_thr)
         a = evaluate_embeddings(en[m], cached.writers[m], cached.genuine[m], cached.digests[m], metric, new_thr)
         out[ds] = {"before": b, "after": a}
-    return out
+    return out, eb, en
+
+
+def clerk_before_after(base, res, held, eb, en, ks=(1, 3, 5)) -> dict:
+    """The clerk's protocol on the evaluation writers: the base model's own decision (its card's policy
+    and thresholds) vs the fine-tuned model's (its adapted decision stage), both through the app's
+    decision path."""
+    import tempfile
+
+    from sigverify.app.case import decide
+    from sigverify.train.clerk import clerk_protocol
+    from sigverify.train.finetune import save_finetuned
+    from sigverify.verify.service import Verifier
+
+    def fn(v):
+        def f(q, refs):
+            d = decide(v, q, refs)
+            return d.verdict.zone, float(d.decision_score)
+        return f
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vb = Verifier(base, "cpu", aggregate=None)
+        vn = Verifier(save_finetuned(res, out=Path(tmp) / "ft.safetensors"), "cpu", aggregate=None)
+        return {"policy_before": vb.aggregate, "policy_after": vn.aggregate,
+                "before": clerk_protocol(eb, held.writers, held.genuine, fn(vb), ks, held.digests),
+                "after": clerk_protocol(en, held.writers, held.genuine, fn(vn), ks, held.digests)}
 
 
 def pct(x) -> str:
@@ -207,7 +232,8 @@ def main(argv=None) -> int:
         res = finetune(rep, base, cfg, progress=prog)
         t_ft = res.seconds
         held_g = held if gname == "pooled" else held.select(held.datasets == gname)
-        ev = evaluate(base, res.network, held_g, metric, base_thr, res.card.calibration[metric]["eer_threshold"], dev)
+        ev, eb, en = evaluate(base, res.network, held_g, metric, base_thr, res.card.calibration[metric]["eer_threshold"], dev)
+        clerk = clerk_before_after(base, res, held_g, eb, en)
         print(f"\n== fine-tune group {gname}: {len(ws)} writers, {rep.n_images} images "
               f"(preprocessing {t_pre:.1f}s + fine-tune {t_ft:.1f}s = {t_pre + t_ft:.1f}s; trunk pass "
               f"{res.card.training['trunk_seconds']}s; best epoch {res.card.training['best_epoch']})")
@@ -223,7 +249,13 @@ def main(argv=None) -> int:
         report["runs"][gname] = {"tune_writers": len(ws), "tune_images": rep.n_images, "preprocess_s": round(t_pre, 2),
                                  "finetune_s": round(t_ft, 2), "trunk_s": res.card.training["trunk_seconds"],
                                  "best_epoch": res.card.training["best_epoch"], "notes": res.notes, "eval": rows,
-                                 "validation": res.card.metrics["validation"]}
+                                 "validation": res.card.metrics["validation"], "clerk": clerk}
+        print(f"   clerk's protocol on the evaluation writers ({clerk['policy_before']} -> {clerk['policy_after']} policy):")
+        for k in clerk["after"]:
+            b, a = clerk["before"][k], clerk["after"][k]
+            print(f"     K={k}: EER {pct(b['eer'])} -> {pct(a['eer'])}  genuine accepted {pct(b['genuine_accepted'])} -> "
+                  f"{pct(a['genuine_accepted'])}  rejected {pct(b['genuine_rejected'])} -> {pct(a['genuine_rejected'])}  "
+                  f"skilled accepted {pct(b['skilled_accepted'])} -> {pct(a['skilled_accepted'])}  ({a['writers']} writers)")
         if args.curves and gname == "pooled":
             from sigverify.train.evaluate import save_curves
 
