@@ -295,3 +295,39 @@ def test_cli_batch_refuses_a_broken_trail(setup, tmp_path, capsys):
                "--device", "cpu"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 9 and d["exit_code"] == 9 and d["first_bad"]["kind"] == "verification"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(setup, tmp_path):
+    import sqlite3
+    import time
+
+    lib, _ = setup
+    q = _many(tmp_path, lib, 40)
+    out = tmp_path / "r.csv"
+    cmd = [sys.executable, "-m", "sigverify", "batch", str(q), "--db", str(lib.path), "--out", str(out),
+           "--batch-size", "1", "--workers", "1", "--quiet", "--device", "cpu"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.02)
+        try:
+            n = sqlite3.connect(lib.path).execute("SELECT COUNT(*) FROM batch_results").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if n >= 3:
+            break
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGINT)  # the second one: give up at once
+    t0 = time.time()
+    rc = p.wait(60)
+    assert rc == 8 and time.time() - t0 < 30, p.stderr.read()
+    done = sqlite3.connect(lib.path).execute("SELECT COUNT(*) FROM batch_results").fetchone()[0]
+    assert 3 <= done < 40
+    from sigverify.verify.service import Verifier
+
+    rep = run_batch(load_items(q), lib, Verifier(device="cpu"), batch_size=1, workers=1)
+    assert rep.resumed == done and rep.processed == 40
+    keys = _audit_keys(lib)
+    assert len(keys) == 40 and len(set(keys)) == 40
