@@ -88,6 +88,15 @@ def test_metric_switch_changes_metric_and_calibration_together():
     assert s.notices == []
 
 
+def test_uncalibrated_policy_falls_back_to_the_cards_default():
+    from sigverify.app.session import POLICY_FALLBACK
+
+    s = open_session(random_model(), "cpu", aggregate="min")  # no thresholds fitted for "min"
+    assert s.verifier.aggregate == "mean" and [n.kind for n in s.notices] == [POLICY_FALLBACK]
+    assert s.notices[0].requested == "min" and s.notices[0].used == "mean"
+    assert open_session(random_model(), "cpu", aggregate="mean").notices == []
+
+
 def test_refused_model_raises_unless_the_model_fallback_is_asked_for(tmp_path):
     bad = tmp_path / "tampered.safetensors"
     bad.write_bytes(b"not a model")
@@ -104,10 +113,19 @@ def test_decide_is_the_verifiers_policy_applied_to_embeddings(verifier):
     q = rng.normal(size=verifier.card.embedding_dim).astype(np.float32)
     refs = rng.normal(size=(4, verifier.card.embedding_dim)).astype(np.float32)
     q, refs = q / np.linalg.norm(q), refs / np.linalg.norm(refs, axis=1, keepdims=True)
+    # a model whose card has no decision stage: the pair calibration and the verifier's settings
+    plain = open_session(random_model(), "cpu", aggregate="mean", adapt_to_person=False).verifier
+    got = decide(plain, q, refs)
+    want = verify_against_references(q, refs, plain.calibration, plain.metric, "mean", False)
+    assert got.verdict == want.verdict and got.distances == want.distances and got.person_scale == 1.0
+    # the shipped model: the policy's own thresholds from the card (and its cohort), exactly what the
+    # core Verifier decides on the same embeddings
     got = decide(verifier, q, refs)
-    want = verify_against_references(q, refs, verifier.calibration, verifier.metric, verifier.aggregate,
-                                     verifier.adapt_to_person)
-    assert got.verdict == want.verdict and got.distances == want.distances
+    dcal, _ = verifier.card.decision_calibration(verifier.metric, verifier.aggregate, len(refs))
+    if dcal is not None:
+        assert (got.verdict.accept, got.verdict.reject) != (verifier.calibration.accept, verifier.calibration.reject)
+    same = verifier.decide_embeddings(q, refs)
+    assert got.verdict == same.verdict and got.distances == same.distances
     with pytest.raises(SigverifyError, match="no usable reference"):
         decide(verifier, q, np.zeros((0, verifier.card.embedding_dim), np.float32))
 

@@ -21,6 +21,7 @@ from sigverify.verify.service import Verifier
 DEVICE_FALLBACK = "device_fallback"
 METRIC_FALLBACK = "metric_fallback"
 MODEL_FALLBACK = "model_fallback"
+POLICY_FALLBACK = "policy_fallback"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def open_session(model: str | os.PathLike | LoadedModel | None = None, device: s
 
     - ``device`` ``None``/"auto" picks the GPU when there is one; an unavailable GPU -> CPU + notice.
     - ``metric`` ``None`` uses the card's; one the model is not calibrated for -> the card's + notice.
+    - ``aggregate`` (decision policy) ``None`` uses the card's default; one without fitted thresholds
+      (or "writer" on a model without a cohort) -> the card's default (or "mean") + notice.
     - ``model_fallback``: a refused ``model`` file -> the shipped model (or random weights) + notice;
       without it a refused file raises ``ModelError``.
     Blocking (seconds: imports torch and reads the weights): front ends call it off their UI thread.
@@ -130,7 +133,13 @@ def open_session(model: str | os.PathLike | LoadedModel | None = None, device: s
         verifier = Verifier(loaded, str(torch_dev), None, aggregate, adapt_to_person)
         notices.append(Notice(METRIC_FALLBACK, f"{exc}; using the model's own {verifier.metric} distance",
                               exc.metric or str(metric), verifier.metric))
+    if aggregate and verifier.aggregate != aggregate or verifier.aggregate not in verifier.policies:
+        # a policy the model has no thresholds for (or needs a cohort it lacks): the card's default
+        used = loaded.card.default_policy if loaded.card.default_policy in verifier.policies else "mean"
+        notices.append(Notice(POLICY_FALLBACK, f"model {loaded.card.name!r} has no thresholds calibrated for the "
+                              f"{aggregate!r} decision policy; using {used!r}", str(aggregate), used))
+        verifier.aggregate = used
     return Session(verifier, notices, requested)
 
 
-__all__ = ["Session", "Notice", "open_session", "DEVICE_FALLBACK", "METRIC_FALLBACK", "MODEL_FALLBACK"]
+__all__ = ["Session", "Notice", "open_session", "DEVICE_FALLBACK", "METRIC_FALLBACK", "MODEL_FALLBACK", "POLICY_FALLBACK"]
