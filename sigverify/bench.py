@@ -118,6 +118,8 @@ def bench_pair_breakdown(verifier, path_a: Path, path_b: Path, reps: int = 15) -
     parts = {
         "load_2_ms": lambda: (load_image(path_a), load_image(path_b)),
         "preprocess_2_ms": lambda: (preprocess(ia, cfg), preprocess(ib, cfg)),
+        # the clean-crop pipeline alone (what the default costs without the cheque/document check)
+        "preprocess_2_clean_ms": lambda: (preprocess(ia, cfg, document=False), preprocess(ib, cfg, document=False)),
         "embed_2_ms": lambda: verifier.embedder.embed_arrays([pa.input, pb.input]),
         "score_ms": lambda: verdict_for(distance(ea, eb, verifier.metric), verifier.calibration),
     }

@@ -31,7 +31,8 @@ def test_run_benchmarks_keys_and_types():
     assert set(r["batch_timing_s"]) >= {"read_preprocess", "embed", "decide", "audit"}
     if r.get("onnx_note") is None:  # onnxruntime installed: measured side by side, same embeddings
         assert _is_num(r["onnx_ratio_vs_torch"]) and r["onnx_max_abs_diff"] < 1e-5
-    assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "embed_2_ms", "score_ms"}
+    assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "preprocess_2_clean_ms", "embed_2_ms",
+                                           "score_ms"}
     json.dumps(r)  # JSON-ready as it is
     text = bench.format_table(r)
     assert "pair end to end" in text and "ratio" in text
