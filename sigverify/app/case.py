@@ -52,10 +52,13 @@ def reference_identity(sig: Signature) -> str:
 
 
 def case_key(questioned_sha256: str, reference_identities: Sequence[str], model_id: str,
-             customer_id: str | None = None) -> str:
-    """Same questioned bytes + same set of references + same model (+ customer) -> same key."""
-    payload = json.dumps({"q": questioned_sha256, "refs": sorted(reference_identities), "model": model_id,
-                          "customer": customer_id or ""}, sort_keys=True)
+             customer_id: str | None = None, crop: Sequence[int] | None = None) -> str:
+    """Same questioned bytes + same set of references + same model (+ customer, + the clerk's crop
+    rectangle when one was drawn) -> same key."""
+    d = {"q": questioned_sha256, "refs": sorted(reference_identities), "model": model_id, "customer": customer_id or ""}
+    if crop:
+        d["crop"] = [int(v) for v in crop]
+    payload = json.dumps(d, sort_keys=True)
     return sha256_bytes(payload.encode("utf-8"))
 
 
@@ -80,7 +83,9 @@ class Case:
 
     @property
     def key(self) -> str:
-        return case_key(self.questioned_sha256, self.reference_keys, self.model_id, self.customer_id)
+        pre = self.questioned.preprocessed
+        crop = pre.region if getattr(pre, "region_source", None) == "crop" else None
+        return case_key(self.questioned_sha256, self.reference_keys, self.model_id, self.customer_id, crop)
 
     @property
     def reference_ids(self) -> list[int]:
@@ -153,6 +158,10 @@ def record_case(case: Case, library, *, verifier: Verifier, source: str = "gui",
         case.rerun = True
         return case
     det = {"case_id": case.case_id, "case_key": key, "elapsed_ms": round(float(case.elapsed_ms), 2)}
+    pre = case.questioned.preprocessed
+    if getattr(pre, "region", None):  # where on the scan the signature was taken from, and how
+        det["questioned_region"] = [int(v) for v in pre.region]
+        det["region_source"] = pre.region_source
     override = float(getattr(case.decision, "threshold_override", 1.0))
     if override != 1.0:  # a supervisor's per-customer threshold multiplier was applied
         det["threshold_override"] = override

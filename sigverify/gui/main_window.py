@@ -365,6 +365,9 @@ class MainWindow(QMainWindow):
         self.ref_pane.remove_requested.connect(self.remove_reference)
         self.ref_pane.selection_changed.connect(lambda _i: self.refresh_overlay())
         self.overlay_pane.reference_chosen.connect(self.ref_pane.select)
+        from sigverify.gui.crop import attach as attach_crop_tool
+
+        attach_crop_tool(self)  # the questioned pane's Crop… re-reads the signature from the chosen rectangle
         c.show_result(None)
         # Tab order: reference pane and its buttons, questioned pane and its buttons, the decision.
         d = self.verdict_panel.decision

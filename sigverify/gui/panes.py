@@ -59,7 +59,9 @@ def signature_display(sig, mode: str) -> np.ndarray:
     if mode == ORIGINAL:
         orig = (pre.stages or {}).get("original")
         if orig is not None:
-            return orig
+            from sigverify.gui.crop import draw_region, shows_region
+
+            return draw_region(orig, pre.region, pre.region_source) if shows_region(pre) else orig
     return 255 - pre.input
 
 
@@ -521,6 +523,8 @@ class ReferencePane(SignaturePane):
 class QuestionedPane(SignaturePane):
     """The one signature to verify (e.g. cut from a cheque)."""
 
+    crop_chosen = Signal(object)  # (x, y, w, h) the clerk drew on the original scan (gui/crop.py)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Questioned", "Drop the signature to verify here\n(e.g. from the cheque), "
                                        "or paste with Ctrl+V", parent)
@@ -542,6 +546,12 @@ class QuestionedPane(SignaturePane):
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         fl.addWidget(self.input_thumb)
         fl.addWidget(self.info, 1)
+        self.crop_button = QToolButton()
+        self.crop_button.setText("Crop\u2026")
+        self.crop_button.setToolTip("Wrong part of the cheque? Drag a rectangle around the signature")
+        self.crop_button.setEnabled(False)
+        self.crop_button.clicked.connect(self._crop)
+        fl.addWidget(self.crop_button, 0, Qt.AlignmentFlag.AlignTop)
         self.layout_.addWidget(self.footer)
         self._finish_layout()
 
@@ -566,6 +576,7 @@ class QuestionedPane(SignaturePane):
 
     def _update_footer(self) -> None:
         s = self._sig
+        self.crop_button.setEnabled(s is not None and (s.preprocessed.stages or {}).get("original") is not None)
         if s is None:
             self.input_thumb.clear()
             self.info.setText("No questioned signature yet")
@@ -579,8 +590,24 @@ class QuestionedPane(SignaturePane):
         if orig is not None:
             lines.append(f"Scan: {orig.shape[1]} \u00d7 {orig.shape[0]} px")
         lines.append(f"Network input: {inp.shape[1]} \u00d7 {inp.shape[0]} px, ink {100 * (inp > 127).mean():.1f} %")
+        from sigverify.gui.crop import region_caption
+
+        if region_caption(s.preprocessed):
+            lines.append(region_caption(s.preprocessed))
         lines.append(f"Source: {s.source}")
         self.info.setText("\n".join(lines))
+
+
+    def _crop(self) -> None:
+        from sigverify.gui.crop import choose_crop
+
+        s = self._sig
+        orig = None if s is None else (s.preprocessed.stages or {}).get("original")
+        if orig is None:
+            return
+        rect = choose_crop(self, orig, s.preprocessed.region)
+        if rect is not None:
+            self.crop_chosen.emit(rect)
 
 
 class OverlayPane(QFrame):

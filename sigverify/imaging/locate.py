@@ -73,6 +73,7 @@ class Analysis:
     region_work: tuple[int, int, int, int] | None = None
     score: float = 0.0
     blank: bool = False
+    paper_saturation: float = 0.0  # median colour saturation of the paper (0: grey scan)
 
     @property
     def signature_found(self) -> bool:
@@ -89,15 +90,35 @@ def work_image(image: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, np
     sat = None
     if image.ndim == 3:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        # colour only feeds per-cluster statistics: a strided sample is enough (and ~10x cheaper)
+        # colour: a strided sample is enough (and ~10x cheaper than converting the whole scan)
         f = max(1, int(1 / s))
         sub = np.ascontiguousarray(image[::f, ::f])
-        sat = cv2.resize(cv2.cvtColor(sub, cv2.COLOR_RGB2HSV)[..., 1], size, interpolation=cv2.INTER_NEAREST)
+        hsv = cv2.resize(cv2.cvtColor(sub, cv2.COLOR_RGB2HSV), size, interpolation=cv2.INTER_NEAREST)
+        sat = hsv[..., 1]
     else:
         grey = image
     if s < 1.0:
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    if sat is not None:
+        grey = _drop_stamp_colours(grey, hsv)
     return grey, sat, s
+
+
+def _drop_stamp_colours(grey: np.ndarray, hsv: np.ndarray) -> np.ndarray:
+    """Paint ink of stamp colours (red, orange, yellow, green, magenta) as paper, when other ink remains:
+    pens on cheques are blue, black or violet."""
+    hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    stamp = (sat > 80) & (val < 240) & ((hue <= 14) | ((hue >= 20) & (hue <= 90)) | (hue >= 155))
+    n = int(stamp.sum())
+    if n == 0:
+        return grey
+    other = (grey < 150) & ~stamp
+    if int(other.sum()) < 0.3 * n:
+        return grey  # a red (or green) signature on its own stays
+    spread = cv2.dilate(stamp.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~(other & (sat < 60))
+    out = grey.copy()
+    out[spread] = 255
+    return out
 
 
 def flat_field(grey: np.ndarray) -> np.ndarray:
@@ -184,7 +205,7 @@ def find_lines(mask: np.ndarray, min_len: int) -> list[tuple[float, float, float
     m2 = cv2.resize(mask, (w // f, h // f), interpolation=cv2.INTER_AREA) if f > 1 else mask
     ml = max(20, min_len // f)
     segs = cv2.HoughLinesP(m2 * 255, 1, np.pi / 180, threshold=max(20, ml // 2), minLineLength=ml,
-                           maxLineGap=max(2, ml // 25))
+                           maxLineGap=max(3, ml // 6))  # bridge the gaps where pen strokes cross
     if segs is None:
         return []
     found: list[tuple[float, ...]] = []
@@ -433,6 +454,8 @@ def analyse(image: np.ndarray, score: bool = True) -> Analysis:
     clean = erase_lines(mask, lines) if lines else mask
     skew = _skew(lines)
     a = Analysis(s, (h0, w0), mask, clean, lines, skew_deg=skew)
+    if sat is not None:
+        a.paper_saturation = float(np.median(sat[::4, ::4][mask[::4, ::4] == 0]))
     dist = cv2.distanceTransform(clean, cv2.DIST_L2, 3)
     a.clusters = _cluster_features(sat, flat, clean, lines, skew, dist)
     a.is_document, a.reasons = _document_cues(a)
@@ -451,7 +474,7 @@ def analyse(image: np.ndarray, score: bool = True) -> Analysis:
     return a
 
 
-PRINTED_WOBBLE = 0.88  # px: straighter and more even than this is a ruler line, not a pen stroke
+PRINTED_WOBBLE = 1.0  # px: straighter and more even than this is a ruler line, not a pen stroke
 
 
 def _document_cues(a: Analysis) -> tuple[bool, list[str]]:
@@ -463,7 +486,10 @@ def _document_cues(a: Analysis) -> tuple[bool, list[str]]:
     points = 0
     ys, xs = np.nonzero(a.clean)
     ix0, ix1 = (np.percentile(xs, [1, 99]) if len(xs) else (0, 0))
-    printed = [ln for ln in a.lines if ln[5] < PRINTED_WOBBLE]
+    # ruler-straight, even, and long for its thickness (phone-drawn strokes are even and straight too,
+    # but short and thick)
+    printed = [ln for ln in a.lines if ln[5] < PRINTED_WOBBLE
+               and math.hypot(ln[2] - ln[0], ln[3] - ln[1]) >= max(40.0, 40 * ln[4])]
     long_h = []
     for x1, y1, x2, y2, t, wob in printed:
         L = math.hypot(x2 - x1, y2 - y1)
@@ -484,6 +510,9 @@ def _document_cues(a: Analysis) -> tuple[bool, list[str]]:
     if len(a.clusters) >= 8:
         points += 1
         reasons.append("many fields")
+    if a.paper_saturation > 8:
+        points += 1
+        reasons.append("tinted paper")
     return points >= 2, reasons
 
 
@@ -497,17 +526,26 @@ def _choose(a: Analysis) -> tuple[tuple[int, int, int, int] | None, float]:
     x, y, bw, bh = cl[best].box
     box = [x, y, x + bw, y + bh]
     used = {best}
+    ip = FEATURES.index("printed_row")
+    ink0 = cl[best].ink
     changed = True
     while changed:
         changed = False
         for i, c in enumerate(cl):
-            if i in used or c.score < NEIGHBOUR_SCORE:
+            if i in used or c.features[ip] > 0.5:
                 continue
             cx, cy, cw, ch = c.box
             hgap = max(box[0] - (cx + cw), cx - box[2], 0)
+            vgap = max(box[1] - (cy + ch), cy - box[3], 0)
             vov = min(box[3], cy + ch) - max(box[1], cy)
             refh = box[3] - box[1]
-            if hgap <= 0.6 * refh and vov >= 0.3 * min(ch, refh) and ch <= 1.6 * refh:
+            # a neighbour that also looks like the signature, on the same line of writing ...
+            side = c.score >= NEIGHBOUR_SCORE and hgap <= 0.8 * refh and vov >= 0.3 * min(ch, refh) \
+                and ch <= 1.6 * refh
+            # ... or a small piece of pen ink right at it (dots, a flourish, a stroke cut by a line)
+            piece = c.ink < 0.35 * ink0 and c.score >= 0.05 and hgap <= 0.25 * refh and vgap <= 0.25 * refh \
+                and ch <= refh
+            if side or piece:
                 box = [min(box[0], cx), min(box[1], cy), max(box[2], cx + cw), max(box[3], cy + ch)]
                 used.add(i)
                 changed = True

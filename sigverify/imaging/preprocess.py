@@ -64,6 +64,7 @@ class Preprocessed:
     region: tuple[int, int, int, int] | None = None  # x, y, w, h of the signature in the original image
     document: bool = False  # True: located / cleaned as a document (cheque, form), not as a clean crop
     cues: list[str] = field(default_factory=list)  # why it counted as a document
+    region_source: str = "ink"  # "ink" (clean crop: the ink's box), "located" (found on a document), "crop" (given)
 
 
 def _to_grey(rgb: np.ndarray, remove_stamps: bool) -> np.ndarray:
@@ -269,7 +270,7 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if crop is not None:
-        return _preprocess_document(image, cfg, keep_stages, _clip_crop(crop, image.shape), ["crop given"])
+        return _preprocess_document(image, cfg, keep_stages, _clip_crop(crop, image.shape), ["crop given"], "crop")
     if document is not False:
         from sigverify.imaging.locate import analyse
 
@@ -279,7 +280,7 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
                 raise BlankImageError("no signature found: the page has printed fields (" + ", ".join(a.reasons)
                                       + ") but no handwritten signature was found on it - crop it by hand if "
                                       "there is one")
-            return _preprocess_document(image, cfg, keep_stages, a.region, a.reasons)
+            return _preprocess_document(image, cfg, keep_stages, a.region, a.reasons, "located")
     return _preprocess_clean(image, cfg, keep_stages)
 
 
@@ -294,7 +295,7 @@ def _clip_crop(crop, shape) -> tuple[int, int, int, int]:
 
 
 def _preprocess_document(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool,
-                         region: tuple[int, int, int, int], cues: list[str]) -> Preprocessed:
+                         region: tuple[int, int, int, int], cues: list[str], source: str) -> Preprocessed:
     from sigverify.imaging.document import clean_document
 
     x, y, w, h = region
@@ -304,7 +305,7 @@ def _preprocess_document(image: np.ndarray, cfg: PreprocessConfig, keep_stages: 
     if keep_stages:
         stages = {"region": part, **stages, "input": net}
     return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()),
-                        region=(int(x), int(y), int(w), int(h)), document=True, cues=list(cues))
+                        region=(int(x), int(y), int(w), int(h)), document=True, cues=list(cues), region_source=source)
 
 
 def _preprocess_clean(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool) -> Preprocessed:
