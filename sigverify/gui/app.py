@@ -37,6 +37,24 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def audit_warning(parent=None, interactive: bool = True, db_path=None) -> str | None:
+    """Check the audit trail at start (issue 14: never silently); a broken chain gets a blocking
+    warning naming the first bad record. Returns the problem text, or None when the trail is intact."""
+    from sigverify.store.audit import check_audit
+
+    chk = check_audit(db_path)
+    if chk.ok:
+        return None
+    text = ("The audit trail of the library failed its integrity check: " + "; ".join(p["message"] for p in chk.problems[:3]) +
+            "\n\nRecording is refused until an administrator has looked at it "
+            "(sigverify-cli audit verify shows the details).")
+    if interactive:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(parent, "sigverify - audit trail broken", text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.scale:
@@ -77,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.models_ui import install_training_ui
 
     install_training_ui(win)  # Model > Fine-tune on my references / Manage models
+    audit_problem = audit_warning(win, interactive=not args.screenshot)
+    if audit_problem and args.screenshot:
+        print(f"sigverify: warning: {audit_problem}", file=sys.stderr)
     from sigverify.gui.signin import install_operator_ui
 
     try:  # first-run choice + sign-in (scripted --screenshot: local operator or SIGVERIFY_TOKEN)
