@@ -306,6 +306,13 @@ class SignaturePane(QFrame):
         super().resizeEvent(e)
         self._elide_subtitle()
 
+    def showEvent(self, e) -> None:  # noqa: N802
+        super().showEvent(e)
+        # The title keeps its full width with the style sheet's font ("Reference" never reads "Refer").
+        t = self.title_label
+        t.ensurePolished()
+        t.setMinimumWidth(t.fontMetrics().horizontalAdvance(t.text()) + 6)
+
     def set_busy(self, busy: bool, text: str = "Loading\u2026") -> None:
         self.busy_row.setVisible(busy)
         if busy:

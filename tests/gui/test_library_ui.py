@@ -49,6 +49,7 @@ def stub(qtbot, verifier, db):
     w.case.ask = lambda text: "leave"
     ctl.confirm = lambda title, text: True
     w.comparison.confirm = lambda title, text: True
+    w.show()
     yield w, ctl
     ctl.close()
     w.jobs.shutdown()

@@ -88,7 +88,8 @@ def test_wizard_full_walk(qtbot, window, dataset, base_model_path):
     assert "Estimated time" in s.estimate.text()
     assert s.adv.isHidden()
     s.epochs.setValue(3)
-    s.val_frac.setValue(0.34)  # 2 of 6 writers held out
+    s.val_frac.setValue(0.34)  # 2 of 6 writers held out: too few, said loudly before training
+    assert "will be held out" in s.estimate.text() and "at least 10" in s.estimate.text()
     s.augment.setValue(1)
     progress, rows = [], []
     wiz.training_progress.connect(lambda f, m: progress.append(f))
@@ -108,6 +109,13 @@ def test_wizard_full_walk(qtbot, window, dataset, base_model_path):
     assert r.table.rowCount() >= 4 and r.table.item(0, 1).text().endswith("%")
     assert r.roc.pixmap() is not None and not r.roc.pixmap().isNull()
     r.name.setText("Branch 12 fine-tune")
+    # 2 held-out writers: the figures are not a basis for switching, so no one-click activation
+    assert r.assessment[0] == "unreliable" and r.warning.isVisible() and "only 2 held-out" in r.warning.text()
+    assert not r.use_btn.isEnabled()
+    r.use_now()
+    assert window.current_verifier().model.path != (Path(wiz.saved_path) if wiz.saved_path else None)
+    r.use_anyway.setChecked(True)  # the explicit second step
+    assert r.use_btn.isEnabled()
     with qtbot.waitSignal(window.verifier_changed, timeout=TIMEOUT):
         r.use_btn.click()
     saved = Path(wiz.saved_path)
@@ -159,6 +167,8 @@ def test_manage_models_rename_switch_delete(qtbot, window, base_model_path, tmp_
     p = save_model(m.network, m.card, user_models_dir() / "saved-one.safetensors")
     dlg = ManageModelsDialog(window)
     qtbot.addWidget(dlg)
+    asked = []
+    dlg.confirm = lambda title, text: asked.append(text) or True
     assert dlg.select_path(str(p))
     assert "saved one" in dlg.details.toPlainText()
     new = dlg.rename_selected("Renamed model")
@@ -166,7 +176,11 @@ def test_manage_models_rename_switch_delete(qtbot, window, base_model_path, tmp_
     assert load_model(new).card.name == "Renamed model"
     with qtbot.waitSignal(window.verifier_changed, timeout=TIMEOUT):
         dlg.use_selected()
+    assert asked and "writer(s) only" in asked[0]  # no measured figures: confirmed, not one click
     assert str(window.current_verifier().model.path) == new
+    dlg.refresh(select=new)
+    assert str(dlg.models[dlg.active_row].path) == new and "active" in dlg.table.item(dlg.active_row, 1).text()
+    assert sum("active" in dlg.table.item(i, 1).text() for i in range(dlg.table.rowCount())) == 1
     dlg.refresh(select=new)
     assert not dlg.delete_selected(confirm=False)  # in use: refused
     assert Path(new).exists()
