@@ -556,7 +556,8 @@ class ComparisonController(QObject):
         self._t_request = None
         self._result = res
         self.show_result(res)
-        w.last_label.setText(f"Last verification {datetime.now():%H:%M:%S} \u00b7 {res.elapsed_ms:.0f} ms")
+        w.last_label.setText(f"Last: {datetime.now():%H:%M:%S} \u00b7 {res.elapsed_ms:.0f} ms")
+        w.last_label.setToolTip(f"Last verification at {datetime.now():%H:%M:%S}, {res.elapsed_ms:.0f} ms")
         w.statusBar().showMessage(f"Verdict: {res.decision.verdict.text}", 8000)
         w.verification_done.emit(res)
 

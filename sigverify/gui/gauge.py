@@ -84,7 +84,7 @@ class DistanceGauge(QWidget):
         self._zone: str | None = None
         self._refs: list[float] = []
         self._caption = ""
-        self.setMinimumSize(200, 150)  # the verdict and the decision fit 1366x768 and 200 % on 1920x1080
+        self.setMinimumSize(200, 180)  # the verdict and the decision fit 1366x768 and 200 % on 1920x1080
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setAccessibleName("Distance gauge")

@@ -464,6 +464,7 @@ class MainWindow(QMainWindow):
         self.last_label = QLabel("No verification yet")
         for w in (self.model_label, self.untrained_badge, self.device_label, self.last_label):
             sb.addPermanentWidget(w)
+
         self.untrained_badge.hide()
 
     def update_model_ui(self) -> None:
