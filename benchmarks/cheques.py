@@ -201,7 +201,7 @@ def cmd_eval(args) -> int:
     v = Verifier(args.model, "cpu")
     cfg = v.embedder.preprocess_config
     metric = v.metric
-    thr = float(v.calibration["accept"]) if "accept" in v.calibration else float(v.calibration["eer_threshold"])
+    thr = float(v.calibration.eer_threshold)  # the shipped global threshold (FAR / FRR in the card)
     inputs = {"clean": [], "area": [], "cheque": []}
     writers, genuine = [], []
     loc = {"train_layouts": [], "held_out_layouts": []}
