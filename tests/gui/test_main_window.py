@@ -314,10 +314,11 @@ def test_screenshot_option_in_a_subprocess(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIGVERIFY_SETTINGS_DIR=str(tmp_path / "s"))
     t0 = time.time()
     p = subprocess.run([sys.executable, "-m", "sigverify.gui.app", "--reference", *REFS, "--questioned", Q_FORGERY,
-                        "--screenshot", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                        "--size", "1280x800", "--screenshot", str(out)], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     img = QImage(str(out))
-    assert (img.width(), img.height()) == (1280, 800)
+    assert (img.width(), img.height()) == (1280, 800)  # an explicit --size is kept, even beyond the screen
     assert out.stat().st_size > 10_000 and time.time() - t0 < 60
 
 
