@@ -155,7 +155,7 @@ class ComparisonController(QObject):
         def fn(progress, stop):
             from sigverify.app.session import open_session
 
-            return open_session(path, device, metric, "mean", adapt, model_fallback=fallback)
+            return open_session(path, device, metric, None, adapt, model_fallback=fallback)  # the card's policy, as the CLI
 
         def done(session) -> None:
             from sigverify.app.session import MODEL_FALLBACK

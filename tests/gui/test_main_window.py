@@ -260,7 +260,8 @@ def test_settings_are_remembered_across_windows(qtbot, make_window):
     with qtbot.waitSignal(w2.verifier_changed, timeout=TIMEOUT):
         pass
     v = w2.current_verifier()
-    assert (v.metric, v.aggregate, v.adapt_to_person) == ("cosine", "mean", False)
+    # the decision policy is the model card's (as in the CLI): the shipped model's writer-dependent stage
+    assert (v.metric, v.aggregate, v.adapt_to_person) == ("cosine", v.card.default_policy, False)
     assert w2.metric_actions["cosine"].isChecked()
     assert not w2.act_adapt.isChecked()
 
