@@ -146,9 +146,7 @@ def main() -> int:
         sub = cs.select(m)
         sub_emb = emb_all[m]
         rel = name_identities(sub, 8, 1)
-        # name_identities keeps the original rows first, then appends negatives: map embeddings alike
-        pos = {p: i for i, p in enumerate(sub.paths)}
-        return rel, sub_emb[[pos[p] for p in rel.paths]]
+        return rel, sub_emb[sub.rows_of(rel.paths)]
 
     trn_mask = np.isin(cs.writers, split.train) & cs.genuine & np.isin(cs.datasets, train_ds)
     rng = np.random.default_rng(0)

@@ -22,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -58,13 +57,12 @@ def main() -> int:
     base = Verifier(model, "cpu", aggregate="mean")
     emb_all = base.embedder.embed_arrays(list(cs.images))
     split = WriterSplit.load(a.split)
-    pos = {p: i for i, p in enumerate(cs.paths)}
 
     def part(writers, relabel=True):
         sub = cs.of_writers(writers)
         if relabel:
             sub = name_identities(sub, 8, 1)
-        return sub, emb_all[[pos[p] for p in sub.paths]]
+        return sub, emb_all[cs.rows_of(sub.paths)]
 
     trn, trn_emb = part(split.train, relabel=False)
     val, val_emb = part(split.val)

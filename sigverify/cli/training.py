@@ -173,9 +173,8 @@ def cmd_eval(args) -> int:
     metric = verifier.metric
     thr = verifier.calibration.eer_threshold if model.card.calibration else None
     emb_raw = verifier.embedder.embed_arrays(list(cs.images))
-    pos = {p: i for i, p in enumerate(cs.paths)}
-    cs = _relabel(cs, args)
-    emb = emb_raw[[pos[p] for p in cs.paths]]
+    full, cs = cs, _relabel(cs, args)
+    emb = emb_raw[full.rows_of(cs.paths)]
     res = {}
     for ds in sorted(set(map(str, cs.datasets))):
         m = cs.datasets == ds
@@ -256,13 +255,12 @@ def cmd_calibrate(args) -> int:
         raise DataError(f"no writers of {sorted(keep)} in {args.data}")
     cs = _cached(data, writers, model.card.preprocess_config, args)
     emb_all = Verifier(model, str(dev)).embedder.embed_arrays(list(cs.images))
-    pos = {p: i for i, p in enumerate(cs.paths)}
     trn, val = cs.of_writers(split.train), cs.of_writers(split.val)
     if not len(val.paths) or not len(trn.paths):
         raise DataError("the split has no train or no validation writers in these collections")
-    trn_emb = emb_all[[pos[p] for p in trn.paths]]
+    trn_emb = emb_all[cs.rows_of(trn.paths)]
     val = _relabel(val, args)
-    val_emb = emb_all[[pos[p] for p in val.paths]]
+    val_emb = emb_all[cs.rows_of(val.paths)]
     card = model.card
     card.training = dict(card.training, decision_fitted_on={"val_writers": len(set(split.val) & set(data.writers)),
                                                            "datasets": sorted(keep)})

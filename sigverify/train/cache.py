@@ -48,6 +48,11 @@ class CachedSet:
         return CachedSet(self.images[mask], self.writers[mask], self.genuine[mask], self.datasets[mask],
                          self.paths[mask], self.digests[mask], self.failed)
 
+    def rows_of(self, paths) -> np.ndarray:
+        """Row indices of ``paths`` in this set (a path may repeat: relabelled sets duplicate rows)."""
+        pos = {p: i for i, p in enumerate(self.paths)}
+        return np.array([pos[p] for p in paths], dtype=int)
+
     def of_writers(self, writers) -> "CachedSet":
         return self.select(np.isin(self.writers, list(writers)))
 
