@@ -3,7 +3,8 @@ test writers: (1) plain normalised cross-correlation of the preprocessed inputs,
 network with random (untrained) weights, (3) a trained model, (4) score fusion of a trained model's
 distance with the cross-correlation distance, the weight chosen on the split's validation writers.
 
-    python benchmarks/baselines.py --data ../shared/data --split runs/split.json [--model assets/models/sigverify-base.safetensors]
+    python benchmarks/baselines.py --data ../shared/data --split runs/split.json \
+        [--model assets/models/sigverify-base.safetensors]
 
 Prints one row per dataset and method: skilled EER, random EER, AUC.
 """

@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.verify.service import Verifier
 
     h, w = (int(x) for x in args.size.lower().split("x"))
-    names = ["Alice Smith", "Bob Jones", "Carol King", "Dan Brown", "Eve Adams", "Frank Moore", "Grace Lee",
-             "Hugo Weiss"]
+    names = ["Alice Smith", "Bob Jones", "Carol King", "Dan Brown", "Eve Adams", "Frank Moore", "Grace Lee", "Hugo Weiss"]
     with tempfile.TemporaryDirectory(prefix="sigverify-bench-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -75,24 +74,42 @@ def main(argv: list[str] | None = None) -> int:
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     d = rep.summary_dict()
-    d.update({"n": args.n, "image_size": f"{h}x{w}", "customers": args.customers, "refs_per_customer": args.refs,
-              "batch_size": args.batch_size, "workers": args.workers or min(4, max(1, os.cpu_count() or 1)),
-              "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "setup_s": round(setup_s, 1),
-              "load_average": [round(x, 2) for x in load] if load else None})
+    d.update(
+        {
+            "n": args.n,
+            "image_size": f"{h}x{w}",
+            "customers": args.customers,
+            "refs_per_customer": args.refs,
+            "batch_size": args.batch_size,
+            "workers": args.workers or min(4, max(1, os.cpu_count() or 1)),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "setup_s": round(setup_s, 1),
+            "load_average": [round(x, 2) for x in load] if load else None,
+        }
+    )
     if args.json:
         print(json.dumps(d, indent=2))
     else:
         t = d["timing_s"]
         tot = rep.elapsed_s or 1.0
-        print(f"batch throughput: {rep.images_per_s:.1f} images/s  ({rep.processed} images {h}x{w} in "
-              f"{rep.elapsed_s:.2f} s, {len(rep.errors)} error(s))")
-        print(f"  device {rep.device}; {d['workers']} preprocessing thread(s); batch size {args.batch_size}; "
-              f"{os.cpu_count()} CPU core(s); load average {d['load_average']}")
-        print(f"  read+preprocess {t['read_preprocess']:.2f} s ({100 * t['read_preprocess'] / tot:.0f}%)  "
-              f"embed {t['embed']:.2f} s ({100 * t['embed'] / tot:.0f}%)  decide {t['decide']:.2f} s  "
-              f"audit {t['audit']:.2f} s")
-        print(f"  per image: preprocess {1000 * t['read_preprocess'] / max(rep.processed, 1):.1f} ms, "
-              f"embed {1000 * t['embed'] / max(rep.processed, 1):.1f} ms")
+        print(
+            f"batch throughput: {rep.images_per_s:.1f} images/s  ({rep.processed} images {h}x{w} in "
+            f"{rep.elapsed_s:.2f} s, {len(rep.errors)} error(s))"
+        )
+        print(
+            f"  device {rep.device}; {d['workers']} preprocessing thread(s); batch size {args.batch_size}; "
+            f"{os.cpu_count()} CPU core(s); load average {d['load_average']}"
+        )
+        print(
+            f"  read+preprocess {t['read_preprocess']:.2f} s ({100 * t['read_preprocess'] / tot:.0f}%)  "
+            f"embed {t['embed']:.2f} s ({100 * t['embed'] / tot:.0f}%)  decide {t['decide']:.2f} s  "
+            f"audit {t['audit']:.2f} s"
+        )
+        print(
+            f"  per image: preprocess {1000 * t['read_preprocess'] / max(rep.processed, 1):.1f} ms, "
+            f"embed {1000 * t['embed'] / max(rep.processed, 1):.1f} ms"
+        )
         print(f"  verdicts {d['verdicts']} (model {rep.model_id}; untrained weights give meaningless verdicts)")
     return 0 if not rep.errors else 1
 

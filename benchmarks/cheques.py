@@ -33,8 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from sigverify.imaging import locate as L  # noqa: E402
 from sigverify.imaging.load import load_image  # noqa: E402
-from sigverify.imaging.synth_cheque import (LAYOUTS_HELD_OUT, LAYOUTS_TRAIN, box_iou, make_cheque,  # noqa: E402
-                                            signature_area)
+from sigverify.imaging.synth_cheque import (
+    LAYOUTS_HELD_OUT,
+    LAYOUTS_TRAIN,
+    box_iou,
+    make_cheque,
+    signature_area,
+)
 
 
 def _writers(split_path: Path, part: str) -> list[str]:
@@ -74,8 +79,12 @@ def train_mlp(X: np.ndarray, y: np.ndarray, hidden: int = 16, epochs: int = 600,
     mean, std = X.mean(0), X.std(0) + 1e-3
     Z = (X - mean) / std
     d = Z.shape[1]
-    p = {"w1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)), "b1": np.zeros(hidden),
-         "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)), "b2": np.zeros(1)}
+    p = {
+        "w1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)),
+        "b1": np.zeros(hidden),
+        "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)),
+        "b2": np.zeros(1),
+    }
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
     pos_w = (len(y) - y.sum()) / max(y.sum(), 1)
@@ -94,7 +103,7 @@ def train_mlp(X: np.ndarray, y: np.ndarray, hidden: int = 16, epochs: int = 600,
         for k in p:
             m[k] = b1 * m[k] + (1 - b1) * g[k]
             v2[k] = b2 * v2[k] + (1 - b2) * g[k] ** 2
-            p[k] -= lr * (m[k] / (1 - b1 ** t)) / (np.sqrt(v2[k] / (1 - b2 ** t)) + 1e-8)
+            p[k] -= lr * (m[k] / (1 - b1**t)) / (np.sqrt(v2[k] / (1 - b2**t)) + 1e-8)
     out = {k: v.astype(np.float32) for k, v in p.items()}
     out["mean"], out["std"] = mean.astype(np.float32), std.astype(np.float32)
     out["n_features"] = np.array([X.shape[1]], np.int32)
@@ -118,9 +127,6 @@ def _make(rng_seed: int, data: Path, writers: list[str], layouts, signed: bool =
 
 
 def cmd_train(args) -> int:
-    from safetensors.numpy import save_file
-
-    from sigverify.atomic import atomic_path
 
     if args.from_cache:
         z = np.load(args.from_cache, allow_pickle=False)
@@ -160,10 +166,15 @@ def _fit_and_save(args, X, y) -> int:
     print(f"training accuracy {((s > 0.5) == (y > 0.5)).mean():.3f}")
     out = Path(args.out or L.locator_path())
     with atomic_path(out) as tmp:
-        save_file(params, str(tmp), metadata={"what": "sigverify signature locator (cluster scorer)",
-                                               "features": ",".join(L.FEATURES),
-                                               "trained_on": f"{args.cheques} synthetic cheques, train writers, "
-                                                             f"layouts {','.join(LAYOUTS_TRAIN)}"})
+        save_file(
+            params,
+            str(tmp),
+            metadata={
+                "what": "sigverify signature locator (cluster scorer)",
+                "features": ",".join(L.FEATURES),
+                "trained_on": f"{args.cheques} synthetic cheques, train writers, layouts {','.join(LAYOUTS_TRAIN)}",
+            },
+        )
     os.chmod(out, 0o644)
     print(f"saved {out}")
     return 0
@@ -183,10 +194,13 @@ def _eer_block(emb_a, emb_b, writers, genuine, metric, thr):
         return paired_distances(emb_a[a], emb_b[b], metric)
 
     pos, sk, rd = dist(ps.pos), dist(ps.skilled), dist(ps.random)
-    return {"eer_skilled": eer(pos, sk).eer, "eer_random": eer(pos, rd).eer,
-            "frr_at_threshold": float((pos > thr).mean()) if len(pos) else None,
-            "far_skilled_at_threshold": float((sk <= thr).mean()) if len(sk) else None,
-            "pairs": {"positive": len(pos), "skilled": len(sk), "random": len(rd)}}
+    return {
+        "eer_skilled": eer(pos, sk).eer,
+        "eer_random": eer(pos, rd).eer,
+        "frr_at_threshold": float((pos > thr).mean()) if len(pos) else None,
+        "far_skilled_at_threshold": float((sk <= thr).mean()) if len(sk) else None,
+        "pairs": {"positive": len(pos), "skilled": len(sk), "random": len(rd)},
+    }
 
 
 def cmd_eval(args) -> int:
@@ -210,8 +224,8 @@ def cmd_eval(args) -> int:
     t0 = time.time()
     k = 0
     for w in chosen:
-        files = [(p, True) for p in _images(data, w, "genuine")[:args.per_writer]]
-        files += [(p, False) for p in _images(data, w, "forgery")[:max(1, args.per_writer // 2)]]
+        files = [(p, True) for p in _images(data, w, "genuine")[: args.per_writer]]
+        files += [(p, False) for p in _images(data, w, "forgery")[: max(1, args.per_writer // 2)]]
         others = [o for o in test if o != w]
         for p, g in files:
             k += 1
@@ -254,13 +268,24 @@ def cmd_eval(args) -> int:
             unsigned_ok += 1
     writers_a, genuine_a = np.array(writers), np.array(genuine)
     emb = {n: v.embedder.embed_arrays(x) for n, x in inputs.items()}
-    res = {"model": v.model.model_id, "metric": metric, "threshold": thr, "writers": len(set(writers)),
-           "images": len(writers), "rejected": rejected,
-           "unsigned_reported_no_signature": f"{unsigned_ok}/{n_unsigned}",
-           "locate_iou": {k2: {"median": float(np.median(x)) if x else None,
-                               "iou>=0.5": float(np.mean(np.array(x) >= 0.5)) if x else None, "n": len(x)}
-                          for k2, x in loc.items()},
-           "locate_preprocess_ms_median": round(1000 * float(np.median(t_pre)), 1) if t_pre else None}
+    res = {
+        "model": v.model.model_id,
+        "metric": metric,
+        "threshold": thr,
+        "writers": len(set(writers)),
+        "images": len(writers),
+        "rejected": rejected,
+        "unsigned_reported_no_signature": f"{unsigned_ok}/{n_unsigned}",
+        "locate_iou": {
+            k2: {
+                "median": float(np.median(x)) if x else None,
+                "iou>=0.5": float(np.mean(np.array(x) >= 0.5)) if x else None,
+                "n": len(x),
+            }
+            for k2, x in loc.items()
+        },
+        "locate_preprocess_ms_median": round(1000 * float(np.median(t_pre)), 1) if t_pre else None,
+    }
     for n in ("clean", "area", "cheque"):
         res[n] = _eer_block(emb[n], emb[n], writers_a, genuine_a, metric, thr)
     res["mixed"] = _eer_block(emb["clean"], emb["cheque"], writers_a, genuine_a, metric, thr)

@@ -83,6 +83,7 @@ def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
                 s = (1 - mix) * s + mix * mean / (spread if spread else ref_spread) * ref_spread
             return s
         raise ValueError(policy)
+
     mu_c = cohort.mean(0)
     cov = np.cov(cohort.T)
     lda_inv = np.linalg.inv(cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov)))
@@ -106,6 +107,7 @@ def decide_with(score_fn, cal):
     def decide(q, refs):
         s = score_fn(q, refs)
         return ("genuine" if s <= cal.accept else "forgery" if s > cal.reject else "refer"), s
+
     return decide
 
 
@@ -116,14 +118,20 @@ def main() -> int:
     ap.add_argument("--model")
     ap.add_argument("--cache-dir", default="cache")
     ap.add_argument("--cohort", type=int, default=400)
-    ap.add_argument("--cohort-datasets", nargs="*", help="collections the cohort may come from (default: the model's training sets)")
+    ap.add_argument(
+        "--cohort-datasets", nargs="*", help="collections the cohort may come from (default: the model's training sets)"
+    )
     ap.add_argument("--fit-datasets", nargs="*", help="collections whose validation writers fit thresholds (default: all)")
     ap.add_argument("--policies", nargs="*", default=list(POLICIES))
     ap.add_argument("--out", default="runs/decision_study.json")
     ap.add_argument("--far", type=float, default=0.10, help="skilled-forgery FAR target of the accept threshold")
     ap.add_argument("--frr", type=float, default=0.10, help="genuine FRR target of the reject threshold")
-    ap.add_argument("--report-part", default="test", choices=["val", "test"],
-                    help="writers reported: choose on val (thresholds then fitted on val too), report on test")
+    ap.add_argument(
+        "--report-part",
+        default="test",
+        choices=["val", "test"],
+        help="writers reported: choose on val (thresholds then fitted on val too), report on test",
+    )
     ap.add_argument("--emb-cache", help="reuse/save the embeddings of every image here (.npy)")
     a = ap.parse_args()
     t0 = time.time()
@@ -167,20 +175,27 @@ def main() -> int:
         res = {"thresholds": {"accept": cal.accept, "reject": cal.reject}, "test": {}, "loco": {}}
         for ds in dss:
             m = tst.datasets == ds
-            res["test"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal), (1, 3, 5), tst.digests[m])
+            res["test"][ds] = clerk_protocol(
+                tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal), (1, 3, 5), tst.digests[m]
+            )
             vm2 = (val.datasets != ds) & np.isin(val.datasets, fit_ds)
             cal_l = fit(fn, val_emb[vm2], val.select(vm2), far=a.far, frr=a.frr)
-            res["loco"][ds] = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal_l), (5,), tst.digests[m])
+            res["loco"][ds] = clerk_protocol(
+                tst_emb[m], tst.writers[m], tst.genuine[m], decide_with(fn, cal_l), (5,), tst.digests[m]
+            )
         out["policies"][pol] = res
         print(f"== {pol}  accept {cal.accept:.3f} reject {cal.reject:.3f}", flush=True)
         for ds in dss:
             r5 = res["test"][ds].get("5") or res["test"][ds].get("3") or {}
             l5 = res["loco"][ds].get("5", {})
             f = lambda x: "  -  " if x is None else f"{100 * x:5.1f}"  # noqa: E731
-            print(f"  {ds:18s} K=5 EER {f(r5.get('eer'))} rnd {f(r5.get('eer_random'))} | gen acc {f(r5.get('genuine_accepted'))} "
-                  f"ref {f(r5.get('genuine_referred'))} "
-                  f"rej {f(r5.get('genuine_rejected'))} | skl acc {f(r5.get('skilled_accepted'))} | LOCO gen acc "
-                  f"{f(l5.get('genuine_accepted'))} rej {f(l5.get('genuine_rejected'))} skl acc {f(l5.get('skilled_accepted'))}", flush=True)
+            print(
+                f"  {ds:18s} K=5 EER {f(r5.get('eer'))} rnd {f(r5.get('eer_random'))} | gen acc {f(r5.get('genuine_accepted'))} "
+                f"ref {f(r5.get('genuine_referred'))} "
+                f"rej {f(r5.get('genuine_rejected'))} | skl acc {f(r5.get('skilled_accepted'))} | LOCO gen acc "
+                f"{f(l5.get('genuine_accepted'))} rej {f(l5.get('genuine_rejected'))} skl acc {f(l5.get('skilled_accepted'))}",
+                flush=True,
+            )
     Path(a.out).write_text(json.dumps(out, indent=1))
     print(f"wrote {a.out} in {time.time() - t0:.0f}s")
     return 0

@@ -43,8 +43,9 @@ def load_base(spec: str, device: str = "cpu"):
     if spec in ("default", ""):
         return open_model(None, device)
     p = Path(spec)
-    card_ok = p.with_suffix(".json").exists() and \
-        json.loads(p.with_suffix(".json").read_text()).get("format", "").startswith("sigverify-model-card")
+    card_ok = p.with_suffix(".json").exists() and json.loads(p.with_suffix(".json").read_text()).get("format", "").startswith(
+        "sigverify-model-card"
+    )
     if p.suffix == ".safetensors" and card_ok:
         return open_model(p, device)
     return _from_checkpoint(p, device)
@@ -66,7 +67,7 @@ def _from_checkpoint(p: Path, device: str):
     tensors = load_file(str(st))
     prefix = "best." if any(k.startswith("best.") for k in tensors) else "net."
     net = build_network(arch)
-    net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     net.eval().to(device)
     step = meta.get("state", {}).get("best_step" if prefix == "best." else "step")
     card = ModelCard(name=f"{p.stem}-step{step}", architecture=arch, calibration=placeholder_calibration())
@@ -100,7 +101,7 @@ def evaluate(base, new_net, cached, metric: str, base_thr, new_thr, device) -> d
     net = base.network.to(device).eval()
     with torch.inference_mode():
         for i in range(0, len(cached.images), 64):
-            x = torch.from_numpy(cached.images[i:i + 64].astype(np.float32) / 255.0)[:, None].to(device)
+            x = torch.from_numpy(cached.images[i : i + 64].astype(np.float32) / 255.0)[:, None].to(device)
             feats.append(net.trunk(x).float())
         f = torch.cat(feats)
         eb = net.project(f).cpu().numpy()
@@ -131,14 +132,18 @@ def clerk_before_after(base, res, held, eb, en, ks=(1, 3, 5)) -> dict:
         def f(q, refs):
             d = decide(v, q, refs)
             return d.verdict.zone, float(d.decision_score)
+
         return f
 
     with tempfile.TemporaryDirectory() as tmp:
         vb = Verifier(base, "cpu", aggregate=None)
         vn = Verifier(save_finetuned(res, out=Path(tmp) / "ft.safetensors"), "cpu", aggregate=None)
-        return {"policy_before": vb.aggregate, "policy_after": vn.aggregate,
-                "before": clerk_protocol(eb, held.writers, held.genuine, fn(vb), ks, held.digests),
-                "after": clerk_protocol(en, held.writers, held.genuine, fn(vn), ks, held.digests)}
+        return {
+            "policy_before": vb.aggregate,
+            "policy_after": vn.aggregate,
+            "before": clerk_protocol(eb, held.writers, held.genuine, fn(vb), ks, held.digests),
+            "after": clerk_protocol(en, held.writers, held.genuine, fn(vn), ks, held.digests),
+        }
 
 
 def pct(x) -> str:
@@ -188,7 +193,7 @@ def main(argv=None) -> int:
     if args.max_writers:
         keep = []
         for ds in sorted({w.split("/", 1)[0] for w in test}):
-            keep += sorted(w for w in test if w.startswith(ds + "/"))[:args.max_writers]
+            keep += sorted(w for w in test if w.startswith(ds + "/"))[: args.max_writers]
         test = keep
     tune_w, held_w = split_test_writers(data, test, args.seed)
     if not tune_w or not held_w:
@@ -196,8 +201,10 @@ def main(argv=None) -> int:
         return 7
     print(f"base model: {base.model_id}{' (UNTRAINED random weights)' if base.card.random_init else ''}")
     print(f"device: {dev} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs")
-    print(f"test writers of the split in --data: {len(tune_w) + len(held_w)} -> fine-tune on {len(tune_w)}, "
-          f"evaluate on {len(held_w)} held-out writers")
+    print(
+        f"test writers of the split in --data: {len(tune_w) + len(held_w)} -> fine-tune on {len(tune_w)}, "
+        f"evaluate on {len(held_w)} held-out writers"
+    )
     metric = base.card.distance
     try:
         base_thr = base.card.metric_calibration(metric).eer_threshold
@@ -208,16 +215,34 @@ def main(argv=None) -> int:
     held = build_cache(data.subset(held_w), pcfg, args.workers)
     print(f"preprocessed {len(held.images)} evaluation images in {time.perf_counter() - t:.1f}s")
 
-    groups = {"pooled": tune_w} if not args.per_dataset else {
-        ds: [w for w in tune_w if w.startswith(ds + "/")] for ds in sorted({w.split("/", 1)[0] for w in tune_w})}
-    report: dict = {"base": base.model_id, "base_random_init": bool(base.card.random_init), "device": str(dev),
-                    "threads": torch.get_num_threads(), "tune_writers": len(tune_w), "eval_writers": len(held_w),
-                    "config": None, "runs": {}}
+    groups = (
+        {"pooled": tune_w}
+        if not args.per_dataset
+        else {ds: [w for w in tune_w if w.startswith(ds + "/")] for ds in sorted({w.split("/", 1)[0] for w in tune_w})}
+    )
+    report: dict = {
+        "base": base.model_id,
+        "base_random_init": bool(base.card.random_init),
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "tune_writers": len(tune_w),
+        "eval_writers": len(held_w),
+        "config": None,
+        "runs": {},
+    }
     for gname, ws in groups.items():
         sub = data.subset(ws)
-        cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, loss=args.loss, mining=args.mining, head=args.head,
-                             augment_copies=args.augment_copies, val_frac=args.val_frac, seed=args.seed,
-                             device=str(dev))
+        cfg = FinetuneConfig(
+            epochs=args.epochs,
+            lr=args.lr,
+            loss=args.loss,
+            mining=args.mining,
+            head=args.head,
+            augment_copies=args.augment_copies,
+            val_frac=args.val_frac,
+            seed=args.seed,
+            device=str(dev),
+        )
         report["config"] = cfg.to_dict()
         t0 = time.perf_counter()
         rep = check_data(sub, pcfg, workers=args.workers, name=f"test-writers-{gname}")
@@ -234,34 +259,50 @@ def main(argv=None) -> int:
         held_g = held if gname == "pooled" else held.select(held.datasets == gname)
         ev, eb, en = evaluate(base, res.network, held_g, metric, base_thr, res.card.calibration[metric]["eer_threshold"], dev)
         clerk = clerk_before_after(base, res, held_g, eb, en)
-        print(f"\n== fine-tune group {gname}: {len(ws)} writers, {rep.n_images} images "
-              f"(preprocessing {t_pre:.1f}s + fine-tune {t_ft:.1f}s = {t_pre + t_ft:.1f}s; trunk pass "
-              f"{res.card.training['trunk_seconds']}s; best epoch {res.card.training['best_epoch']})")
+        print(
+            f"\n== fine-tune group {gname}: {len(ws)} writers, {rep.n_images} images "
+            f"(preprocessing {t_pre:.1f}s + fine-tune {t_ft:.1f}s = {t_pre + t_ft:.1f}s; trunk pass "
+            f"{res.card.training['trunk_seconds']}s; best epoch {res.card.training['best_epoch']})"
+        )
         for n in res.notes:
             print(f"   note: {n}")
-        print(f"   {'eval set':20s} {'writers':>7s}  {'skilled EER':>19s}  {'random EER':>19s}   FAR/FRR at threshold (before -> after)")
+        print(
+            f"   {'eval set':20s} {'writers':>7s}  {'skilled EER':>19s}  {'random EER':>19s}"
+            "   FAR/FRR at threshold (before -> after)"
+        )
         rows = {}
         for ds, r in ev.items():
             b, a = r["before"], r["after"]
-            print(f"   {ds:20s} {a.writers:7d}  {pct(b.eer)} -> {pct(a.eer)}  {pct(b.eer_random)} -> {pct(a.eer_random)}"
-                  f"   {pct(b.far)}/{pct(b.frr)} -> {pct(a.far)}/{pct(a.frr)}")
+            print(
+                f"   {ds:20s} {a.writers:7d}  {pct(b.eer)} -> {pct(a.eer)}  {pct(b.eer_random)} -> {pct(a.eer_random)}"
+                f"   {pct(b.far)}/{pct(b.frr)} -> {pct(a.far)}/{pct(a.frr)}"
+            )
             rows[ds] = {"before": b.to_dict(), "after": a.to_dict()}
-        report["runs"][gname] = {"tune_writers": len(ws), "tune_images": rep.n_images, "preprocess_s": round(t_pre, 2),
-                                 "finetune_s": round(t_ft, 2), "trunk_s": res.card.training["trunk_seconds"],
-                                 "best_epoch": res.card.training["best_epoch"], "notes": res.notes, "eval": rows,
-                                 "validation": res.card.metrics["validation"], "clerk": clerk}
+        report["runs"][gname] = {
+            "tune_writers": len(ws),
+            "tune_images": rep.n_images,
+            "preprocess_s": round(t_pre, 2),
+            "finetune_s": round(t_ft, 2),
+            "trunk_s": res.card.training["trunk_seconds"],
+            "best_epoch": res.card.training["best_epoch"],
+            "notes": res.notes,
+            "eval": rows,
+            "validation": res.card.metrics["validation"],
+            "clerk": clerk,
+        }
         print(f"   clerk's protocol on the evaluation writers ({clerk['policy_before']} -> {clerk['policy_after']} policy):")
         for k in clerk["after"]:
             b, a = clerk["before"][k], clerk["after"][k]
-            print(f"     K={k}: EER {pct(b['eer'])} -> {pct(a['eer'])}  genuine accepted {pct(b['genuine_accepted'])} -> "
-                  f"{pct(a['genuine_accepted'])}  rejected {pct(b['genuine_rejected'])} -> {pct(a['genuine_rejected'])}  "
-                  f"skilled accepted {pct(b['skilled_accepted'])} -> {pct(a['skilled_accepted'])}  ({a['writers']} writers)")
+            print(
+                f"     K={k}: EER {pct(b['eer'])} -> {pct(a['eer'])}  genuine accepted {pct(b['genuine_accepted'])} -> "
+                f"{pct(a['genuine_accepted'])}  rejected {pct(b['genuine_rejected'])} -> {pct(a['genuine_rejected'])}  "
+                f"skilled accepted {pct(b['skilled_accepted'])} -> {pct(a['skilled_accepted'])}  ({a['writers']} writers)"
+            )
         if args.curves and gname == "pooled":
             from sigverify.train.evaluate import save_curves
 
             key = "all" if "all" in ev else next(iter(ev))
-            paths = save_curves({"base": ev[key]["before"], "fine-tuned": ev[key]["after"]}, args.curves,
-                                "held-out test writers")
+            paths = save_curves({"base": ev[key]["before"], "fine-tuned": ev[key]["after"]}, args.curves, "held-out test writers")
             print("   curves: " + ", ".join(paths))
     if args.json:
         from sigverify.atomic import write_text_atomic

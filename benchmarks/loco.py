@@ -22,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sigverify.app.case import decide  # noqa: E402
@@ -46,9 +45,14 @@ def main() -> int:
     ap.add_argument("--cache-dir", default="cache")
     ap.add_argument("--policy", default="writer", choices=["mean", "min", "writer"])
     ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--adapt", type=int, default=0, metavar="N",
-                    help="also adapt the decision stage to N training writers of the left-out collection itself "
-                         "(cohort from their genuine signatures, thresholds fitted on them) and report beside it")
+    ap.add_argument(
+        "--adapt",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also adapt the decision stage to N training writers of the left-out collection itself "
+        "(cohort from their genuine signatures, thresholds fitted on them) and report beside it",
+    )
     ap.add_argument("--only", nargs="*", help="only these collections")
     ap.add_argument("--out")
     a = ap.parse_args()
@@ -70,6 +74,7 @@ def main() -> int:
     trained_on = set(model.card.training.get("datasets") or [])
     out = {}
     print(f"model {model.model_id}; policy {a.policy}; K={a.k}; figures: validation (fitted on) -> left-out test writers")
+
     def run(c, cohort_set, cohort_emb_in, fit_set, fit_emb):
         cohort_emb, _ = dec.pick_cohort(cohort_emb_in, cohort_set)
         cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
@@ -98,16 +103,21 @@ def main() -> int:
         if not got:
             print(f"  {c:18s} (no writer with {a.k + 1} genuine images)")
             continue
-        print(f"  {c:18s} {'trunk saw it' if c in trained_on else 'NEW to trunk'}  " + "  ".join(
-            f"{k} {f(exp.get(k))} -> {f(got.get(k))}" for k in KEYS) + f"  ({got['writers']} writers)")
+        print(
+            f"  {c:18s} {'trunk saw it' if c in trained_on else 'NEW to trunk'}  "
+            + "  ".join(f"{k} {f(exp.get(k))} -> {f(got.get(k))}" for k in KEYS)
+            + f"  ({got['writers']} writers)"
+        )
         if a.adapt:
-            own = sorted({w for w in split.train if w.startswith(c + "/")})[:a.adapt]
+            own = sorted({w for w in split.train if w.startswith(c + "/")})[: a.adapt]
             o_raw, o_raw_emb = part(own, relabel=False)
             o_rel, o_rel_emb = part(own)
             exp2, got2 = run(c, o_raw, o_raw_emb, o_rel, o_rel_emb)
             out[c]["adapted"] = {"writers": len(own), "fitted_on": exp2, "test": got2}
-            print(f"  {'':18s} adapted to {len(own)} of its own writers: " + "  ".join(
-                f"{k} {f(exp2.get(k))} -> {f((got2 or {}).get(k))}" for k in KEYS))
+            print(
+                f"  {'':18s} adapted to {len(own)} of its own writers: "
+                + "  ".join(f"{k} {f(exp2.get(k))} -> {f((got2 or {}).get(k))}" for k in KEYS)
+            )
     if a.out:
         Path(a.out).write_text(json.dumps(out, indent=1))
     return 0

@@ -1,6 +1,6 @@
 """Markdown tables from `sigverify-cli eval --report FILE` JSON reports (pairs and the clerk's protocol).
 
-    python benchmarks/report_tables.py runs/eval_test.json [--k 5] [--compare runs/other.json]
+python benchmarks/report_tables.py runs/eval_test.json [--k 5] [--compare runs/other.json]
 """
 
 from __future__ import annotations
@@ -30,12 +30,17 @@ def main() -> int:
         if o:
             b = o["datasets"][k]
             before = f" (was {pct(b['eer'])} / {pct(b['eer_random'])})"
-        print(f"| {k} | {pct(v['eer'])} | {pct(v['eer_random'])}{before} | {v['auc']:.3f} | {pct(v['far'])} / {pct(v['frr'])} | {v['writers']} |")
+        print(
+            f"| {k} | {pct(v['eer'])} | {pct(v['eer_random'])}{before} | "
+            f"{v['auc']:.3f} | {pct(v['far'])} / {pct(v['frr'])} | {v['writers']} |"
+        )
     print()
     print(f"Clerk's protocol, K = {a.k} specimens ({r.get('policy')} policy), verdicts at the card's thresholds:")
     print()
-    print("| collection | EER skilled / random | genuine accepted / referred / rejected | skilled accepted / referred / rejected "
-          "| random accepted | writers | questioned g / s / r |")
+    print(
+        "| collection | EER skilled / random | genuine accepted / referred / rejected | skilled accepted / referred / rejected "
+        "| random accepted | writers | questioned g / s / r |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for k, v in list(ds.items()) + [("all pooled", r)]:
         refs = v.get("references", {})
@@ -44,10 +49,13 @@ def main() -> int:
             continue
         kk = a.k if a.k in refs else "3"
         q = c["questioned"]
-        print(f"| {k}{'' if kk == a.k else f' (K={kk})'} | {pct(c['eer'])} / {pct(c['eer_random'])} | {pct(c['genuine_accepted'])} / "
-              f"{pct(c['genuine_referred'])} / {pct(c['genuine_rejected'])} | {pct(c['skilled_accepted'])} / "
-              f"{pct(c['skilled_referred'])} / {pct(c['skilled_rejected'])} | {pct(c['random_accepted'])} | {c['writers']} | "
-              f"{q['genuine']} / {q['skilled']} / {q['random']} |")
+        print(
+            f"| {k}{'' if kk == a.k else f' (K={kk})'} | {pct(c['eer'])} / {pct(c['eer_random'])} | "
+            f"{pct(c['genuine_accepted'])} / "
+            f"{pct(c['genuine_referred'])} / {pct(c['genuine_rejected'])} | {pct(c['skilled_accepted'])} / "
+            f"{pct(c['skilled_referred'])} / {pct(c['skilled_rejected'])} | {pct(c['random_accepted'])} | {c['writers']} | "
+            f"{q['genuine']} / {q['skilled']} / {q['random']} |"
+        )
     return 0
 
 

@@ -51,7 +51,7 @@ def _bezier(p0, p1, p2, p3, n=24):
 
     t = np.linspace(0, 1, n)[:, None]
     p0, p1, p2, p3 = (np.array(p, dtype=float) for p in (p0, p1, p2, p3))
-    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3
+    return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
 
 
 def render_cv2(out_dir: Path, sizes=SIZES) -> list[Path]:
@@ -66,7 +66,7 @@ def render_cv2(out_dir: Path, sizes=SIZES) -> list[Path]:
         return [np.round(np.asarray(pts, dtype=float) * S * 16).astype(np.int32)]
 
     # tile with diagonal gradient
-    yy, xx = np.mgrid[0:512 * S, 0:512 * S] / (512.0 * S)
+    yy, xx = np.mgrid[0 : 512 * S, 0 : 512 * S] / (512.0 * S)
     t = ((xx + yy) / 2)[..., None]
     c0, c1 = np.array([214, 111, 42, 255]), np.array([107, 47, 11, 255])  # BGRA
     grad = (c0 * (1 - t) + c1 * t).astype(np.uint8)
@@ -79,10 +79,15 @@ def render_cv2(out_dir: Path, sizes=SIZES) -> list[Path]:
     big[mask > 0] = grad[mask > 0]
     white = (255, 255, 255, 255)
     cv2.line(big, (84 * S, 372 * S), (300 * S, 372 * S), (190, 160, 120, 255), 8 * S, cv2.LINE_AA)
-    segs = [((80, 330), (112, 300), (128, 206), (158, 196)), ((158, 196), (186, 188), (170, 300), (150, 330)),
-            ((150, 330), (140, 346), (168, 312), (188, 282)), ((188, 282), (204, 258), (214, 262), (210, 292)),
-            ((210, 292), (206, 322), (226, 314), (244, 286)), ((244, 286), (258, 264), (268, 270), (266, 296)),
-            ((266, 296), (264, 318), (284, 306), (302, 284))]
+    segs = [
+        ((80, 330), (112, 300), (128, 206), (158, 196)),
+        ((158, 196), (186, 188), (170, 300), (150, 330)),
+        ((150, 330), (140, 346), (168, 312), (188, 282)),
+        ((188, 282), (204, 258), (214, 262), (210, 292)),
+        ((210, 292), (206, 322), (226, 314), (244, 286)),
+        ((244, 286), (258, 264), (268, 270), (266, 296)),
+        ((266, 296), (264, 318), (284, 306), (302, 284)),
+    ]
     sig = np.vstack([_bezier(*s) for s in segs])
     cv2.polylines(big, P(sig), False, white, 20 * S, cv2.LINE_AA, 4)
     th = np.deg2rad(38)

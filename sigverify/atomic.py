@@ -61,8 +61,7 @@ def check_output_path(path: str | os.PathLike, what: str = "output file") -> Pat
             raise OutputPathError(f"{raw}: the path is too long for the {what}") from exc
         raise OutputPathError(f"{raw}: cannot be used as the {what} ({exc.strerror or exc})") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise OutputPathError(f"{raw}: is {_kind(st.st_mode)}, not a regular file; choose a file name "
-                              f"for the {what}")
+        raise OutputPathError(f"{raw}: is {_kind(st.st_mode)}, not a regular file; choose a file name for the {what}")
     return resolved
 
 

@@ -67,15 +67,27 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)
 
     def row(self) -> dict:
-        return {"customer": display_name(self.customer), "file": display_name(self.file), "verdict": self.verdict,
-                "score": "" if self.score is None else f"{self.score:.2f}",
-                "distance": "" if self.distance is None else f"{self.distance:.6f}", "error": self.error,
-                "audit_id": "" if self.audit_id is None else self.audit_id}
+        return {
+            "customer": display_name(self.customer),
+            "file": display_name(self.file),
+            "verdict": self.verdict,
+            "score": "" if self.score is None else f"{self.score:.2f}",
+            "distance": "" if self.distance is None else f"{self.distance:.6f}",
+            "error": self.error,
+            "audit_id": "" if self.audit_id is None else self.audit_id,
+        }
 
     def to_dict(self) -> dict:
-        return {"customer": self.customer, "file": self.file, "verdict": self.verdict or None, "score": self.score,
-                "distance": self.distance, "error": self.error or None, "audit_id": self.audit_id,
-                "warnings": self.warnings}
+        return {
+            "customer": self.customer,
+            "file": self.file,
+            "verdict": self.verdict or None,
+            "score": self.score,
+            "distance": self.distance,
+            "error": self.error or None,
+            "audit_id": self.audit_id,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -111,13 +123,25 @@ class BatchReport:
         return (self.processed - self.resumed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def summary_dict(self) -> dict:
-        return {"items": self.n_items, "processed": self.processed, "verdicts": self.counts(),
-                "errors": len(self.errors), "cancelled": self.cancelled, "model": self.model_id,
-                "run_key": self.run_key, "resumed": self.resumed,
-                "device": self.device, "elapsed_s": round(self.elapsed_s, 3),
-                "images_per_s": round(self.images_per_s, 2),
-                "timing_s": {"read_preprocess": round(self.read_preprocess_s, 3), "embed": round(self.embed_s, 3),
-                             "decide": round(self.decide_s, 3), "audit": round(self.audit_s, 3)}}
+        return {
+            "items": self.n_items,
+            "processed": self.processed,
+            "verdicts": self.counts(),
+            "errors": len(self.errors),
+            "cancelled": self.cancelled,
+            "model": self.model_id,
+            "run_key": self.run_key,
+            "resumed": self.resumed,
+            "device": self.device,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "timing_s": {
+                "read_preprocess": round(self.read_preprocess_s, 3),
+                "embed": round(self.embed_s, 3),
+                "decide": round(self.decide_s, 3),
+                "audit": round(self.audit_s, 3),
+            },
+        }
 
     def to_dict(self) -> dict:
         d = self.summary_dict()
@@ -126,14 +150,20 @@ class BatchReport:
 
     def summary_text(self) -> str:
         c = self.counts()
-        lines = [f"{self.processed} of {self.n_items} item(s) processed"
-                 + (" (CANCELLED)" if self.cancelled else "")
-                 + f" in {self.elapsed_s:.1f} s: {self.images_per_s:.1f} images/s on {self.device or 'cpu'}"
-                 + (f"\n  {self.resumed} item(s) were already done in an earlier run of this input (not verified "
-                    "or audited again; --new-run verifies everything again)" if self.resumed else ""),
-                 f"  genuine {c['genuine']}   refer {c['refer']}   forgery {c['forgery']}   errors {len(self.errors)}",
-                 f"  time: read+preprocess {self.read_preprocess_s:.1f} s, embed {self.embed_s:.1f} s, "
-                 f"decide {self.decide_s:.2f} s, audit {self.audit_s:.2f} s"]
+        lines = [
+            f"{self.processed} of {self.n_items} item(s) processed"
+            + (" (CANCELLED)" if self.cancelled else "")
+            + f" in {self.elapsed_s:.1f} s: {self.images_per_s:.1f} images/s on {self.device or 'cpu'}"
+            + (
+                f"\n  {self.resumed} item(s) were already done in an earlier run of this input (not verified "
+                "or audited again; --new-run verifies everything again)"
+                if self.resumed
+                else ""
+            ),
+            f"  genuine {c['genuine']}   refer {c['refer']}   forgery {c['forgery']}   errors {len(self.errors)}",
+            f"  time: read+preprocess {self.read_preprocess_s:.1f} s, embed {self.embed_s:.1f} s, "
+            f"decide {self.decide_s:.2f} s, audit {self.audit_s:.2f} s",
+        ]
         for r in self.errors[:20]:
             lines.append(f"  error: {r.customer or '?'} / {r.file}: {r.error}")
         if len(self.errors) > 20:
@@ -176,8 +206,14 @@ def items_from_csv(path: str | os.PathLike) -> list[BatchItem]:
             if cells[0].lower() in _HEADER_FIRST:
                 continue
         if len(cells) != 2 or not cells[0] or not cells[1]:
-            items.append(BatchItem(cells[0] if cells else "", "", f"line {lineno}",
-                                   f"line {lineno}: expected 'customer_id,questioned_path', got {len(cells)} field(s)"))
+            items.append(
+                BatchItem(
+                    cells[0] if cells else "",
+                    "",
+                    f"line {lineno}",
+                    f"line {lineno}: expected 'customer_id,questioned_path', got {len(cells)} field(s)",
+                )
+            )
             continue
         q = Path(cells[1]).expanduser()
         items.append(BatchItem(cells[0], str(q if q.is_absolute() else base / q), cells[1]))
@@ -197,8 +233,14 @@ def items_from_folder(path: str | os.PathLike) -> list[BatchItem]:
                 if not f.is_dir() and not f.name.startswith("."):
                     items.append(BatchItem(entry.name, str(f), f.relative_to(root).as_posix()))
         elif entry.is_file():
-            items.append(BatchItem("", str(entry), entry.name,
-                                   f"{entry.name}: not inside a customer sub-folder (expected FOLDER/<customer id>/<image>)"))
+            items.append(
+                BatchItem(
+                    "",
+                    str(entry),
+                    entry.name,
+                    f"{entry.name}: not inside a customer sub-folder (expected FOLDER/<customer id>/<image>)",
+                )
+            )
     return items
 
 
@@ -212,8 +254,10 @@ def load_items(path: str | os.PathLike) -> list[BatchItem]:
     else:
         raise DataError(f"{p}: no such CSV file or folder")
     if not items:
-        raise DataError(f"{p}: no questioned images found (expected a CSV 'customer_id,questioned_path' "
-                        "or a folder of <customer id>/ sub-folders)")
+        raise DataError(
+            f"{p}: no questioned images found (expected a CSV 'customer_id,questioned_path' "
+            "or a folder of <customer id>/ sub-folders)"
+        )
     return items
 
 
@@ -233,11 +277,15 @@ def run_key_for(items: Sequence[BatchItem], verifier, audit: bool = True, extra:
 
     from sigverify.hashing import sha256_bytes
 
-    d = {"items": [[display_name(it.customer_id), display_name(it.path), display_name(it.label), it.error or ""]
-                   for it in items],
-         "model": verifier.model.model_id, "metric": getattr(verifier, "metric", ""),
-         "aggregate": getattr(verifier, "aggregate", ""), "adapt": bool(getattr(verifier, "adapt_to_person", True)),
-         "audit": bool(audit), **(extra or {})}
+    d = {
+        "items": [[display_name(it.customer_id), display_name(it.path), display_name(it.label), it.error or ""] for it in items],
+        "model": verifier.model.model_id,
+        "metric": getattr(verifier, "metric", ""),
+        "aggregate": getattr(verifier, "aggregate", ""),
+        "adapt": bool(getattr(verifier, "adapt_to_person", True)),
+        "audit": bool(audit),
+        **(extra or {}),
+    }
     return sha256_bytes(json.dumps(d, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 
 
@@ -245,21 +293,27 @@ def item_key(run_key: str, index: int, item: BatchItem) -> str:
     """The idempotency key of one item of a run (stored with its result and in its audit record)."""
     from sigverify.hashing import sha256_bytes
 
-    return sha256_bytes(f"{run_key}\n{index}\n{display_name(item.customer_id)}\n{display_name(item.path)}"
-                        .encode("utf-8"))
+    return sha256_bytes(f"{run_key}\n{index}\n{display_name(item.customer_id)}\n{display_name(item.path)}".encode("utf-8"))
 
 
-def run_batch(items: Sequence[BatchItem], library, verifier,
-              progress: Callable[[float, str], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, *, audit: bool = True, operator: str | None = None,
-              batch_size: int | None = None, workers: int | None = None, new_run: bool = False,
-              input_name: str = "") -> "BatchReport":
+def run_batch(
+    items: Sequence[BatchItem],
+    library,
+    verifier,
+    progress: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    audit: bool = True,
+    operator: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    new_run: bool = False,
+    input_name: str = "",
+) -> "BatchReport":
     """Verify every item against its customer's active references in ``library``; see the module doc."""
     from sigverify.app.case import decide
     from sigverify.app.operators import case_options
-    from sigverify.store.audit import entry_from_decision
-
-    from sigverify.store.audit import utc_now
+    from sigverify.store.audit import entry_from_decision, utc_now
 
     t_start = time.perf_counter()
     bs = int(batch_size if batch_size is not None else (getattr(verifier.embedder, "batch_size", 64) or 64))
@@ -276,8 +330,9 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
     done = library.batch_done(run_key)  # index -> stored result of an earlier (interrupted) run
     final: dict[int, BatchResult] = {}
     for i, d in done.items():
-        final[i] = BatchResult(d["customer"], d["file"], d["verdict"], d["score"], d["distance"], d["error"],
-                               d["audit_id"], d["warnings"])
+        final[i] = BatchResult(
+            d["customer"], d["file"], d["verdict"], d["score"], d["distance"], d["error"], d["audit_id"], d["warnings"]
+        )
     rep.resumed = len(final)
     refs: dict[str, tuple[list[int], np.ndarray] | str] = {}
     options: dict[str, dict] = {}  # per customer: decision options (a supervisor's threshold override)
@@ -303,7 +358,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
             if should_stop and should_stop():
                 rep.cancelled = True
                 break
-            index = pending[start:start + bs]
+            index = pending[start : start + bs]
             chunk = [items[i] for i in index]
             results = [BatchResult(display_name(it.customer_id), display_name(it.label)) for it in chunk]
             todo: list[int] = []
@@ -324,8 +379,7 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 except SigverifyError as exc:
                     return exc
                 except Exception as exc:  # a decoder crash on a hostile file must not stop the batch
-                    return SigverifyError(f"{display_name(os.path.basename(chunk[k].path))}: cannot be processed "
-                                          f"({exc})")
+                    return SigverifyError(f"{display_name(os.path.basename(chunk[k].path))}: cannot be processed ({exc})")
 
             outs = list(pool.map(work, todo)) if pool else [work(k) for k in todo]
             rep.read_preprocess_s += time.perf_counter() - t0
@@ -348,12 +402,18 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 res = results[k]
                 res.verdict, res.score, res.distance = dec.verdict.zone, dec.verdict.score, dec.verdict.distance
                 res.warnings = list(dec.warnings)
-                det = {"batch_file": display_name(chunk[k].label), "batch_run": run_key,
-                       "batch_item_key": item_key(run_key, index[k], chunk[k])}
+                det = {
+                    "batch_file": display_name(chunk[k].label),
+                    "batch_run": run_key,
+                    "batch_item_key": item_key(run_key, index[k], chunk[k]),
+                }
                 if dec.threshold_override != 1.0:  # a supervisor's per-customer override was applied
                     det["threshold_override"] = dec.threshold_override
-                entries.append(entry_from_decision(dec, display_name(os.path.basename(chunk[k].path)), digest, verifier,
-                                                   chunk[k].customer_id, ids, det))
+                entries.append(
+                    entry_from_decision(
+                        dec, display_name(os.path.basename(chunk[k].path)), digest, verifier, chunk[k].customer_id, ids, det
+                    )
+                )
             rep.decide_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             keys = [item_key(run_key, i, it) for i, it in zip(index, chunk)]
@@ -372,8 +432,9 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
                 final[i] = r
             if progress:
                 n = len(final)
-                progress(n / max(len(items), 1), f"{n}/{len(items)} verified "
-                         f"({sum(1 for r in final.values() if r.error)} error(s))")
+                progress(
+                    n / max(len(items), 1), f"{n}/{len(items)} verified ({sum(1 for r in final.values() if r.error)} error(s))"
+                )
     except BaseException:
         interrupted = True
         raise
@@ -387,5 +448,15 @@ def run_batch(items: Sequence[BatchItem], library, verifier,
     return rep
 
 
-__all__ = ["BatchItem", "BatchResult", "BatchReport", "load_items", "items_from_csv", "items_from_folder",
-           "run_batch", "RESULT_COLUMNS", "run_key_for", "item_key"]
+__all__ = [
+    "BatchItem",
+    "BatchResult",
+    "BatchReport",
+    "load_items",
+    "items_from_csv",
+    "items_from_folder",
+    "run_batch",
+    "RESULT_COLUMNS",
+    "run_key_for",
+    "item_key",
+]

@@ -38,9 +38,18 @@ from typing import Callable
 import numpy as np
 
 #: keys always present in the JSON result (None where not measured)
-JSON_KEYS = ("pair_ms_median", "pair_ms_p90", "cpu_batch_ratio_vs_plain", "preprocess_ms_median",
-             "cold_start_s", "gpu_images_per_s", "batch_items_per_s", "ray_items_per_s", "onnx_ratio_vs_torch",
-             "bundle_mb")
+JSON_KEYS = (
+    "pair_ms_median",
+    "pair_ms_p90",
+    "cpu_batch_ratio_vs_plain",
+    "preprocess_ms_median",
+    "cold_start_s",
+    "gpu_images_per_s",
+    "batch_items_per_s",
+    "ray_items_per_s",
+    "onnx_ratio_vs_torch",
+    "bundle_mb",
+)
 
 CPU_WARM = 16  # images embedded once before timing (builds the fused network)
 
@@ -52,8 +61,9 @@ def _stats(ts: list[float]) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 90))
 
 
-def _timed(fn: Callable[[], object], reps: int, budget_s: float, min_reps: int = 3,
-           cpu: list[float] | None = None) -> list[float]:
+def _timed(
+    fn: Callable[[], object], reps: int, budget_s: float, min_reps: int = 3, cpu: list[float] | None = None
+) -> list[float]:
     """Run ``fn`` up to ``reps`` times (at least ``min_reps``) or until ``budget_s`` is spent; returns
     wall seconds per call, and appends process CPU seconds per call to ``cpu`` when given."""
     ts: list[float] = []
@@ -154,13 +164,18 @@ def bench_preprocess(paths: list[Path], cfg=None, reps: int = 40, budget_s: floa
     cpu: list[float] = []
     ts = _timed(lambda: preprocess(imgs[next(k) % len(imgs)], cfg), reps, budget_s, cpu=cpu)
     med, p90 = _stats(ts)
-    return {"preprocess_ms_median": med, "preprocess_ms_p90": p90, "preprocess_cpu_ms_median": _stats(cpu)[0],
-            "preprocess_shape": list(imgs[0].shape)}
+    return {
+        "preprocess_ms_median": med,
+        "preprocess_ms_p90": p90,
+        "preprocess_cpu_ms_median": _stats(cpu)[0],
+        "preprocess_shape": list(imgs[0].shape),
+    }
 
 
 # -------------------------------------------------------------------------------------- CPU batch
-def bench_cpu_batch(model, inputs: list[np.ndarray], n_images: int = 64, threads: int | None = 1,
-                    rounds: int = 4, budget_s: float = 10.0) -> dict:
+def bench_cpu_batch(
+    model, inputs: list[np.ndarray], n_images: int = 64, threads: int | None = 1, rounds: int = 4, budget_s: float = 10.0
+) -> dict:
     """Plain eager per-image vs ``Embedder.embed_arrays`` batched: same network, same thread count,
     measured in interleaved rounds (plain, ours, plain, ours, ...) so both see the same machine load.
 
@@ -205,17 +220,31 @@ def bench_cpu_batch(model, inputs: list[np.ndarray], n_images: int = 64, threads
         diff = float(np.abs(emb.embed_arrays(imgs[:4]) - ref).max())
     finally:
         torch.set_num_threads(old_threads)
-    return {"cpu_batch_ratio_vs_plain": ours_cpu_ips / plain_cpu_ips,
-            "cpu_batch_ratio_vs_plain_wall": ours_ips / plain_ips,
-            "cpu_plain_images_per_cpu_s": plain_cpu_ips, "cpu_batch_images_per_cpu_s": ours_cpu_ips,
-            "cpu_plain_images_per_s": plain_ips, "cpu_batch_images_per_s": ours_ips,
-            "cpu_batch_images": n_images, "cpu_batch_rounds": len(o_wall), "cpu_threads": threads,
-            "cpu_max_abs_diff": diff}
+    return {
+        "cpu_batch_ratio_vs_plain": ours_cpu_ips / plain_cpu_ips,
+        "cpu_batch_ratio_vs_plain_wall": ours_ips / plain_ips,
+        "cpu_plain_images_per_cpu_s": plain_cpu_ips,
+        "cpu_batch_images_per_cpu_s": ours_cpu_ips,
+        "cpu_plain_images_per_s": plain_ips,
+        "cpu_batch_images_per_s": ours_ips,
+        "cpu_batch_images": n_images,
+        "cpu_batch_rounds": len(o_wall),
+        "cpu_threads": threads,
+        "cpu_max_abs_diff": diff,
+    }
 
 
 # -------------------------------------------------------------------------------------------- GPU
-def gpu_throughput(model, inputs: list[np.ndarray], device: str = "cuda", batch_sizes=(256, 1024),
-                   dtype: str = "auto", compile: bool = False, reps: int = 5, budget_s: float = 10.0) -> dict:
+def gpu_throughput(
+    model,
+    inputs: list[np.ndarray],
+    device: str = "cuda",
+    batch_sizes=(256, 1024),
+    dtype: str = "auto",
+    compile: bool = False,
+    reps: int = 5,
+    budget_s: float = 10.0,
+) -> dict:
     """Images/s of the embedding network on ``device`` per batch size (uint8 upload included).
 
     Path: BatchNorm folded, channels-last, autocast (fp16 on CUDA, or bf16 where supported /
@@ -265,15 +294,26 @@ def gpu_throughput(model, inputs: list[np.ndarray], device: str = "cuda", batch_
                 fast = net(x).float().cpu().numpy()
         else:
             fast = net(x).float().cpu().numpy()
-    return {"images_per_s_by_batch": out, "dtype": dtype, "compiled": compile, "device": str(dev),
-            "max_abs_diff_vs_fp32": float(np.abs(fast - ref).max()),
-            "cosine_min_vs_fp32": float(np.min(np.sum(fast * ref, 1) / (np.linalg.norm(fast, axis=1)
-                                                                         * np.linalg.norm(ref, axis=1))))}
+    return {
+        "images_per_s_by_batch": out,
+        "dtype": dtype,
+        "compiled": compile,
+        "device": str(dev),
+        "max_abs_diff_vs_fp32": float(np.abs(fast - ref).max()),
+        "cosine_min_vs_fp32": float(np.min(np.sum(fast * ref, 1) / (np.linalg.norm(fast, axis=1) * np.linalg.norm(ref, axis=1)))),
+    }
 
 
 # ------------------------------------------------------------------------------------ onnxruntime
-def bench_onnx(model, inputs: list[np.ndarray], n_images: int = 64, threads: int | None = 1, rounds: int = 4,
-               budget_s: float = 8.0, onnx_path=None) -> dict:
+def bench_onnx(
+    model,
+    inputs: list[np.ndarray],
+    n_images: int = 64,
+    threads: int | None = 1,
+    rounds: int = 4,
+    budget_s: float = 8.0,
+    onnx_path=None,
+) -> dict:
     """onnxruntime vs our torch path (BatchNorm folded, channels-last, inference_mode), same network,
     same thread count, interleaved rounds, batch ``n_images`` and a pair (batch 2). Needs onnxruntime
     and an ONNX export of the model (the verified one beside the weights / in the user folder, else a
@@ -314,15 +354,20 @@ def bench_onnx(model, inputs: list[np.ndarray], n_images: int = 64, threads: int
         finally:
             torch.set_num_threads(old)
     med = lambda ts: float(np.median(ts))  # noqa: E731
-    return {"onnx_ratio_vs_torch": med(t_cpu) / med(o_cpu), "onnx_ratio_vs_torch_wall": med(t_wall) / med(o_wall),
-            "onnx_images_per_s": n_images / med(o_wall), "torch_images_per_s": n_images / med(t_wall),
-            "onnx_pair_embed_ms": med(op) * 1000, "torch_pair_embed_ms": med(tp) * 1000,
-            "onnx_max_abs_diff": diff, "onnx_threads": threads}
+    return {
+        "onnx_ratio_vs_torch": med(t_cpu) / med(o_cpu),
+        "onnx_ratio_vs_torch_wall": med(t_wall) / med(o_wall),
+        "onnx_images_per_s": n_images / med(o_wall),
+        "torch_images_per_s": n_images / med(t_wall),
+        "onnx_pair_embed_ms": med(op) * 1000,
+        "torch_pair_embed_ms": med(tp) * 1000,
+        "onnx_max_abs_diff": diff,
+        "onnx_threads": threads,
+    }
 
 
 # ------------------------------------------------------------------------------------------ batch
-def make_batch_world(root: str | os.PathLike, verifier, n: int = 120, customers: int = 4, refs: int = 3,
-                     size=(300, 800)):
+def make_batch_world(root: str | os.PathLike, verifier, n: int = 120, customers: int = 4, refs: int = 3, size=(300, 800)):
     """A temporary library with ``customers`` enrolled (``refs`` synthetic specimens each) and ``n``
     synthetic questioned scans; returns (library, manifest CSV path, plain batch CSV path)."""
     import cv2
@@ -368,8 +413,14 @@ def bench_batch(verifier, n: int = 120, ray_workers=(), workers: int | None = No
         run_batch(items[:8], lib, verifier, audit=False, workers=workers)  # warm-up
         rep = run_batch(items, lib, verifier, workers=workers)
         lib.close()
-        out.update({"batch_items_per_s": rep.images_per_s, "batch_items": n,
-                    "batch_timing_s": rep.summary_dict()["timing_s"], "batch_backend": verifier.embedder.backend})
+        out.update(
+            {
+                "batch_items_per_s": rep.images_per_s,
+                "batch_items": n,
+                "batch_timing_s": rep.summary_dict()["timing_s"],
+                "batch_backend": verifier.embedder.backend,
+            }
+        )
         if ray_workers:
             try:
                 from sigverify.cluster import ray_batch
@@ -387,20 +438,23 @@ def bench_batch(verifier, n: int = 120, ray_workers=(), workers: int | None = No
             for k, w in enumerate(ray_workers):
                 lib_r, manifest_r, _ = make_batch_world(Path(td) / f"r{k}", verifier, n)
                 # warm-up run: worker processes import sigverify once (Ray keeps them for later tasks)
-                ray_batch.run_ray_batch(warm_manifest, warm_lib, verifier, Path(td) / "warm" / f"o{k}.csv", workers=w,
-                                        audit=False)
+                ray_batch.run_ray_batch(
+                    warm_manifest, warm_lib, verifier, Path(td) / "warm" / f"o{k}.csv", workers=w, audit=False
+                )
                 items = ray_batch.read_manifest(manifest_r)
                 walls = {}
                 for m in (half, n):  # two sizes: the difference is the steady rate, the rest fixed cost
                     t0 = time.perf_counter()
-                    r = ray_batch.run_ray_batch(items[:m], lib_r, verifier, Path(td) / f"r{k}" / f"out{m}.csv",
-                                                workers=w)
+                    r = ray_batch.run_ray_batch(items[:m], lib_r, verifier, Path(td) / f"r{k}" / f"out{m}.csv", workers=w)
                     walls[m] = time.perf_counter() - t0
                 lib_r.close()
                 steady = (n - half) / (walls[n] - walls[half]) if n > half and walls[n] > walls[half] else None
-                per[str(w)] = {"items_per_s": n / walls[n], "steady_items_per_s": steady,
-                               "fixed_s": (walls[half] - half / steady) if steady else None,
-                               "timing_s": r.ray_summary["timing_s"]}
+                per[str(w)] = {
+                    "items_per_s": n / walls[n],
+                    "steady_items_per_s": steady,
+                    "fixed_s": (walls[half] - half / steady) if steady else None,
+                    "timing_s": r.ray_summary["timing_s"],
+                }
             warm_lib.close()
             import ray
 
@@ -438,8 +492,9 @@ def _child_env() -> dict:
     return env
 
 
-def bench_cold_start(reference: Path, questioned: Path, timeout_s: float = 30.0, runs: int = 1,
-                     command: list[str] | None = None) -> dict:
+def bench_cold_start(
+    reference: Path, questioned: Path, timeout_s: float = 30.0, runs: int = 1, command: list[str] | None = None
+) -> dict:
     """Seconds from spawning the GUI to its screenshot PNG existing (first window shown + painted).
 
     ``command`` (default: this interpreter running ``sigverify.gui.app.main``) gets
@@ -509,8 +564,9 @@ def bench_first_window(timeout_s: float = 30.0, runs: int = 1) -> dict:
     times, note = [], None
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _FIRST_WINDOW], env=_child_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _FIRST_WINDOW], env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         line = proc.stdout.readline() if proc.stdout else ""
         t = time.perf_counter() - t0
         try:
@@ -540,12 +596,11 @@ def import_costs(modules: list[str] | None = None, timeout_s: float = 60.0) -> d
         if gui_available():
             modules += ["sigverify.gui.app", "sigverify.gui.main_window"]
         modules.append("sigverify.verify.service")
-    code = "import time; t=time.perf_counter(); " + "; ".join(f"import {m}" for m in modules) + \
-        "; print(time.perf_counter()-t)"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=_child_env(),
-                          capture_output=True, text=True, timeout=timeout_s)
-    return parse_importtime(proc.stderr) | {"imports_wall_s": _float_or_none(proc.stdout.strip()),
-                                            "imported": modules}
+    code = "import time; t=time.perf_counter(); " + "; ".join(f"import {m}" for m in modules) + "; print(time.perf_counter()-t)"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=_child_env(), capture_output=True, text=True, timeout=timeout_s
+    )
+    return parse_importtime(proc.stderr) | {"imports_wall_s": _float_or_none(proc.stdout.strip()), "imported": modules}
 
 
 def _float_or_none(s: str):
@@ -585,15 +640,29 @@ def parse_importtime(stderr: str) -> dict:
     main = {k: round(v, 4) for k, v in groups.items() if k in IMPORT_GROUPS}
     others = sorted(((v, k) for k, v in groups.items() if k not in IMPORT_GROUPS), reverse=True)[:5]
     top_sig = dict(sorted(sig_self.items(), key=lambda kv: -kv[1])[:12])
-    return {"import_s": main, "import_other_top_s": {k: round(v, 4) for v, k in others},
-            "import_sigverify_self_s": {k: round(v, 4) for k, v in top_sig.items()}}
+    return {
+        "import_s": main,
+        "import_other_top_s": {k: round(v, 4) for v, k in others},
+        "import_sigverify_self_s": {k: round(v, 4) for k, v in top_sig.items()},
+    }
 
 
 # ------------------------------------------------------------------------------------------- all
-def run_benchmarks(model_path=None, reps: int = 40, cold_start: bool = True, gpu: bool = True,
-                   gpu_batch_sizes=(256, 1024), gpu_compile: bool = False, threads: int | None = 1,
-                   cpu_images: int = 64, breakdown: bool = True, progress: Callable[[str], None] | None = None,
-                   batch_items: int = 120, ray_workers=(), onnx: bool = True) -> dict:
+def run_benchmarks(
+    model_path=None,
+    reps: int = 40,
+    cold_start: bool = True,
+    gpu: bool = True,
+    gpu_batch_sizes=(256, 1024),
+    gpu_compile: bool = False,
+    threads: int | None = 1,
+    cpu_images: int = 64,
+    breakdown: bool = True,
+    progress: Callable[[str], None] | None = None,
+    batch_items: int = 120,
+    ray_workers=(),
+    onnx: bool = True,
+) -> dict:
     """All benchmarks; returns a JSON-ready dict with at least ``JSON_KEYS``."""
     import torch
 
@@ -605,8 +674,11 @@ def run_benchmarks(model_path=None, reps: int = 40, cold_start: bool = True, gpu
     t_all = time.perf_counter()
     res: dict = {k: None for k in JSON_KEYS}
     res["machine"] = {
-        "python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(terse=True),
         "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
@@ -659,53 +731,108 @@ def format_table(r: dict) -> str:
         return "n/a" if x is None else fmt.format(x)
 
     rows = [
-        ("pair end to end (CPU, warm)", f"median {f(r['pair_ms_median'])} ms, p90 {f(r['pair_ms_p90'])} ms"
-         f" (CPU time {f(r.get('pair_cpu_ms_median'))} ms)",
-         "target <= 15 ms median"),
+        (
+            "pair end to end (CPU, warm)",
+            f"median {f(r['pair_ms_median'])} ms, p90 {f(r['pair_ms_p90'])} ms (CPU time {f(r.get('pair_cpu_ms_median'))} ms)",
+            "target <= 15 ms median",
+        ),
     ]
     if r.get("pair_breakdown_ms"):
         b = r["pair_breakdown_ms"]
         rows.append(("  of which", ", ".join(f"{k[:-3]} {v:.1f}" for k, v in b.items()) + " ms", ""))
     rows += [
-        ("preprocess one image", f"median {f(r['preprocess_ms_median'])} ms"
-         f" (CPU {f(r.get('preprocess_cpu_ms_median'))} ms)"
-         + (f" ({r['preprocess_shape'][1]}x{r['preprocess_shape'][0]})" if r.get("preprocess_shape") else ""), ""),
-        ("CPU embed, plain eager b=1", f"{f(r.get('cpu_plain_images_per_cpu_s'))} img/CPU-s, "
-         f"{f(r.get('cpu_plain_images_per_s'))} img/s wall", f"{r.get('cpu_threads')} thread(s)"),
-        ("CPU embed, ours batched", f"{f(r.get('cpu_batch_images_per_cpu_s'))} img/CPU-s, "
-         f"{f(r.get('cpu_batch_images_per_s'))} img/s wall",
-         f"ratio {f(r['cpu_batch_ratio_vs_plain'], '{:.2f}')}x CPU time, "
-         f"{f(r.get('cpu_batch_ratio_vs_plain_wall'), '{:.2f}')}x wall (target >= 2x)"),
-        ("CPU embed, onnxruntime vs torch", "n/a" if r.get("onnx_ratio_vs_torch") is None else
-         f"{r['onnx_ratio_vs_torch']:.2f}x CPU time, {r['onnx_ratio_vs_torch_wall']:.2f}x wall "
-         f"({r['onnx_images_per_s']:.0f} vs {r['torch_images_per_s']:.0f} img/s; pair embed "
-         f"{r['onnx_pair_embed_ms']:.1f} vs {r['torch_pair_embed_ms']:.1f} ms)", r.get("onnx_note") or
-         f"backend in use: {r.get('backend')}"),
-        ("batch end to end (1 process)", "n/a" if r.get("batch_items_per_s") is None else
-         f"{r['batch_items_per_s']:.1f} items/s ({r.get('batch_items')} items)", "target >= 60 items/s"),
-        ("batch on local Ray", "n/a" if r.get("ray_items_per_s") is None else ", ".join(
-            f"{k} worker(s) {v['items_per_s']:.1f} items/s" + (
-                f" (steady {v['steady_items_per_s']:.1f}/s + {v['fixed_s']:.1f} s fixed)" if v.get("steady_items_per_s")
-                else "") for k, v in r["ray_by_workers"].items())
-         + f" (Ray start {r['ray_start_s']:.1f} s)", r.get("ray_note") or "--ray"),
-        ("bundle size", "n/a" if r.get("bundle_mb") is None and r.get("bundle_lite_mb") is None else
-         f"full {f(r.get('bundle_mb'), '{:.0f}')} MB, lean {f(r.get('bundle_lite_mb'), '{:.0f}')} MB", "dist/"),
-        ("GPU embed", "n/a (no CUDA)" if r["gpu_images_per_s"] is None else
-         f"{r['gpu_images_per_s']:.0f} img/s best; " + ", ".join(
-             f"b{k}: {v:.0f}" for k, v in r["gpu"]["images_per_s_by_batch"].items()), ""),
-        ("GUI cold start to window", "n/a" if r.get("cold_start_s") is None else f"{r['cold_start_s']:.2f} s",
-         r.get("cold_start_note") or "target <= 2.5 s"),
-        ("GUI start + compare + screenshot", "n/a" if r.get("cold_start_screenshot_s") is None
-         else f"{r['cold_start_screenshot_s']:.2f} s", r.get("cold_start_screenshot_note") or "model load + 1 pair"),
+        (
+            "preprocess one image",
+            f"median {f(r['preprocess_ms_median'])} ms"
+            f" (CPU {f(r.get('preprocess_cpu_ms_median'))} ms)"
+            + (f" ({r['preprocess_shape'][1]}x{r['preprocess_shape'][0]})" if r.get("preprocess_shape") else ""),
+            "",
+        ),
+        (
+            "CPU embed, plain eager b=1",
+            f"{f(r.get('cpu_plain_images_per_cpu_s'))} img/CPU-s, {f(r.get('cpu_plain_images_per_s'))} img/s wall",
+            f"{r.get('cpu_threads')} thread(s)",
+        ),
+        (
+            "CPU embed, ours batched",
+            f"{f(r.get('cpu_batch_images_per_cpu_s'))} img/CPU-s, {f(r.get('cpu_batch_images_per_s'))} img/s wall",
+            f"ratio {f(r['cpu_batch_ratio_vs_plain'], '{:.2f}')}x CPU time, "
+            f"{f(r.get('cpu_batch_ratio_vs_plain_wall'), '{:.2f}')}x wall (target >= 2x)",
+        ),
+        (
+            "CPU embed, onnxruntime vs torch",
+            "n/a"
+            if r.get("onnx_ratio_vs_torch") is None
+            else f"{r['onnx_ratio_vs_torch']:.2f}x CPU time, {r['onnx_ratio_vs_torch_wall']:.2f}x wall "
+            f"({r['onnx_images_per_s']:.0f} vs {r['torch_images_per_s']:.0f} img/s; pair embed "
+            f"{r['onnx_pair_embed_ms']:.1f} vs {r['torch_pair_embed_ms']:.1f} ms)",
+            r.get("onnx_note") or f"backend in use: {r.get('backend')}",
+        ),
+        (
+            "batch end to end (1 process)",
+            "n/a"
+            if r.get("batch_items_per_s") is None
+            else f"{r['batch_items_per_s']:.1f} items/s ({r.get('batch_items')} items)",
+            "target >= 60 items/s",
+        ),
+        (
+            "batch on local Ray",
+            "n/a"
+            if r.get("ray_items_per_s") is None
+            else ", ".join(
+                f"{k} worker(s) {v['items_per_s']:.1f} items/s"
+                + (
+                    f" (steady {v['steady_items_per_s']:.1f}/s + {v['fixed_s']:.1f} s fixed)"
+                    if v.get("steady_items_per_s")
+                    else ""
+                )
+                for k, v in r["ray_by_workers"].items()
+            )
+            + f" (Ray start {r['ray_start_s']:.1f} s)",
+            r.get("ray_note") or "--ray",
+        ),
+        (
+            "bundle size",
+            "n/a"
+            if r.get("bundle_mb") is None and r.get("bundle_lite_mb") is None
+            else f"full {f(r.get('bundle_mb'), '{:.0f}')} MB, lean {f(r.get('bundle_lite_mb'), '{:.0f}')} MB",
+            "dist/",
+        ),
+        (
+            "GPU embed",
+            "n/a (no CUDA)"
+            if r["gpu_images_per_s"] is None
+            else f"{r['gpu_images_per_s']:.0f} img/s best; "
+            + ", ".join(f"b{k}: {v:.0f}" for k, v in r["gpu"]["images_per_s_by_batch"].items()),
+            "",
+        ),
+        (
+            "GUI cold start to window",
+            "n/a" if r.get("cold_start_s") is None else f"{r['cold_start_s']:.2f} s",
+            r.get("cold_start_note") or "target <= 2.5 s",
+        ),
+        (
+            "GUI start + compare + screenshot",
+            "n/a" if r.get("cold_start_screenshot_s") is None else f"{r['cold_start_screenshot_s']:.2f} s",
+            r.get("cold_start_screenshot_note") or "model load + 1 pair",
+        ),
     ]
     if r.get("import_s"):
-        rows.append(("import costs (cumulative)", ", ".join(f"{k} {v:.2f}" for k, v in
-                                                             sorted(r["import_s"].items(), key=lambda kv: -kv[1])) + " s", ""))
+        rows.append(
+            (
+                "import costs (cumulative)",
+                ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["import_s"].items(), key=lambda kv: -kv[1])) + " s",
+                "",
+            )
+        )
     w = max(len(a) for a, _, _ in rows)
     lines = [f"{a:<{w}}  {b}" + (f"   [{c}]" if c else "") for a, b, c in rows]
     m = r.get("machine", {})
     la = m.get("loadavg_at_start")
-    lines.append(f"model {r.get('model')}{' (RANDOM weights)' if r.get('random_weights') else ''}; "
-                 f"{m.get('cpu_count')} CPUs, torch {m.get('torch')}, load average {la[0]:.2f} at start"
-                 if la else f"model {r.get('model')}")
+    lines.append(
+        f"model {r.get('model')}{' (RANDOM weights)' if r.get('random_weights') else ''}; "
+        f"{m.get('cpu_count')} CPUs, torch {m.get('torch')}, load average {la[0]:.2f} at start"
+        if la
+        else f"model {r.get('model')}"
+    )
     return "\n".join(lines)

@@ -31,8 +31,11 @@ def display_name(value: str | os.PathLike | bytes) -> str:
         s.encode("utf-8")
         return s
     except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if _only_escapes(s) else \
-            s.encode("utf-8", "replace").decode("utf-8", "replace")
+        return (
+            s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            if _only_escapes(s)
+            else s.encode("utf-8", "replace").decode("utf-8", "replace")
+        )
 
 
 def _only_escapes(s: str) -> bool:

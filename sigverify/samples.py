@@ -54,52 +54,187 @@ _O = [(0.0, 0.2), (0.55, 0.9), (0.25, 0.97), (0.0, 0.5), (0.15, 0.03), (0.5, 0.3
 
 _LETTERS: dict[str, tuple[list[tuple[float, float]], list[list[tuple[float, float]]]]] = {
     "a": (_O + [(0.62, 0.3), (0.72, 0.0), (0.95, 0.25)], []),
-    "b": ([(0, 0.2), (0.35, 1.4), (0.45, 2.0), (0.25, 2.05), (0.15, 1.5), (0.15, 0.4), (0.25, 0.0),
-           (0.6, 0.3), (0.62, 0.8), (0.42, 0.7), (0.78, 0.72)], []),
+    "b": (
+        [
+            (0, 0.2),
+            (0.35, 1.4),
+            (0.45, 2.0),
+            (0.25, 2.05),
+            (0.15, 1.5),
+            (0.15, 0.4),
+            (0.25, 0.0),
+            (0.6, 0.3),
+            (0.62, 0.8),
+            (0.42, 0.7),
+            (0.78, 0.72),
+        ],
+        [],
+    ),
     "c": ([(0, 0.2), (0.6, 0.85), (0.45, 1.0), (0.1, 0.7), (0.1, 0.15), (0.45, 0.0), (0.8, 0.25)], []),
     "d": (_O + [(0.72, 1.3), (0.78, 2.0), (0.7, 1.2), (0.65, 0.2), (0.75, 0.0), (1.0, 0.25)], []),
-    "e": ([(0, 0.15), (0.45, 0.45), (0.55, 0.8), (0.35, 0.92), (0.15, 0.6), (0.2, 0.1), (0.5, 0.0),
-           (0.8, 0.25)], []),
-    "f": ([(0, 0.2), (0.35, 1.2), (0.45, 2.0), (0.3, 2.1), (0.25, 1.5), (0.25, 0.0), (0.2, -0.9),
-           (0.1, -0.8), (0.3, 0.0), (0.55, 0.35), (0.8, 0.3)], []),
+    "e": ([(0, 0.15), (0.45, 0.45), (0.55, 0.8), (0.35, 0.92), (0.15, 0.6), (0.2, 0.1), (0.5, 0.0), (0.8, 0.25)], []),
+    "f": (
+        [
+            (0, 0.2),
+            (0.35, 1.2),
+            (0.45, 2.0),
+            (0.3, 2.1),
+            (0.25, 1.5),
+            (0.25, 0.0),
+            (0.2, -0.9),
+            (0.1, -0.8),
+            (0.3, 0.0),
+            (0.55, 0.35),
+            (0.8, 0.3),
+        ],
+        [],
+    ),
     "g": (_O + [(0.6, 0.0), (0.5, -0.9), (0.3, -1.0), (0.25, -0.6), (0.6, -0.1), (0.9, 0.25)], []),
-    "h": ([(0, 0.2), (0.3, 1.3), (0.4, 2.0), (0.2, 2.0), (0.15, 1.3), (0.1, 0.0), (0.25, 0.7),
-           (0.5, 0.95), (0.65, 0.6), (0.65, 0.1), (0.9, 0.2)], []),
-    "i": ([(0, 0.15), (0.25, 0.8), (0.3, 0.95), (0.25, 0.3), (0.35, 0.0), (0.55, 0.25)],
-          [[(0.33, 1.45), (0.38, 1.5)]]),
-    "j": ([(0, 0.15), (0.3, 0.9), (0.3, 0.0), (0.2, -0.9), (0.0, -0.9), (0.1, -0.5), (0.55, 0.2)],
-          [[(0.33, 1.45), (0.38, 1.5)]]),
-    "k": ([(0, 0.2), (0.3, 1.3), (0.4, 2.0), (0.2, 2.0), (0.15, 1.3), (0.1, 0.0), (0.25, 0.65),
-           (0.55, 0.9), (0.5, 0.55), (0.25, 0.45), (0.55, 0.3), (0.65, 0.0), (0.85, 0.2)], []),
-    "l": ([(0, 0.2), (0.3, 1.3), (0.4, 2.0), (0.2, 2.0), (0.15, 1.3), (0.15, 0.2), (0.3, 0.0),
-           (0.55, 0.25)], []),
-    "m": ([(0, 0.1), (0.1, 0.8), (0.15, 0.95), (0.15, 0.0), (0.2, 0.6), (0.35, 0.95), (0.45, 0.6),
-           (0.45, 0.0), (0.5, 0.6), (0.65, 0.95), (0.75, 0.6), (0.75, 0.05), (0.95, 0.2)], []),
-    "n": ([(0, 0.1), (0.1, 0.8), (0.15, 0.95), (0.15, 0.0), (0.25, 0.6), (0.45, 0.95), (0.6, 0.6),
-           (0.6, 0.05), (0.8, 0.2)], []),
-    "o": ([(0, 0.2), (0.45, 0.95), (0.2, 0.9), (0.05, 0.45), (0.2, 0.0), (0.5, 0.15), (0.5, 0.8),
-           (0.45, 0.95), (0.6, 0.8), (0.8, 0.8)], []),
-    "p": ([(0, 0.1), (0.2, 0.9), (0.2, 0.0), (0.15, -1.0), (0.2, 0.0), (0.3, 0.6), (0.55, 0.9),
-           (0.7, 0.5), (0.5, 0.05), (0.25, 0.15), (0.55, 0.1), (0.85, 0.25)], []),
+    "h": (
+        [
+            (0, 0.2),
+            (0.3, 1.3),
+            (0.4, 2.0),
+            (0.2, 2.0),
+            (0.15, 1.3),
+            (0.1, 0.0),
+            (0.25, 0.7),
+            (0.5, 0.95),
+            (0.65, 0.6),
+            (0.65, 0.1),
+            (0.9, 0.2),
+        ],
+        [],
+    ),
+    "i": ([(0, 0.15), (0.25, 0.8), (0.3, 0.95), (0.25, 0.3), (0.35, 0.0), (0.55, 0.25)], [[(0.33, 1.45), (0.38, 1.5)]]),
+    "j": ([(0, 0.15), (0.3, 0.9), (0.3, 0.0), (0.2, -0.9), (0.0, -0.9), (0.1, -0.5), (0.55, 0.2)], [[(0.33, 1.45), (0.38, 1.5)]]),
+    "k": (
+        [
+            (0, 0.2),
+            (0.3, 1.3),
+            (0.4, 2.0),
+            (0.2, 2.0),
+            (0.15, 1.3),
+            (0.1, 0.0),
+            (0.25, 0.65),
+            (0.55, 0.9),
+            (0.5, 0.55),
+            (0.25, 0.45),
+            (0.55, 0.3),
+            (0.65, 0.0),
+            (0.85, 0.2),
+        ],
+        [],
+    ),
+    "l": ([(0, 0.2), (0.3, 1.3), (0.4, 2.0), (0.2, 2.0), (0.15, 1.3), (0.15, 0.2), (0.3, 0.0), (0.55, 0.25)], []),
+    "m": (
+        [
+            (0, 0.1),
+            (0.1, 0.8),
+            (0.15, 0.95),
+            (0.15, 0.0),
+            (0.2, 0.6),
+            (0.35, 0.95),
+            (0.45, 0.6),
+            (0.45, 0.0),
+            (0.5, 0.6),
+            (0.65, 0.95),
+            (0.75, 0.6),
+            (0.75, 0.05),
+            (0.95, 0.2),
+        ],
+        [],
+    ),
+    "n": ([(0, 0.1), (0.1, 0.8), (0.15, 0.95), (0.15, 0.0), (0.25, 0.6), (0.45, 0.95), (0.6, 0.6), (0.6, 0.05), (0.8, 0.2)], []),
+    "o": (
+        [
+            (0, 0.2),
+            (0.45, 0.95),
+            (0.2, 0.9),
+            (0.05, 0.45),
+            (0.2, 0.0),
+            (0.5, 0.15),
+            (0.5, 0.8),
+            (0.45, 0.95),
+            (0.6, 0.8),
+            (0.8, 0.8),
+        ],
+        [],
+    ),
+    "p": (
+        [
+            (0, 0.1),
+            (0.2, 0.9),
+            (0.2, 0.0),
+            (0.15, -1.0),
+            (0.2, 0.0),
+            (0.3, 0.6),
+            (0.55, 0.9),
+            (0.7, 0.5),
+            (0.5, 0.05),
+            (0.25, 0.15),
+            (0.55, 0.1),
+            (0.85, 0.25),
+        ],
+        [],
+    ),
     "q": (_O + [(0.6, 0.0), (0.6, -1.0), (0.55, -0.4), (0.9, 0.1)], []),
-    "r": ([(0, 0.1), (0.2, 0.85), (0.3, 0.95), (0.35, 0.7), (0.5, 0.8), (0.55, 0.4), (0.6, 0.0),
-           (0.8, 0.2)], []),
-    "s": ([(0, 0.1), (0.3, 0.95), (0.5, 0.5), (0.5, 0.15), (0.3, 0.0), (0.15, 0.15), (0.5, 0.1),
-           (0.8, 0.25)], []),
-    "t": ([(0, 0.2), (0.3, 1.2), (0.35, 1.7), (0.3, 1.0), (0.25, 0.2), (0.4, 0.0), (0.65, 0.25)],
-          [[(0.05, 1.1), (0.35, 1.17), (0.65, 1.2)]]),
-    "u": ([(0, 0.1), (0.15, 0.9), (0.1, 0.2), (0.25, 0.0), (0.45, 0.3), (0.55, 0.95), (0.5, 0.2),
-           (0.6, 0.0), (0.8, 0.2)], []),
-    "v": ([(0, 0.1), (0.15, 0.9), (0.25, 0.2), (0.35, 0.0), (0.55, 0.5), (0.6, 0.95), (0.55, 0.8),
-           (0.8, 0.8)], []),
-    "w": ([(0, 0.1), (0.1, 0.9), (0.15, 0.1), (0.3, 0.0), (0.4, 0.6), (0.45, 0.1), (0.6, 0.0),
-           (0.75, 0.9), (0.7, 0.75), (0.95, 0.8)], []),
-    "x": ([(0, 0.1), (0.2, 0.8), (0.35, 0.9), (0.45, 0.5), (0.55, 0.0), (0.75, 0.2)],
-          [[(0.65, 0.9), (0.42, 0.45), (0.2, 0.0)]]),
-    "y": ([(0, 0.1), (0.15, 0.9), (0.1, 0.2), (0.25, 0.0), (0.45, 0.3), (0.55, 0.95), (0.5, 0.0),
-           (0.4, -0.9), (0.2, -1.0), (0.2, -0.6), (0.6, -0.1), (0.9, 0.25)], []),
-    "z": ([(0, 0.1), (0.2, 0.9), (0.55, 0.95), (0.3, 0.3), (0.15, 0.0), (0.45, 0.1), (0.5, -0.6),
-           (0.3, -0.8), (0.4, -0.3), (0.8, 0.2)], []),
+    "r": ([(0, 0.1), (0.2, 0.85), (0.3, 0.95), (0.35, 0.7), (0.5, 0.8), (0.55, 0.4), (0.6, 0.0), (0.8, 0.2)], []),
+    "s": ([(0, 0.1), (0.3, 0.95), (0.5, 0.5), (0.5, 0.15), (0.3, 0.0), (0.15, 0.15), (0.5, 0.1), (0.8, 0.25)], []),
+    "t": (
+        [(0, 0.2), (0.3, 1.2), (0.35, 1.7), (0.3, 1.0), (0.25, 0.2), (0.4, 0.0), (0.65, 0.25)],
+        [[(0.05, 1.1), (0.35, 1.17), (0.65, 1.2)]],
+    ),
+    "u": ([(0, 0.1), (0.15, 0.9), (0.1, 0.2), (0.25, 0.0), (0.45, 0.3), (0.55, 0.95), (0.5, 0.2), (0.6, 0.0), (0.8, 0.2)], []),
+    "v": ([(0, 0.1), (0.15, 0.9), (0.25, 0.2), (0.35, 0.0), (0.55, 0.5), (0.6, 0.95), (0.55, 0.8), (0.8, 0.8)], []),
+    "w": (
+        [
+            (0, 0.1),
+            (0.1, 0.9),
+            (0.15, 0.1),
+            (0.3, 0.0),
+            (0.4, 0.6),
+            (0.45, 0.1),
+            (0.6, 0.0),
+            (0.75, 0.9),
+            (0.7, 0.75),
+            (0.95, 0.8),
+        ],
+        [],
+    ),
+    "x": ([(0, 0.1), (0.2, 0.8), (0.35, 0.9), (0.45, 0.5), (0.55, 0.0), (0.75, 0.2)], [[(0.65, 0.9), (0.42, 0.45), (0.2, 0.0)]]),
+    "y": (
+        [
+            (0, 0.1),
+            (0.15, 0.9),
+            (0.1, 0.2),
+            (0.25, 0.0),
+            (0.45, 0.3),
+            (0.55, 0.95),
+            (0.5, 0.0),
+            (0.4, -0.9),
+            (0.2, -1.0),
+            (0.2, -0.6),
+            (0.6, -0.1),
+            (0.9, 0.25),
+        ],
+        [],
+    ),
+    "z": (
+        [
+            (0, 0.1),
+            (0.2, 0.9),
+            (0.55, 0.95),
+            (0.3, 0.3),
+            (0.15, 0.0),
+            (0.45, 0.1),
+            (0.5, -0.6),
+            (0.3, -0.8),
+            (0.4, -0.3),
+            (0.8, 0.2),
+        ],
+        [],
+    ),
 }
 
 _CAP_HEIGHT = 2.4
@@ -151,6 +286,7 @@ def _make_style(name: str) -> _Style:
 # Geometry helpers
 # ---------------------------------------------------------------------------
 
+
 def _catmull_rom(points: np.ndarray, step: float = 0.02) -> np.ndarray:
     """Centripetal Catmull-Rom spline through ``points`` (N,2), densely sampled."""
     pts = np.asarray(points, dtype=np.float64)
@@ -187,7 +323,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, corr: float) -> np.ndarray:
     k = max(1, int(corr))
     kernel = np.hanning(2 * k + 1)
     kernel /= kernel.sum()
-    sm = np.convolve(raw, kernel, mode="same")[32:32 + n]
+    sm = np.convolve(raw, kernel, mode="same")[32 : 32 + n]
     std = sm.std()
     return sm / std if std > 0 else sm
 
@@ -196,14 +332,14 @@ def _smooth_noise(rng: np.random.Generator, n: int, corr: float) -> np.ndarray:
 # Trajectory construction
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class _Stroke:
-    ctrl: np.ndarray          # control points (x-height units, y up)
-    kind: str                 # "word" | "flourish" | "dot" | "bar"
+    ctrl: np.ndarray  # control points (x-height units, y up)
+    kind: str  # "word" | "flourish" | "dot" | "bar"
 
 
-def _build_strokes(name: str, style: _Style, rng: np.random.Generator | None,
-                   variation: float, forged: bool) -> list[_Stroke]:
+def _build_strokes(name: str, style: _Style, rng: np.random.Generator | None, variation: float, forged: bool) -> list[_Stroke]:
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     words = [w for w in "".join(c if c.isalpha() else " " for c in plain).split() if w]
     if not words:
@@ -286,20 +422,48 @@ def _build_strokes(name: str, style: _Style, rng: np.random.Generator | None,
     span = xe - x0
     fl = style.flourish
     if fl == "return":
-        pts = np.array([end, end + [0.35, 0.5], end + [0.45, -0.2], [xe - 0.15 * span, -0.85],
-                        [x0 + 0.45 * span, -0.95], [x0 + 0.05 * span, -0.7]])
+        pts = np.array(
+            [
+                end,
+                end + [0.35, 0.5],
+                end + [0.45, -0.2],
+                [xe - 0.15 * span, -0.85],
+                [x0 + 0.45 * span, -0.95],
+                [x0 + 0.05 * span, -0.7],
+            ]
+        )
         kind_join = True
     elif fl == "underline":
-        pts = np.array([[x0 + 0.05 * span, -0.75], [x0 + 0.35 * span, -0.95], [x0 + 0.7 * span, -0.85],
-                        [xe + 0.3, -0.6], [xe + 0.6, -0.2]])
+        pts = np.array(
+            [[x0 + 0.05 * span, -0.75], [x0 + 0.35 * span, -0.95], [x0 + 0.7 * span, -0.85], [xe + 0.3, -0.6], [xe + 0.6, -0.2]]
+        )
         kind_join = False
     elif fl == "paraph":
-        pts = np.array([end, end + [0.3, 0.8], end + [0.0, 1.1], end + [-0.25, 0.5], end + [0.3, -0.5],
-                        [xe - 0.3 * span, -1.0], [x0 + 0.1 * span, -0.9], [x0 + 0.25 * span, -0.7]])
+        pts = np.array(
+            [
+                end,
+                end + [0.3, 0.8],
+                end + [0.0, 1.1],
+                end + [-0.25, 0.5],
+                end + [0.3, -0.5],
+                [xe - 0.3 * span, -1.0],
+                [x0 + 0.1 * span, -0.9],
+                [x0 + 0.25 * span, -0.7],
+            ]
+        )
         kind_join = True
     else:  # loop_underline
-        pts = np.array([[x0 + 0.1 * span, -0.6], [x0 + 0.5 * span, -0.95], [xe + 0.2, -0.75],
-                        [xe + 0.5, -0.3], [xe + 0.15, -0.15], [xe + 0.1, -0.7], [xe + 0.9, -0.85]])
+        pts = np.array(
+            [
+                [x0 + 0.1 * span, -0.6],
+                [x0 + 0.5 * span, -0.95],
+                [xe + 0.2, -0.75],
+                [xe + 0.5, -0.3],
+                [xe + 0.15, -0.15],
+                [xe + 0.1, -0.7],
+                [xe + 0.9, -0.85],
+            ]
+        )
         kind_join = False
     if rng is not None:
         pts = pts + rng.normal(0, 0.07 * v, size=pts.shape)
@@ -314,8 +478,7 @@ def _build_strokes(name: str, style: _Style, rng: np.random.Generator | None,
     return strokes
 
 
-def _transform(path: np.ndarray, slant: float, rot_deg: float, wave_amp: float,
-               wave_phase: float) -> np.ndarray:
+def _transform(path: np.ndarray, slant: float, rot_deg: float, wave_amp: float, wave_phase: float) -> np.ndarray:
     p = path.copy()
     p[:, 0] = p[:, 0] + slant * p[:, 1]
     p[:, 1] = p[:, 1] + wave_amp * np.sin(p[:, 0] * 0.45 + wave_phase)
@@ -324,8 +487,9 @@ def _transform(path: np.ndarray, slant: float, rot_deg: float, wave_amp: float,
     return np.stack([c * p[:, 0] - s * p[:, 1], s * p[:, 0] + c * p[:, 1]], axis=1)
 
 
-def signature_alpha(name: str, seed: int, variation: float = 0.0, forged: bool = False,
-                    size: tuple[int, int] = (300, 800)) -> np.ndarray:
+def signature_alpha(
+    name: str, seed: int, variation: float = 0.0, forged: bool = False, size: tuple[int, int] = (300, 800)
+) -> np.ndarray:
     """Ink coverage (H,W) float32 in [0,1] of a synthetic signature.
 
     Same arguments as :func:`draw_signature`; useful to composite the ink on
@@ -413,14 +577,13 @@ def signature_alpha(name: str, seed: int, variation: float = 0.0, forged: bool =
             # hesitations: the forger lifts/pauses the pen a few times
             for _ in range(int(prng.integers(1, 4))):
                 k = int(prng.integers(n // 6, max(n // 6 + 1, 5 * n // 6)))
-                gaps[k:k + 2] = True
+                gaps[k : k + 2] = True
         q = np.round(pix * ss * frac).astype(np.int64)
         for i in range(n - 1):
             if gaps[i]:
                 continue
             th = max(1, int(round(width[i] * ss)))
-            cv2.line(canvas, (int(q[i, 0]), int(q[i, 1])), (int(q[i + 1, 0]), int(q[i + 1, 1])),
-                     int(ink[i]), th, cv2.LINE_AA, 4)
+            cv2.line(canvas, (int(q[i, 0]), int(q[i, 1])), (int(q[i + 1, 0]), int(q[i + 1, 1])), int(ink[i]), th, cv2.LINE_AA, 4)
         if forged and kind == "word":
             # blunt, blobby stroke start/end (pen resting on the paper)
             for j in (0, n - 1):
@@ -433,14 +596,14 @@ def signature_alpha(name: str, seed: int, variation: float = 0.0, forged: bool =
 
 
 def _paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    low = cv2.resize(rng.normal(0, 1, size=(6, 16)).astype(np.float32), (w, h),
-                     interpolation=cv2.INTER_CUBIC)
+    low = cv2.resize(rng.normal(0, 1, size=(6, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
     return 247.0 + 1.0 * low + 1.5 * gx
 
 
-def draw_signature(name: str, seed: int, variation: float = 0.0, forged: bool = False,
-                   size: tuple[int, int] = (300, 800)) -> np.ndarray:
+def draw_signature(
+    name: str, seed: int, variation: float = 0.0, forged: bool = False, size: tuple[int, int] = (300, 800)
+) -> np.ndarray:
     """Draw a synthetic handwritten signature of ``name``.
 
     Parameters
@@ -500,8 +663,7 @@ def _guilloche(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return bg
 
 
-def draw_cheque_scan(name: str, seed: int, variation: float = 0.5,
-                     size: tuple[int, int] = (300, 800)) -> np.ndarray:
+def draw_cheque_scan(name: str, seed: int, variation: float = 0.5, size: tuple[int, int] = (300, 800)) -> np.ndarray:
     """A "realistic scan" of a signature on a cheque signature field.
 
     Returns a BGR uint8 image: tinted guilloche background, a printed signature
@@ -518,10 +680,8 @@ def draw_cheque_scan(name: str, seed: int, variation: float = 0.5,
     printed8 = np.zeros((h, w), dtype=np.uint8)
     cv2.line(printed8, (int(w * 0.05), y_line), (int(w * 0.95), y_line), 255, 2, cv2.LINE_AA)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(printed8, "AUTHORISED SIGNATURE", (int(w * 0.05), y_line + 24), font, 0.5, 215, 1,
-                cv2.LINE_AA)
-    cv2.putText(printed8, "Please do not sign outside this box", (int(w * 0.62), y_line + 24), font,
-                0.38, 180, 1, cv2.LINE_AA)
+    cv2.putText(printed8, "AUTHORISED SIGNATURE", (int(w * 0.05), y_line + 24), font, 0.5, 215, 1, cv2.LINE_AA)
+    cv2.putText(printed8, "Please do not sign outside this box", (int(w * 0.62), y_line + 24), font, 0.38, 180, 1, cv2.LINE_AA)
     printed = printed8.astype(np.float32) / 255.0
     print_col = np.array([90, 80, 70], dtype=np.float32)
     img = bg * (1 - printed[..., None]) + print_col * printed[..., None]
@@ -558,8 +718,7 @@ def write_demo_samples(out_dir: str | Path) -> list[Path]:
             raise OSError(f"could not write {p}")
         written.append(p)
     p = out / "alice_cheque_scan.jpg"
-    if not cv2.imwrite(str(p), draw_cheque_scan("Alice", 31, 0.7, size=(320, 900)),
-                       [cv2.IMWRITE_JPEG_QUALITY, 88]):
+    if not cv2.imwrite(str(p), draw_cheque_scan("Alice", 31, 0.7, size=(320, 900)), [cv2.IMWRITE_JPEG_QUALITY, 88]):
         raise OSError(f"could not write {p}")
     written.append(p)
     return written

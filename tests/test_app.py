@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import write_sig
 
 from sigverify.app import case as case_mod
 from sigverify.app.case import build_case, case_key, decide, verify_case
@@ -16,8 +17,6 @@ from sigverify.errors import DeviceUnavailableError, MetricUnavailableError, Mod
 from sigverify.model.weights import random_model
 from sigverify.store.library import Library
 from sigverify.verify.reference import verify_against_references
-
-from helpers import write_sig
 
 
 @pytest.fixture
@@ -169,8 +168,18 @@ def test_rerun_of_the_same_case_appends_no_second_record(lib, verifier, alice, t
 def test_case_key_depends_on_questioned_references_model_and_customer():
     k = case_key("q", ["ref:1", "ref:2"], "m@1", "C1")
     assert k == case_key("q", ["ref:2", "ref:1"], "m@1", "C1")  # order of the references does not matter
-    assert len({k, case_key("q2", ["ref:1", "ref:2"], "m@1", "C1"), case_key("q", ["ref:1"], "m@1", "C1"),
-                case_key("q", ["ref:1", "ref:2"], "m@2", "C1"), case_key("q", ["ref:1", "ref:2"], "m@1", "C2")}) == 5
+    assert (
+        len(
+            {
+                k,
+                case_key("q2", ["ref:1", "ref:2"], "m@1", "C1"),
+                case_key("q", ["ref:1"], "m@1", "C1"),
+                case_key("q", ["ref:1", "ref:2"], "m@2", "C1"),
+                case_key("q", ["ref:1", "ref:2"], "m@1", "C2"),
+            }
+        )
+        == 5
+    )
 
 
 def test_gui_style_case_from_loaded_signatures_is_recorded_once(lib, verifier, alice):

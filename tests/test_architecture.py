@@ -16,14 +16,27 @@ ROOT = Path(sigverify.__file__).parent
 #: Layer of each top-level module or package of ``sigverify`` (lower layers never import higher ones).
 #:   base < imaging < model < verify < store < application (app, train, batch, ...) < front ends (cli, gui)
 LAYERS = {
-    "__init__": 0, "errors": 0, "atomic": 0, "hashing": 0, "paths": 0, "metrics": 0, "progress": 0, "safetext": 0,
+    "__init__": 0,
+    "errors": 0,
+    "atomic": 0,
+    "hashing": 0,
+    "paths": 0,
+    "metrics": 0,
+    "progress": 0,
+    "safetext": 0,
     "samples": 0,
     "imaging": 1,
     "model": 2,
     "verify": 3,
     "store": 4,
-    "app": 5, "train": 5, "batch": 5, "bench": 5, "cluster": 5,
-    "cli": 6, "gui": 6, "__main__": 6,
+    "app": 5,
+    "train": 5,
+    "batch": 5,
+    "bench": 5,
+    "cluster": 5,
+    "cli": 6,
+    "gui": 6,
+    "__main__": 6,
 }
 LAYER_NAMES = ["base", "imaging", "model", "verify", "store", "application", "front end"]
 FRONT_ENDS = {"cli", "gui"}  # two front doors side by side: neither imports the other
@@ -162,5 +175,17 @@ def test_ruff_check_is_clean():
     if cmd is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     repo = ROOT.parent
-    r = subprocess.run([*cmd, "check", "--no-cache", "sigverify", "tests"], cwd=repo, capture_output=True, text=True)
+    r = subprocess.run(
+        [*cmd, "check", "--no-cache", "sigverify", "tests", "benchmarks"], cwd=repo, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def test_ruff_format_is_clean():
+    """``ruff format --check``: the whole tree is in the formatter's style (run ``ruff format .`` to fix)."""
+    cmd = _ruff()
+    if cmd is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    repo = ROOT.parent
+    r = subprocess.run([*cmd, "format", "--check", "--no-cache", "."], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, "run `ruff format .`:\n" + r.stdout[-4000:] + r.stderr[-2000:]

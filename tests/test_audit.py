@@ -14,16 +14,36 @@ import time
 import pytest
 
 from sigverify.errors import AuditIntegrityError, SigverifyError
-from sigverify.store.audit import (AUDIT_SCHEMA, GENESIS_HASH, AuditLog, VerificationEntry, canonical_json, chain_hash,
-                                   check_audit, default_operator)
+from sigverify.store.audit import (
+    AUDIT_SCHEMA,
+    GENESIS_HASH,
+    AuditLog,
+    VerificationEntry,
+    canonical_json,
+    chain_hash,
+    check_audit,
+    default_operator,
+)
 from sigverify.store.library import Library
 
 
 def entry(i: int = 0, customer: str = "C1", verdict: str = "genuine") -> VerificationEntry:
-    return VerificationEntry(questioned_name=f"q{i}.png", questioned_sha256=f"{i:064x}", model_id="m@abc",
-                             weights_sha256="ab" * 32, metric="euclidean", distances=[0.1, 0.2], distance=0.15,
-                             score=90.0, verdict=verdict, customer_id=customer, threshold_accept=0.6,
-                             threshold_reject=0.9, reference_ids=[1, 2], details={"k": i})
+    return VerificationEntry(
+        questioned_name=f"q{i}.png",
+        questioned_sha256=f"{i:064x}",
+        model_id="m@abc",
+        weights_sha256="ab" * 32,
+        metric="euclidean",
+        distances=[0.1, 0.2],
+        distance=0.15,
+        score=90.0,
+        verdict=verdict,
+        customer_id=customer,
+        threshold_accept=0.6,
+        threshold_reject=0.9,
+        reference_ids=[1, 2],
+        details={"k": i},
+    )
 
 
 @pytest.fixture
@@ -87,14 +107,17 @@ def test_no_update_or_delete_api():
     assert not [n for n in names if any(w in n.lower() for w in ("update", "delete", "remove", "edit", "set_"))]
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE audit_verifications SET verdict = 'genuine'",
-    "UPDATE audit_verifications SET operator = 'someone else' WHERE id = 1",
-    "DELETE FROM audit_verifications",
-    "DELETE FROM audit_verifications WHERE id = 1",
-    "UPDATE audit_decisions SET decision = 'accept'",
-    "DELETE FROM audit_decisions",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_verifications SET verdict = 'genuine'",
+        "UPDATE audit_verifications SET operator = 'someone else' WHERE id = 1",
+        "DELETE FROM audit_verifications",
+        "DELETE FROM audit_verifications WHERE id = 1",
+        "UPDATE audit_decisions SET decision = 'accept'",
+        "DELETE FROM audit_decisions",
+    ],
+)
 def test_raw_sqlite_cannot_change_records(lib, sql):
     v = lib.audit.append_verification(entry(1, verdict="forgery"))
     lib.audit.append_decision(v, "reject")
@@ -210,8 +233,9 @@ def test_killed_writer_leaves_consistent_database(tmp_path):
     work = tmp_path / "imgs"
     work.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(work)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), str(work)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     last = 0
     try:
         deadline = time.monotonic() + 40
@@ -289,8 +313,11 @@ def test_chain_intact_and_recomputable(lib):
 
 def test_changed_verdict_after_dropping_the_trigger_is_named(lib):
     ids = _filled(lib)
-    _raw(lib, "DROP TRIGGER audit_verifications_no_update",
-         f"UPDATE audit_verifications SET verdict = 'genuine', score = 97 WHERE id = {ids[1]}")
+    _raw(
+        lib,
+        "DROP TRIGGER audit_verifications_no_update",
+        f"UPDATE audit_verifications SET verdict = 'genuine', score = 97 WHERE id = {ids[1]}",
+    )
     chk = lib.audit.verify_chain()
     assert not chk.ok
     assert chk.first_bad["type"] == "changed" and chk.first_bad["record_id"] == ids[1]
@@ -303,8 +330,7 @@ def test_dropped_and_recreated_tables_show(lib, tmp_path):
     path = lib.path
     lib.close()
     # drop every audit table; recreate them empty and write one fake, correctly chained record (ids restart at 1)
-    _raw(type("L", (), {"path": path}), "DROP TABLE audit_decisions", "DROP TABLE audit_verifications",
-         "DROP TABLE audit_chain")
+    _raw(type("L", (), {"path": path}), "DROP TABLE audit_decisions", "DROP TABLE audit_verifications", "DROP TABLE audit_chain")
     with Library(path) as again:  # reopening does not silently recreate them...
         assert "audit_verifications" not in {r[0] for r in again._q("SELECT name FROM sqlite_master")}
         with pytest.raises(AuditIntegrityError):
@@ -325,11 +351,14 @@ def test_dropped_and_recreated_tables_show(lib, tmp_path):
 
 def test_renamed_table_swapped_for_one_without_triggers(lib):
     ids = _filled(lib)
-    _raw(lib, "ALTER TABLE audit_verifications RENAME TO old_v",
-         AUDIT_SCHEMA.split("CREATE INDEX")[0] + ";",
-         "INSERT INTO audit_verifications SELECT * FROM old_v",
-         "DROP TRIGGER IF EXISTS audit_verifications_no_update",
-         f"UPDATE audit_verifications SET verdict = 'genuine' WHERE id = {ids[1]}")
+    _raw(
+        lib,
+        "ALTER TABLE audit_verifications RENAME TO old_v",
+        AUDIT_SCHEMA.split("CREATE INDEX")[0] + ";",
+        "INSERT INTO audit_verifications SELECT * FROM old_v",
+        "DROP TRIGGER IF EXISTS audit_verifications_no_update",
+        f"UPDATE audit_verifications SET verdict = 'genuine' WHERE id = {ids[1]}",
+    )
     chk = lib.audit.verify_chain()
     assert not chk.ok
     kinds = {p["type"] for p in chk.problems}
@@ -338,8 +367,11 @@ def test_renamed_table_swapped_for_one_without_triggers(lib):
 
 def test_row_inserted_behind_the_applications_back(lib):
     _filled(lib)
-    _raw(lib, "INSERT INTO audit_decisions (verification_id, time_utc, operator, source, decision, overrides_verdict,"
-              " reason) VALUES (2, '2026-01-01', 'mallory', 'clerk', 'accept', 1, '')")
+    _raw(
+        lib,
+        "INSERT INTO audit_decisions (verification_id, time_utc, operator, source, decision, overrides_verdict,"
+        " reason) VALUES (2, '2026-01-01', 'mallory', 'clerk', 'accept', 1, '')",
+    )
     chk = lib.audit.verify_chain()
     assert not chk.ok and chk.first_bad["type"] == "unchained" and chk.first_bad["kind"] == "decision"
 
@@ -370,10 +402,12 @@ def test_legacy_database_is_chained_once(tmp_path):
     path = tmp_path / "old.sqlite3"
     raw = sqlite3.connect(path)
     raw.executescript(AUDIT_SCHEMA)
-    raw.execute("INSERT INTO audit_verifications (time_utc, operator, source, customer_id, questioned_name,"
-                " questioned_sha256, model_id, weights_sha256, metric, distances, distance, score, verdict)"
-                " VALUES ('2025-01-01T00:00:00.000Z', 'a', 'cli', 'C1', 'q.png', 'x', 'm', 'w', 'euclidean', '[0.1]',"
-                " 0.1, 90, 'genuine')")
+    raw.execute(
+        "INSERT INTO audit_verifications (time_utc, operator, source, customer_id, questioned_name,"
+        " questioned_sha256, model_id, weights_sha256, metric, distances, distance, score, verdict)"
+        " VALUES ('2025-01-01T00:00:00.000Z', 'a', 'cli', 'C1', 'q.png', 'x', 'm', 'w', 'euclidean', '[0.1]',"
+        " 0.1, 90, 'genuine')"
+    )
     raw.commit()
     raw.close()
     with Library(path) as lib:
@@ -420,7 +454,7 @@ def test_cli_audit_verify_exit_codes(lib, capsys):
 
 
 def test_export_carries_chain_hashes_and_neutralises_formulas(lib, tmp_path):
-    e = entry(1, customer="=HYPERLINK(\"http://x\",\"y\")")
+    e = entry(1, customer='=HYPERLINK("http://x","y")')
     e.questioned_name = "+cmd|' /C calc'!A0.png"
     vid = lib.audit.append_verification(e)
     lib.audit.append_decision(vid, "reject", reason="@SUM(1+1)\x1b[2J")
@@ -445,10 +479,13 @@ def test_history_strips_terminal_escapes(lib, capsys):
 
 def test_trigger_dropped_record_changed_trigger_restored_still_shows(lib):
     ids = _filled(lib)
-    _raw(lib, "DROP TRIGGER audit_verifications_no_update",
-         f"UPDATE audit_verifications SET customer_id = 'C9' WHERE id = {ids[2]}",
-         "CREATE TRIGGER audit_verifications_no_update BEFORE UPDATE ON audit_verifications "
-         "BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be changed'); END;")
+    _raw(
+        lib,
+        "DROP TRIGGER audit_verifications_no_update",
+        f"UPDATE audit_verifications SET customer_id = 'C9' WHERE id = {ids[2]}",
+        "CREATE TRIGGER audit_verifications_no_update BEFORE UPDATE ON audit_verifications "
+        "BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be changed'); END;",
+    )
     assert lib.audit.verify_append_only() == []  # the triggers look fine again...
     chk = lib.audit.verify_chain()  # ...but the chain names the changed record
     assert not chk.ok and chk.first_bad["record_id"] == ids[2] and chk.first_bad["fields"] == ["customer_id"]

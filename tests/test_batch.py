@@ -8,12 +8,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from helpers import SMALL, write_sig
 
 from sigverify.batch import BatchItem, items_from_csv, items_from_folder, load_items, run_batch
 from sigverify.errors import DataError, SigverifyError
 from sigverify.store.library import Library
-
-from helpers import SMALL, write_sig
 
 SIZE = SMALL
 
@@ -96,7 +95,9 @@ def test_csv_input(tmp_path, setup, verifier):
         "\n"
         "C1,missing.png\n"
         "only-one-field\n"
-        "C1,a,b\n", encoding="utf-8")
+        "C1,a,b\n",
+        encoding="utf-8",
+    )
     items = items_from_csv(sub / "list.csv")
     assert len(items) == 5
     rep = run_batch(items, lib, verifier)
@@ -113,8 +114,9 @@ def test_cancel_returns_partial_report(setup, verifier):
     lib, q = setup
     items = [BatchItem("C1", str(q / "C1" / "a_genuine.png"))] * 10
     calls = []
-    rep = run_batch(items, lib, verifier, progress=lambda f, m: calls.append(f),
-                    should_stop=lambda: len(calls) >= 1, batch_size=4)
+    rep = run_batch(
+        items, lib, verifier, progress=lambda f, m: calls.append(f), should_stop=lambda: len(calls) >= 1, batch_size=4
+    )
     assert rep.cancelled and rep.processed == 4 and rep.n_items == 10
     assert lib.audit.count()[0] == 4
 
@@ -291,8 +293,9 @@ def test_cli_batch_refuses_a_broken_trail(setup, tmp_path, capsys):
     raw.execute("UPDATE audit_verifications SET verdict = 'genuine'")
     raw.commit()
     raw.close()
-    rc = main(["batch", str(q), "--db", str(lib.path), "--out", str(tmp_path / "o.csv"), "--new-run", "--json",
-               "--device", "cpu"])
+    rc = main(
+        ["batch", str(q), "--db", str(lib.path), "--out", str(tmp_path / "o.csv"), "--new-run", "--json", "--device", "cpu"]
+    )
     d = json.loads(capsys.readouterr().out)
     assert rc == 9 and d["exit_code"] == 9 and d["first_bad"]["kind"] == "verification"
 
@@ -305,8 +308,24 @@ def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(setup, tmp_path):
     lib, _ = setup
     q = _many(tmp_path, lib, 40)
     out = tmp_path / "r.csv"
-    cmd = [sys.executable, "-m", "sigverify", "batch", str(q), "--db", str(lib.path), "--out", str(out),
-           "--batch-size", "1", "--workers", "1", "--quiet", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sigverify",
+        "batch",
+        str(q),
+        "--db",
+        str(lib.path),
+        "--out",
+        str(out),
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

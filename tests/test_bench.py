@@ -19,9 +19,17 @@ def test_run_benchmarks_keys_and_types():
     r = bench.run_benchmarks(reps=3, cold_start=False, cpu_images=4, gpu_batch_sizes=(2,), batch_items=6)
     for k in bench.JSON_KEYS:
         assert k in r
-    for k in ("pair_ms_median", "pair_ms_p90", "cpu_batch_ratio_vs_plain", "preprocess_ms_median",
-              "pair_cpu_ms_median", "cpu_batch_ratio_vs_plain_wall", "cpu_plain_images_per_s",
-              "cpu_batch_images_per_s", "bench_wall_s"):
+    for k in (
+        "pair_ms_median",
+        "pair_ms_p90",
+        "cpu_batch_ratio_vs_plain",
+        "preprocess_ms_median",
+        "pair_cpu_ms_median",
+        "cpu_batch_ratio_vs_plain_wall",
+        "cpu_plain_images_per_s",
+        "cpu_batch_images_per_s",
+        "bench_wall_s",
+    ):
         assert _is_num(r[k]) and r[k] > 0, (k, r[k])
     assert r["pair_ms_p90"] >= r["pair_ms_median"]
     assert r["cold_start_s"] is None
@@ -31,8 +39,7 @@ def test_run_benchmarks_keys_and_types():
     assert set(r["batch_timing_s"]) >= {"read_preprocess", "embed", "decide", "audit"}
     if r.get("onnx_note") is None:  # onnxruntime installed: measured side by side, same embeddings
         assert _is_num(r["onnx_ratio_vs_torch"]) and r["onnx_max_abs_diff"] < 1e-5
-    assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "preprocess_2_clean_ms", "embed_2_ms",
-                                           "score_ms"}
+    assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "preprocess_2_clean_ms", "embed_2_ms", "score_ms"}
     json.dumps(r)  # JSON-ready as it is
     text = bench.format_table(r)
     assert "pair end to end" in text and "ratio" in text
@@ -56,8 +63,9 @@ def test_gpu_code_path_runs_on_cpu():
 def test_cli_bench_json(capsys):
     from sigverify.cli import main
 
-    rc = main(["bench", "--json", "--reps", "2", "--cpu-images", "4", "--no-cold-start", "--no-gpu",
-               "--batch-items", "0", "--no-onnx"])
+    rc = main(
+        ["bench", "--json", "--reps", "2", "--cpu-images", "4", "--no-cold-start", "--no-gpu", "--batch-items", "0", "--no-onnx"]
+    )
     d = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert set(bench.JSON_KEYS) <= set(d) and d["gpu_images_per_s"] is None and d["gpu_note"] == "skipped"
@@ -67,8 +75,9 @@ def test_cli_bench_json(capsys):
 def test_cold_start_polls_for_the_screenshot(tmp_path):
     """A stand-in 'GUI' that writes its --screenshot file: the timing path works without Qt."""
     fake = tmp_path / "fake_gui.py"
-    fake.write_text("import sys, time\nargs = sys.argv\ntime.sleep(0.1)\n"
-                    "open(args[args.index('--screenshot') + 1], 'wb').write(b'png')\n")
+    fake.write_text(
+        "import sys, time\nargs = sys.argv\ntime.sleep(0.1)\nopen(args[args.index('--screenshot') + 1], 'wb').write(b'png')\n"
+    )
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     r = bench.bench_cold_start(a, b, timeout_s=20, command=[sys.executable, str(fake)])
     assert _is_num(r["cold_start_s"]) and 0.1 <= r["cold_start_s"] < 20
@@ -80,16 +89,18 @@ def test_cold_start_polls_for_the_screenshot(tmp_path):
 
 
 def test_parse_importtime():
-    sample = "\n".join([
-        "import time: self [us] | cumulative | imported package",
-        "import time:       100 |        100 |     _io",
-        "import time:      2000 |    1500000 | torch",
-        "import time:       300 |     300000 |   numpy",
-        "import time:       500 |      40000 | cv2",
-        "import time:       700 |       9000 |     sigverify.imaging.preprocess",
-        "import time:       200 |    1600000 | sigverify.verify.service",
-        "import time:        50 |         50 | sigverify",
-    ])
+    sample = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 |     _io",
+            "import time:      2000 |    1500000 | torch",
+            "import time:       300 |     300000 |   numpy",
+            "import time:       500 |      40000 | cv2",
+            "import time:       700 |       9000 |     sigverify.imaging.preprocess",
+            "import time:       200 |    1600000 | sigverify.verify.service",
+            "import time:        50 |         50 | sigverify",
+        ]
+    )
     r = bench.parse_importtime(sample)
     assert r["import_s"]["torch"] == pytest.approx(1.5)
     assert r["import_s"]["cv2"] == pytest.approx(0.04)
@@ -130,8 +141,13 @@ def test_fast_preprocessing_is_bit_identical(monkeypatch):
     rng = np.random.default_rng(7)
     images = []
     for k in range(12):
-        img = draw_signature(["Alice Smith", "Bob Jones", "Chen Wei"][k % 3], k, 0.6, forged=k % 4 == 0,
-                             size=[(300, 800), (150, 420), (640, 1200)][k % 3])
+        img = draw_signature(
+            ["Alice Smith", "Bob Jones", "Chen Wei"][k % 3],
+            k,
+            0.6,
+            forged=k % 4 == 0,
+            size=[(300, 800), (150, 420), (640, 1200)][k % 3],
+        )
         if k % 2:  # specks and noise: the filter drops components
             img = img.copy()
             ys, xs = rng.integers(0, img.shape[0], 60), rng.integers(0, img.shape[1], 60)

@@ -13,8 +13,15 @@ from sigverify.train.trainer import PKSampler, TrainConfig
 def _cs(writers, genuine, paths=None, datasets=None):
     n = len(writers)
     paths = paths or [f"/d/{w}/{i}.png" for i, w in enumerate(writers)]
-    return CachedSet(np.zeros((n, 4, 4), np.uint8), np.array(writers), np.array(genuine, bool),
-                     np.array(datasets or ["x"] * n), np.array(paths), np.array([f"h{i}" for i in range(n)]), [])
+    return CachedSet(
+        np.zeros((n, 4, 4), np.uint8),
+        np.array(writers),
+        np.array(genuine, bool),
+        np.array(datasets or ["x"] * n),
+        np.array(paths),
+        np.array([f"h{i}" for i in range(n)]),
+        [],
+    )
 
 
 def test_trials_follow_the_protocol():
@@ -95,7 +102,9 @@ def test_balanced_sampler_gives_each_collection_the_same_share():
     cs = _cs(w, [True] * len(w), None, ds)
     counts = {}
     for balance in (False, True):
-        s = PKSampler(cs, TrainConfig(writers_per_batch=4, balance_datasets=balance, forgeries_per_writer=0), np.random.default_rng(0))
+        s = PKSampler(
+            cs, TrainConfig(writers_per_batch=4, balance_datasets=balance, forgeries_per_writer=0), np.random.default_rng(0)
+        )
         n_small = 0
         for _ in range(300):
             _, _, _, ws = s.batch()

@@ -9,18 +9,21 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from helpers import signature
 
 from sigverify.cli import VERDICT_EXIT, main
-
-from helpers import signature
 
 
 @pytest.fixture(scope="module")
 def imgs(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     paths = {}
-    for key, (name, seed, forged) in {"a1": ("Alice Smith", 1, False), "a2": ("Alice Smith", 2, False),
-                                      "a3": ("Alice Smith", 3, False), "b1": ("Bob Jones", 1, False)}.items():
+    for key, (name, seed, forged) in {
+        "a1": ("Alice Smith", 1, False),
+        "a2": ("Alice Smith", 2, False),
+        "a3": ("Alice Smith", 3, False),
+        "b1": ("Bob Jones", 1, False),
+    }.items():
         p = d / f"{key}.png"
         cv2.imwrite(str(p), signature(name, seed))
         paths[key] = str(p)

@@ -14,13 +14,12 @@ pytest.importorskip("pyarrow")
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from helpers import SMALL, write_sig  # noqa: E402
 
 from sigverify.batch import load_items, run_batch  # noqa: E402
 from sigverify.cluster import ray_batch  # noqa: E402
 from sigverify.errors import DataError  # noqa: E402
 from sigverify.store.library import Library  # noqa: E402
-
-from helpers import SMALL, write_sig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 N_ITEMS = 240
@@ -47,8 +46,13 @@ def world(tmp_path_factory, verifier):
     # error rows: a corrupt file, a blank page, a missing file, an unknown customer, no specimens
     (root / "q" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
     cv2.imwrite(str(root / "q" / "blank.png"), np.full(SMALL, 245, np.uint8))
-    rows += [("bad-1", "C1", "q/bad.png"), ("bad-2", "C2", "q/blank.png"), ("bad-3", "C3", "q/missing.png"),
-             ("bad-4", "C9", rows[0][2]), ("bad-5", "C5", rows[1][2])]
+    rows += [
+        ("bad-1", "C1", "q/bad.png"),
+        ("bad-2", "C2", "q/blank.png"),
+        ("bad-3", "C3", "q/missing.png"),
+        ("bad-4", "C9", rows[0][2]),
+        ("bad-5", "C5", rows[1][2]),
+    ]
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -64,8 +68,19 @@ def world(tmp_path_factory, verifier):
 
 
 def _audit_view(lib):
-    return [(r.customer_id, r.questioned_name, r.questioned_sha256, r.verdict, r.distance, tuple(r.distances),
-             tuple(r.reference_ids), r.model_id) for r in lib.audit.records(newest_first=False)]
+    return [
+        (
+            r.customer_id,
+            r.questioned_name,
+            r.questioned_sha256,
+            r.verdict,
+            r.distance,
+            tuple(r.distances),
+            tuple(r.reference_ids),
+            r.model_id,
+        )
+        for r in lib.audit.records(newest_first=False)
+    ]
 
 
 def test_ray_equals_single_process_and_merges_idempotently(world, verifier):
@@ -146,8 +161,12 @@ def test_crash_during_merge_then_rerun_neither_loses_nor_duplicates(world, verif
 def test_parquet_manifest_and_bad_manifests(world, tmp_path):
     rows = world["rows"]
     p = tmp_path / "m.parquet"
-    pq.write_table(pa.table({"id": [r[0] for r in rows], "account_id": [r[1] for r in rows],
-                             "image": [str(world["root"] / r[2]) for r in rows]}), p)
+    pq.write_table(
+        pa.table(
+            {"id": [r[0] for r in rows], "account_id": [r[1] for r in rows], "image": [str(world["root"] / r[2]) for r in rows]}
+        ),
+        p,
+    )
     items = ray_batch.read_manifest(p)
     assert [i.item_id for i in items] == [r[0] for r in rows] and items[0].path == str(world["root"] / rows[0][2])
     bad = tmp_path / "bad.csv"
@@ -170,11 +189,25 @@ def test_cli_batch_engine_ray(world, verifier, tmp_path, capsys):
     m = tmp_path / "small.csv"
     m.write_text("item_id,customer_id,path\n" + "".join(f"{i},{c},{world['root'] / p}\n" for i, c, p in world["rows"][:12]))
     out = tmp_path / "res.csv"
-    rc = main(["batch", str(m), "--engine", "ray", "--db", str(tmp_path / "cli.sqlite3"), "--out", str(out),
-               "--json", "--device", "cpu"])
+    rc = main(
+        [
+            "batch",
+            str(m),
+            "--engine",
+            "ray",
+            "--db",
+            str(tmp_path / "cli.sqlite3"),
+            "--out",
+            str(out),
+            "--json",
+            "--device",
+            "cpu",
+        ]
+    )
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["engine"] == "ray" and d["processed"] == 12 and d["audit_appended"] == 12
     assert len(d["results"]) == 12 and out.is_file() and out.with_suffix(".parquet").is_file()
-    rc = main(["batch", str(m), "--engine", "ray", "--db", str(tmp_path / "cli.sqlite3"), "--out", str(out),
-               "--ray-workers", "0"])
+    rc = main(
+        ["batch", str(m), "--engine", "ray", "--db", str(tmp_path / "cli.sqlite3"), "--out", str(out), "--ray-workers", "0"]
+    )
     assert rc == 7

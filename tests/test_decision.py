@@ -33,8 +33,15 @@ def _world(n_writers=30, n_gen=8, n_forg=4, dim=16, seed=0):
     emb = np.array(emb)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     n = len(emb)
-    cs = CachedSet(np.zeros((n, 2, 2), np.uint8), np.array(w), np.array(g), np.array(["set"] * n),
-                   np.array([f"/p/{i}.png" for i in range(n)]), np.array([f"d{i}" for i in range(n)]), [])
+    cs = CachedSet(
+        np.zeros((n, 2, 2), np.uint8),
+        np.array(w),
+        np.array(g),
+        np.array(["set"] * n),
+        np.array([f"/p/{i}.png" for i in range(n)]),
+        np.array([f"d{i}" for i in range(n)]),
+        [],
+    )
     return emb.astype(np.float32), cs
 
 
@@ -62,9 +69,12 @@ def test_writer_policy_separates_better_than_it_guesses_and_uses_its_own_thresho
     s_forg, _ = writer_score(forg_q, refs, cohort, 0.6, 0.5)
     assert s_gen < s_forg and spread is not None
     cal = MetricCalibration.from_dict(_pair_cal()["euclidean"])
-    dcal = MetricCalibration(accept=s_gen + 1e-6, reject=s_forg - 1e-6, eer_threshold=s_gen, score_a=5, score_b=0.5, ref_spread=0.6)
-    d_gen = verify_against_references(gen_q, refs, cal, "euclidean", "writer", decision_cal=dcal, calibrated_for="K=5 specimens",
-                                      cohort=cohort, mix=0.5)
+    dcal = MetricCalibration(
+        accept=s_gen + 1e-6, reject=s_forg - 1e-6, eer_threshold=s_gen, score_a=5, score_b=0.5, ref_spread=0.6
+    )
+    d_gen = verify_against_references(
+        gen_q, refs, cal, "euclidean", "writer", decision_cal=dcal, calibrated_for="K=5 specimens", cohort=cohort, mix=0.5
+    )
     d_forg = verify_against_references(forg_q, refs, cal, "euclidean", "writer", decision_cal=dcal, cohort=cohort, mix=0.5)
     assert d_gen.verdict.zone == "genuine" and d_forg.verdict.zone == "forgery"
     assert d_gen.decision_score == pytest.approx(s_gen) and d_gen.calibrated_for == "K=5 specimens"
@@ -95,9 +105,16 @@ def test_card_picks_thresholds_for_the_number_of_specimens():
 
     c = ModelCard(name="x", architecture="signet-s", calibration=_pair_cal())
     assert c.decision_calibration("euclidean", "mean", 5) == (None, "pairs") and c.default_policy == "mean"
-    c.decision = {"default": "writer", "euclidean": {"mean": {"1": dict(_pair_cal()["euclidean"], accept=0.1),
-                                                              "3": dict(_pair_cal()["euclidean"], accept=0.3),
-                                                              "5": dict(_pair_cal()["euclidean"], accept=0.5)}}}
+    c.decision = {
+        "default": "writer",
+        "euclidean": {
+            "mean": {
+                "1": dict(_pair_cal()["euclidean"], accept=0.1),
+                "3": dict(_pair_cal()["euclidean"], accept=0.3),
+                "5": dict(_pair_cal()["euclidean"], accept=0.5),
+            }
+        },
+    }
     assert c.decision_calibration("euclidean", "mean", 1)[0].accept == 0.1
     assert c.decision_calibration("euclidean", "mean", 2) == (c.decision_calibration("euclidean", "mean", 1)[0], "K=1 specimens")
     assert c.decision_calibration("euclidean", "mean", 4)[1] == "K=3 specimens"

@@ -10,14 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import make_set
 
 from sigverify.errors import Cancelled, DataError, ModelError
 from sigverify.gui.finetune_format import metrics_text, preview_samples
-from sigverify.train.finetune import (FinetuneConfig, check_data, estimate_seconds, finetune,
-                                      save_curves_for, save_finetuned)
-
-from helpers import make_set
-
+from sigverify.train.finetune import FinetuneConfig, check_data, estimate_seconds, finetune, save_curves_for, save_finetuned
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +37,9 @@ def report(dataset):
 @pytest.fixture(scope="module")
 def result(report, base):
     rows = []
-    res = finetune(report, base, FinetuneConfig(epochs=3, val_frac=0.34, augment_copies=1),
-                   progress=lambda f, m, r: rows.append((f, m, r)))
+    res = finetune(
+        report, base, FinetuneConfig(epochs=3, val_frac=0.34, augment_copies=1), progress=lambda f, m, r: rows.append((f, m, r))
+    )
     res.rows = rows
     return res
 
@@ -118,8 +116,11 @@ def test_lowrank_head_merges_exactly(report, base):
     f = torch.rand(5, base.network.embed.in_features)
     lin = head.merged()
     assert torch.allclose(head(f), lin(f), atol=1e-4)
-    res = finetune(report, base, FinetuneConfig(epochs=2, head="lowrank", loss="triplet", mining="semi-hard",
-                                                augment_copies=0, val_frac=0.34))
+    res = finetune(
+        report,
+        base,
+        FinetuneConfig(epochs=2, head="lowrank", loss="triplet", mining="semi-hard", augment_copies=0, val_frac=0.34),
+    )
     assert res.after is not None and res.card.training["config"]["head"] == "lowrank"
 
 
@@ -232,8 +233,26 @@ def test_cli_finetune(dataset, tmp_path, capsys):
     m = random_model()
     base_path = save_model(m.network, m.card, tmp_path / "base.safetensors")
     out = tmp_path / "tuned.safetensors"
-    rc = main(["finetune", str(dataset), "--base", str(base_path), "--out", str(out), "--epochs", "2",
-               "--val-frac", "0.34", "--augment-copies", "0", "--quiet", "--json", "--curves", str(tmp_path / "cv")])
+    rc = main(
+        [
+            "finetune",
+            str(dataset),
+            "--base",
+            str(base_path),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--val-frac",
+            "0.34",
+            "--augment-copies",
+            "0",
+            "--quiet",
+            "--json",
+            "--curves",
+            str(tmp_path / "cv"),
+        ]
+    )
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["model"] == str(out) and d["before"]["eer"] is not None and d["after"]["eer"] is not None

@@ -8,11 +8,10 @@ import sqlite3
 import cv2
 import numpy as np
 import pytest
+from helpers import SMALL, write_sig
 
 from sigverify.errors import Cancelled, SigverifyError
-from sigverify.store.library import Library, parse_time, reference_id_of, account_of
-
-from helpers import SMALL, write_sig
+from sigverify.store.library import Library, account_of, parse_time, reference_id_of
 
 SIZE = SMALL
 
@@ -203,8 +202,9 @@ def run_cli(capsys, *argv):
 
 def test_cli_library_commands(tmp_path, alice_files, capsys):
     db = str(tmp_path / "cli.sqlite3")
-    rc, out, _ = run_cli(capsys, "library", "enrol", "C1", *map(str, alice_files[:2]), "--name", "Alice", "--db", db,
-                         "--json", "--device", "cpu")
+    rc, out, _ = run_cli(
+        capsys, "library", "enrol", "C1", *map(str, alice_files[:2]), "--name", "Alice", "--db", db, "--json", "--device", "cpu"
+    )
     d = json.loads(out)
     assert rc == 0 and len(d["added_reference_ids"]) == 2 and d["customer"]["needs_more_specimens"]
     rc, out, _ = run_cli(capsys, "library", "enrol", "C1", str(alice_files[2]), "--db", db, "--device", "cpu")
@@ -216,8 +216,22 @@ def test_cli_library_commands(tmp_path, alice_files, capsys):
     rc, out, _ = run_cli(capsys, "library", "show", "C1", "--db", db, "--json", "--device", "cpu")
     d = json.loads(out)
     assert rc == 0 and len(d["references"]) == 3 and not d["status"]["needs_more_specimens"]
-    rc, out, _ = run_cli(capsys, "library", "verify", "C1", str(alice_files[3]), "--db", db, "--json",
-                         "--device", "cpu", "--decision", "refer", "--reason", "checked by phone")
+    rc, out, _ = run_cli(
+        capsys,
+        "library",
+        "verify",
+        "C1",
+        str(alice_files[3]),
+        "--db",
+        db,
+        "--json",
+        "--device",
+        "cpu",
+        "--decision",
+        "refer",
+        "--reason",
+        "checked by phone",
+    )
     d = json.loads(out)
     assert rc in (0, 1, 2) and rc == {"genuine": 0, "forgery": 1, "refer": 2}[d["verdict"]] and d["audit_id"] == 1
     rid = d["reference_ids"][0]
@@ -261,8 +275,10 @@ def test_swapped_cached_embeddings_are_recomputed(lib, verifier, tmp_path):
     assert got.distance == pytest.approx(honest.distance, abs=1e-5)  # recomputed, not Bob's vectors
     # whole rows moved to another specimen (with their own key columns): recomputed too
     raw.execute("DELETE FROM embeddings WHERE reference_id IN (%s)" % ",".join(map(str, ra)))
-    raw.execute("UPDATE embeddings SET reference_id = reference_id - ? WHERE reference_id IN (%s)"
-                % ",".join(map(str, rb)), (rb[0] - ra[0],))
+    raw.execute(
+        "UPDATE embeddings SET reference_id = reference_id - ? WHERE reference_id IN (%s)" % ",".join(map(str, rb)),
+        (rb[0] - ra[0],),
+    )
     raw.commit()
     raw.close()
     assert lib.stale_count(verifier) == 6

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rgb, signature
 from PIL import Image
 
 from sigverify.errors import BlankImageError, ImageLoadError
 from sigverify.imaging import load as load_mod
 from sigverify.imaging import load_image, load_image_bytes, preprocess_file
-
-from helpers import rgb, signature
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +27,16 @@ def _ink_bbox(arr):
     return xs.min(), ys.min(), xs.max(), ys.max()
 
 
-@pytest.mark.parametrize("fmt,suffix,kw", [
-    ("PNG", ".png", {}), ("JPEG", ".jpg", {"quality": 92}), ("TIFF", ".tif", {}), ("BMP", ".bmp", {}),
-    ("WEBP", ".webp", {"lossless": True}),
-])
+@pytest.mark.parametrize(
+    "fmt,suffix,kw",
+    [
+        ("PNG", ".png", {}),
+        ("JPEG", ".jpg", {"quality": 92}),
+        ("TIFF", ".tif", {}),
+        ("BMP", ".bmp", {}),
+        ("WEBP", ".webp", {"lossless": True}),
+    ],
+)
 def test_formats_load_to_rgb(tmp_path, sig, fmt, suffix, kw):
     p = tmp_path / f"s{suffix}"
     Image.fromarray(sig).save(p, fmt, **kw)
@@ -97,12 +102,15 @@ def test_exif_orientation_is_applied(tmp_path):
     assert y1 < 150  # the ink that was on the left is now at the top
 
 
-@pytest.mark.parametrize("data,needle", [
-    (b"", "empty"),
-    (b"%PDF-1.4\n...", "PDF"),
-    (b"hello, I am text", "not a recognised image"),
-    (bytes(range(256)) * 4, "not a recognised image"),
-])
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4\n...", "PDF"),
+        (b"hello, I am text", "not a recognised image"),
+        (bytes(range(256)) * 4, "not a recognised image"),
+    ],
+)
 def test_bad_bytes_clear_errors(data, needle):
     with pytest.raises(ImageLoadError, match=needle):
         load_image_bytes(data, "x.png")
@@ -168,10 +176,13 @@ def test_symlink_to_device_is_refused(tmp_path):
         load_image(link)
 
 
-@pytest.mark.parametrize("data", [
-    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{} loop\n",  # would hang Ghostscript
-    b"\xc5\xd0\xd3\xc6" + b"\0" * 40,  # DOS EPS binary header
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{} loop\n",  # would hang Ghostscript
+        b"\xc5\xd0\xd3\xc6" + b"\0" * 40,  # DOS EPS binary header
+    ],
+)
 def test_postscript_never_reaches_an_interpreter(tmp_path, data, monkeypatch):
     import PIL.EpsImagePlugin as eps
 
@@ -289,8 +300,9 @@ def test_peak_memory_of_one_large_image_is_bounded(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     subprocess.run([sys.executable, "-c", _MAKE, str(p), "7700"], check=True, env=env, timeout=120)
     assert p.stat().st_size < 2_000_000
-    out = subprocess.run([sys.executable, "-c", _PEAK, str(p)], check=True, env=env, capture_output=True,
-                         text=True, timeout=120).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(p)], check=True, env=env, capture_output=True, text=True, timeout=120
+    ).stdout.split()
     peak_mib, h, w = float(out[0]), int(out[1]), int(out[2])
     assert h * w <= load_mod.DECODE_PIXELS
     assert peak_mib < 450, f"peak grew by {peak_mib:.0f} MiB"

@@ -6,15 +6,13 @@ import json
 import cv2
 import numpy as np
 import pytest
+from helpers import rgb, signature
 
 from sigverify.cli import main
 from sigverify.errors import BlankImageError
 from sigverify.imaging import locate as L
 from sigverify.imaging.preprocess import PreprocessConfig, preprocess
 from sigverify.imaging.synth_cheque import LAYOUTS_HELD_OUT, LAYOUTS_TRAIN, box_iou, make_cheque, signature_area
-
-from helpers import rgb, signature
-
 
 # Known gaps (issue 15, not reached yet): measured failures kept visible instead of deleted.
 GAP = pytest.mark.xfail(strict=False, reason="known gap of the document path (see docs/cheques.md)")
@@ -39,6 +37,7 @@ def ink_iou(a, b):
 
 
 # ------------------------------------------------------------------------------------------ locating
+
 
 @GAP
 def test_signature_located_on_cheques_including_held_out_layouts(cheques):
@@ -96,6 +95,7 @@ def test_deterministic(cheques):
 
 # ------------------------------------------------------------------------------ cleaning a document
 
+
 @pytest.fixture(scope="module")
 def sig():
     return signature("Alice Smith", 1, size=(240, 640))
@@ -105,7 +105,7 @@ def _on_field(sig, angle=0.0, line=True, label=True):
     """The signature on a signature field: a printed line running past it, a printed label."""
     h, w = sig.shape
     page = np.full((h + 120, w + 300), 250, np.uint8)
-    page[40:40 + h, 150:150 + w] = np.minimum(page[40:40 + h, 150:150 + w], sig)
+    page[40 : 40 + h, 150 : 150 + w] = np.minimum(page[40 : 40 + h, 150 : 150 + w], sig)
     ys, xs = np.nonzero(sig < 128)
     y = 40 + int(np.percentile(ys, 80))
     if line:
@@ -147,11 +147,11 @@ def test_erase_lines_keeps_strokes_that_cross(angle):
     cv2.line(line_only, p1, p2, 1, 3)
     far = line_only.copy()
     for x in (200, 400, 600):
-        far[:, x - 40:x + 41] = 0
+        far[:, x - 40 : x + 41] = 0
     assert out[far.astype(bool)].mean() < 0.05
     # ... and every crossing stroke is still one connected piece across it
     for x in (200, 400, 600):
-        n, _ = cv2.connectedComponents(out[:, x - 35:x + 36])
+        n, _ = cv2.connectedComponents(out[:, x - 35 : x + 36])
         assert n - 1 == 1, (angle, x)
 
 
@@ -179,7 +179,7 @@ def _frame(img):
     """A signature-field scan: the printed line and label around a signature."""
     h, w = img.shape[:2]
     page = np.full((h + 140, w + 300, 3), 250, np.uint8)
-    page[40:40 + h, 150:150 + w] = img
+    page[40 : 40 + h, 150 : 150 + w] = img
     y = 40 + int(0.8 * h)
     cv2.line(page, (20, y), (page.shape[1] - 20, y), (50, 50, 50), 3, cv2.LINE_AA)
     cv2.putText(page, "SIGNATURE", (40, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (40, 40, 40), 2, cv2.LINE_AA)
@@ -213,6 +213,7 @@ def test_signature_area_scan_located(cheques):
 
 
 # --------------------------------------------------------------------------------------------- CLI
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, cheques):

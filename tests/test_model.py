@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import signature
 
 from sigverify.errors import ModelError
 from sigverify.imaging import preprocess
@@ -12,8 +13,6 @@ from sigverify.model.card import ModelCard
 from sigverify.model.embedder import Embedder, resolve_device
 from sigverify.model.network import ARCHITECTURES, build_network
 from sigverify.model.weights import load_model, random_model, save_model
-
-from helpers import signature
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,7 @@ def test_save_load_round_trip(tmp_path, inputs):
     # no pickle anywhere: the weights file is safetensors (8-byte header length + JSON header)
     raw = p.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    assert json.loads(raw[8:8 + n])["__metadata__"]["architecture"] == "signet-s"
+    assert json.loads(raw[8 : 8 + n])["__metadata__"]["architecture"] == "signet-s"
 
 
 def _saved(tmp_path):

@@ -108,15 +108,18 @@ def test_tampered_or_stale_export_is_not_used(exported, tmp_path):
 
 def test_lean_runtime_does_not_import_torch(exported):
     _, onnx, _ = exported
-    code = ("import sys, numpy as np\n"
-            "from sigverify.model.onnx_backend import OnnxEmbedder, open_onnx_model\n"
-            "from sigverify.verify.reference import verify_against_references\n"
-            f"e = OnnxEmbedder(open_onnx_model({str(onnx)!r}))\n"
-            "x = e.embed_arrays([np.zeros((150, 220), np.uint8)] * 3)\n"
-            "assert x.shape == (3, 128), x.shape\n"
-            "print('torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, numpy as np\n"
+        "from sigverify.model.onnx_backend import OnnxEmbedder, open_onnx_model\n"
+        "from sigverify.verify.reference import verify_against_references\n"
+        f"e = OnnxEmbedder(open_onnx_model({str(onnx)!r}))\n"
+        "x = e.embed_arrays([np.zeros((150, 220), np.uint8)] * 3)\n"
+        "assert x.shape == (3, 128), x.shape\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1]
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -175,20 +178,37 @@ def test_lite_cli_verifies_without_torch(exported, tmp_path):
 
     _, onnx, _ = exported
     a, b = write_sig(tmp_path / "a.png", "Alice Smith", 1), write_sig(tmp_path / "b.png", "Alice Smith", 1)
-    code = ("import json, sys\nfrom sigverify.cli.lite import main\n"
-            "rc = main(sys.argv[1:])\nprint('TORCH', 'torch' in sys.modules, 'RC', rc)\n")
+    code = (
+        "import json, sys\nfrom sigverify.cli.lite import main\n"
+        "rc = main(sys.argv[1:])\nprint('TORCH', 'torch' in sys.modules, 'RC', rc)\n"
+    )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code, "compare", str(a), str(b), "--model", str(onnx), "--json"],
-                         capture_output=True, text=True, timeout=120, cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", code, "compare", str(a), str(b), "--model", str(onnx), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
     body, last = out.stdout.rsplit("\n", 2)[0], out.stdout.strip().splitlines()[-1]
     d = json.loads(body)
     assert last == "TORCH False RC 0" and d["verdict"] == "genuine" and d["distance"] < 1e-4  # same image
-    bad = subprocess.run([sys.executable, "-m", "sigverify.cli.lite", "compare", str(tmp_path / "none.png"), str(b),
-                          "--model", str(onnx)], capture_output=True, text=True, timeout=120, cwd=root)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sigverify.cli.lite", "compare", str(tmp_path / "none.png"), str(b), "--model", str(onnx)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
     assert bad.returncode == 4 and "no such file" in bad.stderr
     tampered = tmp_path / "t.onnx"
     tampered.write_bytes(onnx.read_bytes()[:-10])
     onnx_backend.sidecar_for(tampered).write_bytes(onnx_backend.sidecar_for(onnx).read_bytes())
-    bad = subprocess.run([sys.executable, "-m", "sigverify.cli.lite", "info", "--model", str(tampered)],
-                         capture_output=True, text=True, timeout=120, cwd=root)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sigverify.cli.lite", "info", "--model", str(tampered)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
     assert bad.returncode == 6 and "SHA-256" in bad.stderr

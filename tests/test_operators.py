@@ -9,8 +9,16 @@ import pytest
 from sigverify.app import operators as appops
 from sigverify.errors import SigverifyError
 from sigverify.store.library import Library
-from sigverify.store.operators import (FREE_ATTEMPTS, LOCK_AFTER, AccessDenied, OperatorStore, SignInThrottled,
-                                       check_password, hash_password, require_role)
+from sigverify.store.operators import (
+    FREE_ATTEMPTS,
+    LOCK_AFTER,
+    AccessDenied,
+    OperatorStore,
+    SignInThrottled,
+    check_password,
+    hash_password,
+    require_role,
+)
 
 PW = "correct horse 1"
 
@@ -125,8 +133,11 @@ def test_removed_operator_kept_and_readable(store, lib):
     s = store.sign_in("clerk1", PW, "cli")
     from sigverify.store.audit import VerificationEntry
 
-    vid = lib.audit.append_verification(VerificationEntry("q.png", "ab" * 32, "m", "w", "euclidean", [0.1], 0.1,
-                                                          90.0, "genuine"), "cli", operator=s.operator.username)
+    vid = lib.audit.append_verification(
+        VerificationEntry("q.png", "ab" * 32, "m", "w", "euclidean", [0.1], 0.1, 90.0, "genuine"),
+        "cli",
+        operator=s.operator.username,
+    )
     store.remove(store.require("admin"), "clerk1", "left")
     op = store.get("clerk1")
     assert op is not None and op.status() == "removed" and op.label == "Carl Clerk (clerk1)"
@@ -144,8 +155,12 @@ def test_removed_operator_kept_and_readable(store, lib):
 
 def test_only_admins_manage_accounts_and_last_admin_is_kept(store):
     clerk, sup, admin = store.require("clerk1"), store.require("super1"), store.require("admin")
-    for fn in (lambda: store.add(sup, "x1", PW), lambda: store.lock(clerk, "super1"),
-               lambda: store.remove(sup, "clerk1"), lambda: store.set_role(sup, "clerk1", "supervisor")):
+    for fn in (
+        lambda: store.add(sup, "x1", PW),
+        lambda: store.lock(clerk, "super1"),
+        lambda: store.remove(sup, "clerk1"),
+        lambda: store.set_role(sup, "clerk1", "supervisor"),
+    ):
         with pytest.raises(AccessDenied, match="administrator"):
             fn()
     with pytest.raises(SigverifyError, match="last administrator"):
@@ -214,8 +229,9 @@ def test_verdict_settings_need_supervisor_and_are_audited(store):
     assert appops.record_setting_change(store, clerk, "ui_scale", 1, 2) is not None  # not verdict-changing
     eid = appops.record_setting_change(store, sup, "active_model", "sigverify-base", "mine")
     e = store.events(event="setting_changed")[-1]
-    assert e.id == eid and e.operator_id == sup.id and e.details == {"key": "active_model", "old": "sigverify-base",
-                                                                     "new": "mine"}
+    assert (
+        e.id == eid and e.operator_id == sup.id and e.details == {"key": "active_model", "old": "sigverify-base", "new": "mine"}
+    )
     assert appops.record_setting_change(store, sup, "metric", "cosine", "cosine") is None  # no change, no event
 
 

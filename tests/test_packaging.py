@@ -25,8 +25,19 @@ def test_spec_is_valid_python_with_expected_parts():
     tree = ast.parse(src, "sigverify.spec")
     calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= calls
-    for needle in ('"tkinter"', "assets", "sigverify-256.png", 'name="sigverify-cli"', 'name="sigverify"',
-                   "console=False", "console=True", "torch/include", "models", "samples", "icons"):
+    for needle in (
+        '"tkinter"',
+        "assets",
+        "sigverify-256.png",
+        'name="sigverify-cli"',
+        'name="sigverify"',
+        "console=False",
+        "console=True",
+        "torch/include",
+        "models",
+        "samples",
+        "icons",
+    ):
         assert needle in src, needle
 
 
@@ -61,8 +72,11 @@ def test_metainfo():
 def test_every_subpackage_is_listed_in_pyproject():
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = set(conf["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "sigverify").rglob("__init__.py")
-             if "__pycache__" not in p.parts}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "sigverify").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
     assert found - listed == set(), f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
     assert conf["tool"]["setuptools"]["package-dir"]["sigverify._assets"] == "assets"
     assert conf["project"]["scripts"]["sigverify-cli"] == "sigverify.cli:main"
@@ -87,8 +101,13 @@ def wheel(tmp_path_factory) -> Path:
         m.card.name = "sigverify-base"
         save_model(m.network, m.card, models / "sigverify-base.safetensors")
     out = tmp_path_factory.mktemp("wheel")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", ".",
-                        "-w", str(out)], cwd=src, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", ".", "-w", str(out)],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     (whl,) = out.glob("sigverify-*.whl")
     return whl
@@ -100,11 +119,18 @@ def test_wheel_contains_assets_and_entry_points(wheel):
         names = set(z.namelist())
         ep = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         entry_points = z.read(ep).decode()
-    for f in ("sigverify/_assets/models/sigverify-base.safetensors", "sigverify/_assets/models/sigverify-base.json",
-              "sigverify/_assets/samples/alice_ref1.png", "sigverify/_assets/samples/alice_cheque_scan.jpg",
-              "sigverify/_assets/icons/sigverify.svg", "sigverify/_assets/icons/sigverify-256.png",
-              "sigverify/cli/__init__.py", "sigverify/cli/bench.py", "sigverify/bench.py",
-              "sigverify/model/embedder.py"):
+    for f in (
+        "sigverify/_assets/models/sigverify-base.safetensors",
+        "sigverify/_assets/models/sigverify-base.json",
+        "sigverify/_assets/samples/alice_ref1.png",
+        "sigverify/_assets/samples/alice_cheque_scan.jpg",
+        "sigverify/_assets/icons/sigverify.svg",
+        "sigverify/_assets/icons/sigverify-256.png",
+        "sigverify/cli/__init__.py",
+        "sigverify/cli/bench.py",
+        "sigverify/bench.py",
+        "sigverify/model/embedder.py",
+    ):
         assert f in names, f
     samples = {Path(n).name for n in names if n.startswith("sigverify/_assets/samples/")}
     assert samples >= {p.name for p in (ROOT / "assets" / "samples").iterdir() if p.suffix in (".png", ".jpg")}
@@ -121,14 +147,15 @@ def test_installed_copy_finds_its_assets(wheel, tmp_path):
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(target)
-    code = ("import sigverify.paths as p, json; print(json.dumps([str(p.assets_dir()), "
-            "str(p.default_model_path()), p.default_model_path().exists(), (p.samples_dir() / 'alice_ref1.png').exists(),"
-            " str(p.__file__)]))")
+    code = (
+        "import sigverify.paths as p, json; print(json.dumps([str(p.assets_dir()), "
+        "str(p.default_model_path()), p.default_model_path().exists(), (p.samples_dir() / 'alice_ref1.png').exists(),"
+        " str(p.__file__)]))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PYTHONPATH"] = str(target)
     # -S: no site-packages, so the checkout's editable install cannot shadow the unpacked copy
-    r = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     import json
 

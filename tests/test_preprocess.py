@@ -3,11 +3,10 @@
 import cv2
 import numpy as np
 import pytest
+from helpers import rgb, signature
 
 from sigverify.errors import BlankImageError
 from sigverify.imaging import PreprocessConfig, preprocess
-
-from helpers import rgb, signature
 
 
 def iou(a, b):
@@ -134,8 +133,9 @@ def test_skewed_scan_still_finds_signature(sig, base):
     assert close(out, base, 0.35)
 
 
-@pytest.mark.parametrize("img", [np.full((200, 300), 255, np.uint8), np.zeros((200, 300), np.uint8),
-                                 np.full((200, 300, 3), 128, np.uint8)])
+@pytest.mark.parametrize(
+    "img", [np.full((200, 300), 255, np.uint8), np.zeros((200, 300), np.uint8), np.full((200, 300, 3), 128, np.uint8)]
+)
 def test_blank_and_flat_pages_raise(img):
     with pytest.raises(BlankImageError):
         preprocess(img)

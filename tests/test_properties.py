@@ -71,23 +71,34 @@ def _check(img: np.ndarray, cfg: PreprocessConfig | None = None) -> None:
 
 
 @SETTINGS
-@given(h=st.integers(8, 400), w=st.integers(8, 400), rgb=st.booleans(), kind=st.sampled_from(KINDS),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    h=st.integers(8, 400), w=st.integers(8, 400), rgb=st.booleans(), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**31 - 1)
+)
 def test_preprocess_any_image_gives_input_or_clear_error(h, w, rgb, kind, seed):
     _check(_render(kind, h, w, rgb, seed))
 
 
 @SETTINGS
-@given(img=hnp.arrays(np.uint8, st.tuples(st.integers(8, 48), st.integers(8, 48)) | st.tuples(
-    st.integers(8, 48), st.integers(8, 48), st.just(3))))
+@given(
+    img=hnp.arrays(
+        np.uint8,
+        st.tuples(st.integers(8, 48), st.integers(8, 48)) | st.tuples(st.integers(8, 48), st.integers(8, 48), st.just(3)),
+    )
+)
 def test_preprocess_arbitrary_small_arrays(img):
     _check(img)
 
 
 @settings(max_examples=30, deadline=None)
-@given(h=st.integers(8, 400), w=st.integers(8, 400), seed=st.integers(0, 2**31 - 1),
-       remove_lines=st.booleans(), select_region=st.booleans(), deskew=st.booleans(),
-       margin=st.floats(0.0, 0.3))
+@given(
+    h=st.integers(8, 400),
+    w=st.integers(8, 400),
+    seed=st.integers(0, 2**31 - 1),
+    remove_lines=st.booleans(),
+    select_region=st.booleans(),
+    deskew=st.booleans(),
+    margin=st.floats(0.0, 0.3),
+)
 def test_preprocess_any_config(h, w, seed, remove_lines, select_region, deskew, margin):
     cfg = PreprocessConfig(remove_lines=remove_lines, select_region=select_region, deskew=deskew, margin=margin)
     _check(_render("lines_and_strokes", h, w, True, seed), cfg)
@@ -105,8 +116,12 @@ def test_preprocess_is_deterministic(h, w, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(min_size=0, max_size=2048), prefix=st.sampled_from(
-    [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00", b"MM\x00*", b"BM", b"RIFF", b"GIF89a", b"%PDF"]))
+@given(
+    data=st.binary(min_size=0, max_size=2048),
+    prefix=st.sampled_from(
+        [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"II*\x00", b"MM\x00*", b"BM", b"RIFF", b"GIF89a", b"%PDF"]
+    ),
+)
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")
 def test_load_bytes_never_crashes(data, prefix):
     try:
@@ -118,8 +133,10 @@ def test_load_bytes_never_crashes(data, prefix):
 
 
 @settings(max_examples=30, deadline=None)
-@given(img=hnp.arrays(np.uint8, st.tuples(st.integers(8, 64), st.integers(8, 64), st.sampled_from([1, 3, 4]))),
-       fmt=st.sampled_from(["PNG", "BMP", "TIFF", "WEBP"]))
+@given(
+    img=hnp.arrays(np.uint8, st.tuples(st.integers(8, 64), st.integers(8, 64), st.sampled_from([1, 3, 4]))),
+    fmt=st.sampled_from(["PNG", "BMP", "TIFF", "WEBP"]),
+)
 def test_lossless_round_trip(img, fmt):
     if img.shape[2] == 1:
         img = img[:, :, 0]

@@ -27,16 +27,41 @@ def env(tmp_path):
 
 def case(lib, verdict: str, customer="ACC-1", data=b"questioned bytes", details=None) -> int:
     d = {"genuine": 0.5, "refer": 1.2, "forgery": 2.5}[verdict]
-    return lib.audit.append_verification(VerificationEntry(
-        "q.png", sha256_bytes(data), "sigverify-base", "f" * 64, "euclidean", [d, d + 0.1], d, 50.0, verdict,
-        customer_id=customer, threshold_accept=1.0, threshold_reject=2.0, details=details or {}), "gui",
-        operator="clerk1")
+    return lib.audit.append_verification(
+        VerificationEntry(
+            "q.png",
+            sha256_bytes(data),
+            "sigverify-base",
+            "f" * 64,
+            "euclidean",
+            [d, d + 0.1],
+            d,
+            50.0,
+            verdict,
+            customer_id=customer,
+            threshold_accept=1.0,
+            threshold_reject=2.0,
+            details=details or {},
+        ),
+        "gui",
+        operator="clerk1",
+    )
 
 
-@pytest.mark.parametrize("verdict,decision,queued", [
-    ("genuine", "accept", False), ("genuine", "refer", True), ("genuine", "reject", True),
-    ("refer", "accept", True), ("refer", "refer", True), ("refer", "reject", False),
-    ("forgery", "accept", True), ("forgery", "refer", True), ("forgery", "reject", False)])
+@pytest.mark.parametrize(
+    "verdict,decision,queued",
+    [
+        ("genuine", "accept", False),
+        ("genuine", "refer", True),
+        ("genuine", "reject", True),
+        ("refer", "accept", True),
+        ("refer", "refer", True),
+        ("refer", "reject", False),
+        ("forgery", "accept", True),
+        ("forgery", "refer", True),
+        ("forgery", "reject", False),
+    ],
+)
 def test_needs_review_table(verdict, decision, queued):
     assert needs_review(verdict, decision) is queued
 

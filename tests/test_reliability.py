@@ -74,7 +74,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def _make_16bit_tiff(path: Path) -> Path:
-    g16 = (_signature(1).astype(np.uint16) * 257)
+    g16 = _signature(1).astype(np.uint16) * 257
     Image.fromarray(g16).save(path, "TIFF")
     return path
 
@@ -139,8 +139,7 @@ def build_corpus(d: Path) -> dict[str, Path]:
         "grey16.tif": _make_16bit_tiff(d / "grey16.tif"),
         "cmyk.jpg": _make_cmyk_jpeg(d / "cmyk.jpg"),
         "alpha_only_black.png": _write(d / "alpha_only_black.png", _alpha_only(0)),
-        "alpha_only_la.png": _write(d / "alpha_only_la.png", _png_bytes(
-            np.stack([np.zeros_like(sig), 255 - sig], axis=2))),
+        "alpha_only_la.png": _write(d / "alpha_only_la.png", _png_bytes(np.stack([np.zeros_like(sig), 255 - sig], axis=2))),
         "blank_white.png": _write(d / "blank_white.png", _png_bytes(np.full((300, 700), 255, np.uint8))),
         "all_black.png": _write(d / "all_black.png", _png_bytes(np.zeros((300, 700), np.uint8))),
         "Zoë Müller – подпись 签名.png": _write(d / "Zoë Müller – подпись 签名.png", png),
@@ -234,8 +233,7 @@ def cli():
 
 @pytest.mark.parametrize("case", BAD, ids=lambda c: c.name)
 def test_cli_bad_input_exit_code_and_message(cli, corpus, good_sample, case, capsys):
-    for argv in (["compare", str(corpus[case.name]), str(good_sample)],
-                 ["compare", str(good_sample), str(corpus[case.name])]):
+    for argv in (["compare", str(corpus[case.name]), str(good_sample)], ["compare", str(good_sample), str(corpus[case.name])]):
         rc = cli(argv)
         out, err = capsys.readouterr()
         assert rc == case.exit_code, (argv, rc, err)
@@ -327,8 +325,10 @@ def test_gui_loads_awkward_valid_inputs(qtbot, corpus, good_sample, gui_verifier
         qtbot.waitUntil(lambda: len(w.references()) == 1 and not w.is_busy(), timeout=30000)
         for case in GOOD:
             w.set_questioned(str(corpus[case.name]))
-            qtbot.waitUntil(lambda: w.questioned() is not None and Path(w.questioned().source).name == case.name
-                            and not w.is_busy(), timeout=30000)
+            qtbot.waitUntil(
+                lambda: w.questioned() is not None and Path(w.questioned().source).name == case.name and not w.is_busy(),
+                timeout=30000,
+            )
             assert not w.q_pane.error_text(), (case.name, w.q_pane.error_text())
             qtbot.waitUntil(lambda: w.result() is not None, timeout=30000)
     finally:
@@ -398,8 +398,10 @@ TAMPER = {
     "flipped_byte": (lambda p: _flip_byte(p), "do not match their model card"),
     "flipped_header_byte": (lambda p: _flip_byte(p, 0.0001), "do not match their model card"),
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "do not match their model card"),
-    "truncated_rehashed": (lambda p: (p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), _rehash(p)),
-                           "not a readable safetensors file"),
+    "truncated_rehashed": (
+        lambda p: (p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), _rehash(p)),
+        "not a readable safetensors file",
+    ),
     "garbage_rehashed": (lambda p: (p.write_bytes(b"\x00" * 64), _rehash(p)), "not a readable safetensors file"),
     "wrong_architecture": (lambda p: _set_card(p, architecture="signet"), "do not fit architecture 'signet'"),
     "wrong_embedding_dim": (lambda p: _set_card(p, embedding_dim=64), "do not fit architecture"),
@@ -417,8 +419,10 @@ TAMPER = {
     "accept_5_resealed": (lambda p: _set_cal(p, accept=5.0, reject=6.0), "out of range"),
     "margin_0.6_resealed": (lambda p: _set_pre(p, margin=0.6), "preprocessing.margin = 0.6 is out of range"),
     "accept_above_reject": (lambda p: _set_cal(p, accept=0.9, reject=0.5), "is above"),
-    "nan_threshold": (lambda p: _card(p).write_text(_card(p).read_text().replace('"reject": ', '"reject": NaN, "x": ', 1)),
-                      "must be finite"),
+    "nan_threshold": (
+        lambda p: _card(p).write_text(_card(p).read_text().replace('"reject": ', '"reject": NaN, "x": ', 1)),
+        "must be finite",
+    ),
     "string_embedding_dim": (lambda p: _set_card(p, embedding_dim="128"), "whole number"),
     "unknown_preprocessing_key": (lambda p: _set_pre(p, invert=True), "unknown preprocessing setting"),
     "negative_input_size": (lambda p: _set_pre(p, input_height=-5), "out of range"),
@@ -637,8 +641,9 @@ def test_list_models_completes_an_interrupted_save(tmp_path, monkeypatch):
     d.mkdir(parents=True, exist_ok=True)
     b = _pair(tmp_path, 8)
     real = os.replace
-    monkeypatch.setattr(W.os, "replace", lambda s, t: (_ for _ in ()).throw(KeyboardInterrupt())
-                        if str(s).endswith(".new") else real(s, t))
+    monkeypatch.setattr(
+        W.os, "replace", lambda s, t: (_ for _ in ()).throw(KeyboardInterrupt()) if str(s).endswith(".new") else real(s, t)
+    )
     with pytest.raises(KeyboardInterrupt):
         W.save_model(b.network, b.card, d / "fresh.safetensors")
     monkeypatch.undo()
@@ -694,7 +699,7 @@ def test_unexpected_error_exits_3_with_one_line_json_and_a_logged_traceback(cli,
     assert d["exit_code"] == 3 and d["error_type"] == "ZeroDivisionError" and "log" in d
     assert cap.err.count("\n") == 1 and "Traceback" not in cap.err
     assert "unexpected error (ZeroDivisionError: something nobody expected)" in cap.err
-    logged = log_path().read_text(encoding="utf-8")[len(before):]
+    logged = log_path().read_text(encoding="utf-8")[len(before) :]
     assert "Traceback" in logged and "ZeroDivisionError" in logged
 
 

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-
 from helpers import write_sig
+
 from sigverify.app.referrals import ReferralQueue
 from sigverify.app.report import write_case_report
 from sigverify.cli import main
@@ -32,9 +32,26 @@ def make_case(tmp_path, keep_image=True):
     clerk = st.add(admin, "clerk1", PW, "clerk", "Carl Clerk")
     sup = st.add(admin, "super1", PW, "supervisor", "Sue Super")
     added = lib.enrol("ACC-1001", refs, name="Zoë Ångström").added
-    vid = lib.audit.append_verification(VerificationEntry(
-        "q.png", sha256_file(q), "sigverify-base", "ab" * 32, "euclidean", [0.91, 1.02, 0.97], 0.9667, 31.0, "refer",
-        "ACC-1001", 0.8, 1.1, added, {"aggregate": "mean"}), "gui", operator="clerk1")
+    vid = lib.audit.append_verification(
+        VerificationEntry(
+            "q.png",
+            sha256_file(q),
+            "sigverify-base",
+            "ab" * 32,
+            "euclidean",
+            [0.91, 1.02, 0.97],
+            0.9667,
+            31.0,
+            "refer",
+            "ACC-1001",
+            0.8,
+            1.1,
+            added,
+            {"aggregate": "mean"},
+        ),
+        "gui",
+        operator="clerk1",
+    )
     qq = ReferralQueue(lib, st)
     if keep_image:
         qq.attach_questioned(vid, q)
@@ -46,8 +63,7 @@ def make_case(tmp_path, keep_image=True):
 def pdf_text(path) -> str:
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) not installed")
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def test_report_contents(tmp_path):
@@ -60,10 +76,27 @@ def test_report_contents(tmp_path):
     assert info.audit_ids["verification"] == vid and info.audit_ids["decisions"] == [d.id for d in rec.decisions]
     assert len(info.audit_ids["operator_events"]) == 2  # referred + approved
     text = pdf_text(info.path)
-    for must in ("case #1", "ACC-1001", "Zoë Ångström", sha256_file(q), "ab" * 32, "sigverify-base",
-                 "REFER", "0.9667", "0.9100", "Carl Clerk (clerk1), clerk", "Sue Super (super1), supervisor",
-                 "customer present with ID card", "matches the account opening card", "ACCEPT", "CLOSED",
-                 "case approved", "genuine", "forgery", "specimen #1"):
+    for must in (
+        "case #1",
+        "ACC-1001",
+        "Zoë Ångström",
+        sha256_file(q),
+        "ab" * 32,
+        "sigverify-base",
+        "REFER",
+        "0.9667",
+        "0.9100",
+        "Carl Clerk (clerk1), clerk",
+        "Sue Super (super1), supervisor",
+        "customer present with ID card",
+        "matches the account opening card",
+        "ACCEPT",
+        "CLOSED",
+        "case approved",
+        "genuine",
+        "forgery",
+        "specimen #1",
+    ):
         assert must in text, must
     assert text.count("%PDF") == 0
 
@@ -102,18 +135,24 @@ def test_cli_operator_queue_report_flow(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SIGVERIFY_TOKEN", raising=False)
     lib, st, vid, q = make_case(tmp_path)
     db = str(lib.path)
-    c2 = lib.audit.append_verification(VerificationEntry(
-        "q2.png", "cd" * 32, "sigverify-base", "ab" * 32, "euclidean", [2.0], 2.0, 3.0, "forgery", "ACC-1001",
-        0.8, 1.1), "cli", operator="clerk1")
+    c2 = lib.audit.append_verification(
+        VerificationEntry(
+            "q2.png", "cd" * 32, "sigverify-base", "ab" * 32, "euclidean", [2.0], 2.0, 3.0, "forgery", "ACC-1001", 0.8, 1.1
+        ),
+        "cli",
+        operator="clerk1",
+    )
     lib.close()
     # not signed in: refused with the access exit code
     rc, out, err = cli(capsys, "queue", "list", "--db", db)
     assert rc == 11 and "not signed in" in err
-    rc, out, err = cli(capsys, "operator", "login", "clerk1", "--password-stdin", "--db", db, stdin="wrong pw x\n",
-                       monkeypatch=monkeypatch)
+    rc, out, err = cli(
+        capsys, "operator", "login", "clerk1", "--password-stdin", "--db", db, stdin="wrong pw x\n", monkeypatch=monkeypatch
+    )
     assert rc == 11 and "wrong user name or password" in err
-    rc, out, err = cli(capsys, "operator", "login", "clerk1", "--password-stdin", "--db", db, stdin=PW + "\n",
-                       monkeypatch=monkeypatch)
+    rc, out, err = cli(
+        capsys, "operator", "login", "clerk1", "--password-stdin", "--db", db, stdin=PW + "\n", monkeypatch=monkeypatch
+    )
     assert rc == 0 and "signed in as Carl Clerk" in out
     rc, out, err = cli(capsys, "operator", "whoami", "--json", "--db", db)
     assert rc == 0 and json.loads(out)["operator"]["username"] == "clerk1"
@@ -124,8 +163,9 @@ def test_cli_operator_queue_report_flow(tmp_path, capsys, monkeypatch):
     assert rc == 11 and "supervisor role" in err
     rc, out, err = cli(capsys, "audit", "decide", str(c2), "reject", "--operator", "anyone", "--db", db)
     assert rc == 11 and "unknown operator 'anyone'" in err
-    rc, out, err = cli(capsys, "operator", "login", "super1", "--password-stdin", "--db", db, stdin=PW + "\n",
-                       monkeypatch=monkeypatch)
+    rc, out, err = cli(
+        capsys, "operator", "login", "super1", "--password-stdin", "--db", db, stdin=PW + "\n", monkeypatch=monkeypatch
+    )
     assert rc == 0
     rc, out, err = cli(capsys, "queue", "list", "--json", "--db", db)
     assert rc == 0 and [c["case_id"] for c in json.loads(out)["cases"]] == [c2]

@@ -15,7 +15,7 @@ def _norm_mask(img: np.ndarray, shape=(48, 128)) -> np.ndarray:
     """Ink mask cropped to its bounding box, resized and slightly dilated."""
     ink = img < 128
     ys, xs = np.nonzero(ink)
-    crop = ink[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.uint8) * 255
+    crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
     small = cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0
     return cv2.dilate(small.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
@@ -82,8 +82,7 @@ def test_cheque_scan_is_colour():
 def test_write_demo_samples(tmp_path):
     paths = write_demo_samples(tmp_path)
     names = {p.name for p in paths}
-    assert {"alice_ref1.png", "alice_questioned_forgery.png", "bob_ref2.png",
-            "alice_cheque_scan.jpg"} <= names
+    assert {"alice_ref1.png", "alice_questioned_forgery.png", "bob_ref2.png", "alice_cheque_scan.jpg"} <= names
     for p in paths:
         assert p.stat().st_size < 60_000
         assert cv2.imread(str(p)) is not None

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import signature
 
 from sigverify.cli import main
 from sigverify.errors import Cancelled
@@ -14,8 +15,6 @@ from sigverify.train.cache import build_cache
 from sigverify.train.datasets import WriterSplit, scan_root, split_writers
 from sigverify.train.losses import CosineMarginClassifier, contrastive_loss, triplet_loss
 from sigverify.train.trainer import PKSampler, TrainConfig, train
-
-from helpers import signature
 
 NAMES = ["Alice Smith", "Bob Jones", "Carla Diaz", "Dmitri Ivanov", "Eve Tan", "Farid Khan"]
 
@@ -32,6 +31,7 @@ def data_dir(tmp_path_factory):
             cv2.imwrite(str(g / f"{s}.png"), signature(name, 10 * w + s, size=(160, 420)))
         for s in range(2):
             from sigverify.samples import draw_signature
+
             cv2.imwrite(str(f / f"{s}.png"), draw_signature(name, 100 + s, variation=0.6, forged=True, size=(160, 420)))
     return root
 
@@ -54,7 +54,7 @@ def test_scan_and_split(data_dir):
 def test_losses_prefer_the_right_geometry():
     w = torch.tensor([0, 0, 0, 1, 1, 1])
     g = torch.tensor([True, True, False, True, True, False])
-    good = torch.nn.functional.normalize(torch.tensor([[1, 0.], [1, .05], [0, 1], [-1, 0], [-1, .05], [0, -1]]), dim=1)
+    good = torch.nn.functional.normalize(torch.tensor([[1, 0.0], [1, 0.05], [0, 1], [-1, 0], [-1, 0.05], [0, -1]]), dim=1)
     bad = good[torch.tensor([0, 3, 1, 4, 2, 5])]
     assert contrastive_loss(good, w, g) < contrastive_loss(bad, w, g)
     for mining in ("batch-hard", "semi-hard"):
@@ -72,8 +72,16 @@ def test_pk_sampler_batches(cached):
 
 
 def _cfg(**kw):
-    base = dict(steps=6, writers_per_batch=4, genuine_per_writer=2, forgeries_per_writer=1, eval_every=3,
-                checkpoint_every=3, device="cpu", lr=1e-3)
+    base = dict(
+        steps=6,
+        writers_per_batch=4,
+        genuine_per_writer=2,
+        forgeries_per_writer=1,
+        eval_every=3,
+        checkpoint_every=3,
+        device="cpu",
+        lr=1e-3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -109,16 +117,48 @@ def test_cancel_stops_quickly(cached):
 def test_cli_train_then_eval(data_dir, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     split = tmp_path / "split.json"
-    code = main(["train", str(data_dir), "--out", str(out), "--steps", "4", "--batch-writers", "3", "--eval-every", "2",
-                 "--device", "cpu", "--split-out", str(split), "--json", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--steps",
+            "4",
+            "--batch-writers",
+            "3",
+            "--eval-every",
+            "2",
+            "--device",
+            "cpu",
+            "--split-out",
+            str(split),
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     d = json.loads(capsys.readouterr().out)
     assert d["model"] == str(out)
     m = load_model(out)
     assert m.card.calibration["euclidean"]["accept"] <= m.card.calibration["euclidean"]["reject"]
     assert m.card.training["terms"] and not m.card.random_init
-    code = main(["eval", str(data_dir), "--model", str(out), "--split", str(split), "--part", "test", "--json",
-                 "--curves", str(tmp_path / "c"), "--quiet"])
+    code = main(
+        [
+            "eval",
+            str(data_dir),
+            "--model",
+            str(out),
+            "--split",
+            str(split),
+            "--part",
+            "test",
+            "--json",
+            "--curves",
+            str(tmp_path / "c"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     r = json.loads(capsys.readouterr().out)
     for k in ("eer", "eer_random", "auc", "far", "frr", "threshold", "writers", "pairs"):

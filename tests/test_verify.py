@@ -21,7 +21,9 @@ def test_distances():
     assert d.shape == (3, 3) and np.allclose(np.diag(d), 0)
 
 
-@pytest.mark.parametrize("d,zone", [(0.1, "genuine"), (0.5, "genuine"), (0.6, "refer"), (0.8, "refer"), (0.81, "forgery"), (1.9, "forgery")])
+@pytest.mark.parametrize(
+    "d,zone", [(0.1, "genuine"), (0.5, "genuine"), (0.6, "refer"), (0.8, "refer"), (0.81, "forgery"), (1.9, "forgery")]
+)
 def test_zones(d, zone):
     v = verdict_for(d, CAL)
     assert v.zone == zone
@@ -99,9 +101,13 @@ def test_evaluate_embeddings_separable():
     emb, writers, genuine = [], [], []
     for w in range(5):
         for _ in range(4):
-            emb.append(centres[w] + 0.01 * rng.normal(size=16)); writers.append(str(w)); genuine.append(True)
+            emb.append(centres[w] + 0.01 * rng.normal(size=16))
+            writers.append(str(w))
+            genuine.append(True)
         for _ in range(2):
-            emb.append(centres[w] + 3 * rng.normal(size=16)); writers.append(str(w)); genuine.append(False)
+            emb.append(centres[w] + 3 * rng.normal(size=16))
+            writers.append(str(w))
+            genuine.append(False)
     r = evaluate_embeddings(np.array(emb), np.array(writers), np.array(genuine), metric="euclidean", threshold=0.5)
     assert r.eer == 0.0 and r.eer_random == 0.0 and r.auc == 1.0
     assert r.writers == 5 and r.pairs["positive"] == 30 and r.pairs["skilled"] == 40

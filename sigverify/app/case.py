@@ -51,8 +51,13 @@ def reference_identity(sig: Signature) -> str:
     return questioned_identity(sig)[1]
 
 
-def case_key(questioned_sha256: str, reference_identities: Sequence[str], model_id: str,
-             customer_id: str | None = None, crop: Sequence[int] | None = None) -> str:
+def case_key(
+    questioned_sha256: str,
+    reference_identities: Sequence[str],
+    model_id: str,
+    customer_id: str | None = None,
+    crop: Sequence[int] | None = None,
+) -> str:
     """Same questioned bytes + same set of references + same model (+ customer, + the clerk's crop
     rectangle when one was drawn) -> same key."""
     d = {"q": questioned_sha256, "refs": sorted(reference_identities), "model": model_id, "customer": customer_id or ""}
@@ -100,11 +105,20 @@ class Case:
         return self.audit_id is not None
 
     def to_dict(self) -> dict:
-        d = {"case_id": self.case_id, "customer": self.customer_id, "questioned": self.questioned.source,
-             "questioned_sha256": self.questioned_sha256, "references": [r.source for r in self.references],
-             "reference_ids": self.reference_ids, "metric": self.metric, "model": self.model_id,
-             "random_weights": self.random_weights, "elapsed_ms": round(self.elapsed_ms, 2),
-             "audit_id": self.audit_id, "rerun": self.rerun}
+        d = {
+            "case_id": self.case_id,
+            "customer": self.customer_id,
+            "questioned": self.questioned.source,
+            "questioned_sha256": self.questioned_sha256,
+            "references": [r.source for r in self.references],
+            "reference_ids": self.reference_ids,
+            "metric": self.metric,
+            "model": self.model_id,
+            "random_weights": self.random_weights,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "audit_id": self.audit_id,
+            "rerun": self.rerun,
+        }
         d.update(self.decision.to_dict())
         if self.skipped:
             d["skipped_references"] = [{"path": p, "error": e} for p, e in self.skipped]
@@ -116,13 +130,28 @@ class Case:
         """The core ``VerificationResult`` view of this case (what the GUI panes show)."""
         from sigverify.verify.service import VerificationResult
 
-        return VerificationResult(self.questioned, list(self.references), self.decision, self.metric, self.model_id,
-                                  self.random_weights, self.elapsed_ms, list(self.skipped))
+        return VerificationResult(
+            self.questioned,
+            list(self.references),
+            self.decision,
+            self.metric,
+            self.model_id,
+            self.random_weights,
+            self.elapsed_ms,
+            list(self.skipped),
+        )
 
 
-def build_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
-               references: Sequence[str | os.PathLike | Signature], *, customer_id: str | None = None,
-               keep_stages: bool = False, case_id: str | None = None, **options) -> Case:
+def build_case(
+    verifier: Verifier,
+    questioned: str | os.PathLike | Signature,
+    references: Sequence[str | os.PathLike | Signature],
+    *,
+    customer_id: str | None = None,
+    keep_stages: bool = False,
+    case_id: str | None = None,
+    **options,
+) -> Case:
     """Load what is not loaded yet (folders expand to their images; bad reference files are skipped
     and reported; a bad questioned file, or no usable reference, raises) and decide. Nothing is recorded."""
     t0 = time.perf_counter()
@@ -131,9 +160,22 @@ def build_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
     dec = decide(verifier, q.embedding, np.stack([r.embedding for r in refs]), **options)
     name, digest = questioned_identity(q)
     card = verifier.card
-    return Case(case_id or new_case_id(), customer_id, q, refs, dec, name, digest,
-                [reference_identity(r) for r in refs], verifier.model.model_id, card.weights_sha256 or "",
-                verifier.metric, bool(card.random_init), (time.perf_counter() - t0) * 1000, skipped)
+    return Case(
+        case_id or new_case_id(),
+        customer_id,
+        q,
+        refs,
+        dec,
+        name,
+        digest,
+        [reference_identity(r) for r in refs],
+        verifier.model.model_id,
+        card.weights_sha256 or "",
+        verifier.metric,
+        bool(card.random_init),
+        (time.perf_counter() - t0) * 1000,
+        skipped,
+    )
 
 
 def find_recorded(library, key: str, customer_id: str | None = None):
@@ -144,8 +186,9 @@ def find_recorded(library, key: str, customer_id: str | None = None):
     return None
 
 
-def record_case(case: Case, library, *, verifier: Verifier, source: str = "gui", operator: str | None = None,
-                details: dict | None = None) -> Case:
+def record_case(
+    case: Case, library, *, verifier: Verifier, source: str = "gui", operator: str | None = None, details: dict | None = None
+) -> Case:
     """Append the case to ``library``'s audit log, once: a re-run of a recorded case (same key) gets the
     earlier case id and audit id and ``rerun=True``, and nothing is appended. Returns ``case``."""
     if case.audit_id is not None:
@@ -166,17 +209,27 @@ def record_case(case: Case, library, *, verifier: Verifier, source: str = "gui",
     if override != 1.0:  # a supervisor's per-customer threshold multiplier was applied
         det["threshold_override"] = override
     det.update(details or {})
-    entry = entry_from_decision(case.decision, case.questioned_name, case.questioned_sha256, verifier,
-                                case.customer_id, case.reference_ids, det)
+    entry = entry_from_decision(
+        case.decision, case.questioned_name, case.questioned_sha256, verifier, case.customer_id, case.reference_ids, det
+    )
     entry.model_id, entry.metric = case.model_id, case.metric
     case.audit_id = library.audit.append_verification(entry, source, operator)
     return case
 
 
-def verify_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
-                references: Sequence[str | os.PathLike | Signature], *, library=None, customer_id: str | None = None,
-                record: bool = True, source: str = "cli", operator: str | None = None, keep_stages: bool = False,
-                **options) -> Case:
+def verify_case(
+    verifier: Verifier,
+    questioned: str | os.PathLike | Signature,
+    references: Sequence[str | os.PathLike | Signature],
+    *,
+    library=None,
+    customer_id: str | None = None,
+    record: bool = True,
+    source: str = "cli",
+    operator: str | None = None,
+    keep_stages: bool = False,
+    **options,
+) -> Case:
     """``build_case`` and, with a ``library`` and ``record``, ``record_case``."""
     case = build_case(verifier, questioned, references, customer_id=customer_id, keep_stages=keep_stages, **options)
     if library is not None and record:
@@ -184,5 +237,14 @@ def verify_case(verifier: Verifier, questioned: str | os.PathLike | Signature,
     return case
 
 
-__all__ = ["Case", "decide", "build_case", "record_case", "verify_case", "find_recorded", "case_key",
-           "reference_identity", "new_case_id"]
+__all__ = [
+    "Case",
+    "decide",
+    "build_case",
+    "record_case",
+    "verify_case",
+    "find_recorded",
+    "case_key",
+    "reference_identity",
+    "new_case_id",
+]

@@ -17,8 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sigverify.errors import SigverifyError
-from sigverify.store.operators import (OVERRIDE_LIMITS, ROLES, AccessDenied, Operator, OperatorStore, Session,
-                                       require_role)
+from sigverify.store.operators import OVERRIDE_LIMITS, ROLES, AccessDenied, Operator, OperatorStore, Session, require_role
 
 TOKEN_ENV = "SIGVERIFY_TOKEN"
 TOKEN_FILE_NAME = "session.token"
@@ -102,8 +101,9 @@ def resolve_cli_operator(store: OperatorStore, explicit: str | None = None) -> O
         known = store.get(explicit.strip())
         if known is None:
             raise AccessDenied(f"unknown operator {explicit.strip()!r}: the audit trail names signed-in operators only")
-        raise AccessDenied(f"--operator {explicit.strip()!r} is not the signed-in operator ({op.username}); "
-                           "sign in as that operator instead")
+        raise AccessDenied(
+            f"--operator {explicit.strip()!r} is not the signed-in operator ({op.username}); sign in as that operator instead"
+        )
     return op
 
 
@@ -114,8 +114,7 @@ def require_setting_role(operator: Operator | None, key: str) -> Operator:
     return require_role(operator, "clerk", f"changing {key}")
 
 
-def record_setting_change(store: OperatorStore, operator: Operator | None, key: str, old, new,
-                          reason: str = "") -> int | None:
+def record_setting_change(store: OperatorStore, operator: Operator | None, key: str, old, new, reason: str = "") -> int | None:
     """Check the role for ``key`` and append a ``setting_changed`` event (None when nothing changed)."""
     op = require_setting_role(operator, key)
     if old == new:
@@ -153,9 +152,25 @@ def apply_threshold_override(decision, calibration, scale: float, reason: str = 
     return out
 
 
-__all__ = ["open_store", "case_options", "bind_cli_operator", "cli_login", "cli_logout", "resolve_cli_operator", "current_token", "token_file",
-           "require_role", "require_setting_role", "record_setting_change", "threshold_scale",
-           "apply_threshold_override", "VERDICT_SETTINGS", "TOKEN_ENV", "ROLES", "AccessDenied"]
+__all__ = [
+    "open_store",
+    "case_options",
+    "bind_cli_operator",
+    "cli_login",
+    "cli_logout",
+    "resolve_cli_operator",
+    "current_token",
+    "token_file",
+    "require_role",
+    "require_setting_role",
+    "record_setting_change",
+    "threshold_scale",
+    "apply_threshold_override",
+    "VERDICT_SETTINGS",
+    "TOKEN_ENV",
+    "ROLES",
+    "AccessDenied",
+]
 
 
 def bind_cli_operator(library, explicit: str | None = None) -> Operator:

@@ -90,18 +90,28 @@ class Case:
         return ""
 
     def to_dict(self) -> dict:
-        d = {"case_id": self.id, "app_case_id": (self.record.details or {}).get("case_id"), "status": self.status,
-             "why": self.why, "customer_id": self.record.customer_id, "verdict": self.record.verdict,
-             "distance": self.record.distance, "score": self.record.score,
-             "threshold_accept": self.record.threshold_accept, "threshold_reject": self.record.threshold_reject,
-             "questioned_name": self.record.questioned_name, "questioned_sha256": self.record.questioned_sha256,
-             "time_utc": self.record.time_utc, "operator": self.record.operator,
-             "clerk_decision": None if self.clerk_decision is None else self.clerk_decision.decision,
-             "clerk_operator": None if self.clerk_decision is None else self.clerk_decision.operator,
-             "clerk_note": None if self.clerk_decision is None else self.clerk_decision.reason,
-             "final_decision": None if self.final is None else self.final.decision,
-             "review": None if self.review is None else self.review.to_dict(),
-             "threshold_override": self.threshold_override}
+        d = {
+            "case_id": self.id,
+            "app_case_id": (self.record.details or {}).get("case_id"),
+            "status": self.status,
+            "why": self.why,
+            "customer_id": self.record.customer_id,
+            "verdict": self.record.verdict,
+            "distance": self.record.distance,
+            "score": self.record.score,
+            "threshold_accept": self.record.threshold_accept,
+            "threshold_reject": self.record.threshold_reject,
+            "questioned_name": self.record.questioned_name,
+            "questioned_sha256": self.record.questioned_sha256,
+            "time_utc": self.record.time_utc,
+            "operator": self.record.operator,
+            "clerk_decision": None if self.clerk_decision is None else self.clerk_decision.decision,
+            "clerk_operator": None if self.clerk_decision is None else self.clerk_decision.operator,
+            "clerk_note": None if self.clerk_decision is None else self.clerk_decision.reason,
+            "final_decision": None if self.final is None else self.final.decision,
+            "review": None if self.review is None else self.review.to_dict(),
+            "threshold_override": self.threshold_override,
+        }
         return d
 
 
@@ -124,8 +134,10 @@ class ReferralQueue:
                     rec = r
                     break
         if rec is None:
-            raise CaseNotFound(f"no case {case_id!r} in the audit trail (use the audit record id shown in the "
-                               "history, e.g. `sigverify-cli audit history CUSTOMER`)")
+            raise CaseNotFound(
+                f"no case {case_id!r} in the audit trail (use the audit record id shown in the "
+                "history, e.g. `sigverify-cli audit history CUSTOMER`)"
+            )
         return rec
 
     def _build(self, rec: AuditRecord, events: list[OperatorEvent] | None = None) -> Case:
@@ -141,8 +153,9 @@ class ReferralQueue:
             status = OPEN
         elif review is not None:
             status = CLOSED
-        elif rec.final_decision is not None and rec.final_decision.source == SUPERVISOR_SOURCE \
-                and rec.final_decision.id > clerk.id:
+        elif (
+            rec.final_decision is not None and rec.final_decision.source == SUPERVISOR_SOURCE and rec.final_decision.id > clerk.id
+        ):
             status = CLOSED
         else:
             status = AWAITING if needs_review(rec.verdict, clerk.decision) else CLOSED
@@ -165,8 +178,7 @@ class ReferralQueue:
         return self.cases(AWAITING)
 
     # ---- clerk ----
-    def decide(self, clerk: Operator, case_id: int | str, decision: str, note: str = "",
-               source: str = "clerk") -> Case:
+    def decide(self, clerk: Operator, case_id: int | str, decision: str, note: str = "", source: str = "clerk") -> Case:
         """The clerk's decision on a case (recorded under the signed-in operator). A closed case cannot
         be decided again; a decision that needs review puts the case in the queue."""
         require_role(clerk, "clerk", "deciding a case")
@@ -178,8 +190,7 @@ class ReferralQueue:
         did = self.library.audit.append_decision(c.id, decision, note, operator=clerk.username, source=source)
         c = self.case(c.id)
         if c.status == AWAITING:
-            self.store.log(clerk, "case_referred", c.id, c.record.customer_id, note,
-                           {"clerk_decision_id": did, "why": c.why})
+            self.store.log(clerk, "case_referred", c.id, c.record.customer_id, note, {"clerk_decision_id": did, "why": c.why})
         return c
 
     def refer(self, clerk: Operator, case_id: int | str, note: str = "") -> Case:
@@ -198,22 +209,35 @@ class ReferralQueue:
         clerk = c.clerk_decision
         clerk_op = self.store.get(clerk.operator)
         single = self.store.mode == "single"
-        if not single and (clerk_op is None or clerk_op.id == supervisor.id
-                           or clerk.operator.lower() == supervisor.username.lower()):
-            raise SigverifyError("four eyes: the case must be reviewed by another operator than the clerk "
-                                 f"who decided it ({clerk.operator})")
+        if not single and (
+            clerk_op is None or clerk_op.id == supervisor.id or clerk.operator.lower() == supervisor.username.lower()
+        ):
+            raise SigverifyError(
+                f"four eyes: the case must be reviewed by another operator than the clerk who decided it ({clerk.operator})"
+            )
         final = final_decision(clerk.decision, approve)
-        did = self.library.audit.append_decision(c.id, final, reason, operator=supervisor.username,
-                                                 source=SUPERVISOR_SOURCE)
-        self.store.log(supervisor, "case_approved" if approve else "case_rejected", c.id, c.record.customer_id,
-                       reason, {"clerk_decision_id": clerk.id, "clerk_decision": clerk.decision,
-                                "clerk_operator": clerk.operator, "final_decision": final,
-                                "final_decision_id": did, "single_user_self_review": single})
+        did = self.library.audit.append_decision(c.id, final, reason, operator=supervisor.username, source=SUPERVISOR_SOURCE)
+        self.store.log(
+            supervisor,
+            "case_approved" if approve else "case_rejected",
+            c.id,
+            c.record.customer_id,
+            reason,
+            {
+                "clerk_decision_id": clerk.id,
+                "clerk_decision": clerk.decision,
+                "clerk_operator": clerk.operator,
+                "final_decision": final,
+                "final_decision_id": did,
+                "single_user_self_review": single,
+            },
+        )
         return self.case(c.id)
 
     # ---- the questioned image kept with the case ----
-    def attach_questioned(self, case_id: int | str, path: str | os.PathLike | None = None, *,
-                          data: bytes | None = None, name: str | None = None) -> bool:
+    def attach_questioned(
+        self, case_id: int | str, path: str | os.PathLike | None = None, *, data: bytes | None = None, name: str | None = None
+    ) -> bool:
         """Keep the questioned file with the case (for the review and the report). Its SHA-256 must be
         the one in the audit record, so a different file cannot be attached."""
         rec = self._record(case_id)
@@ -226,8 +250,10 @@ class ReferralQueue:
         else:
             raise ValueError("a path or the data is needed")
         if digest != rec.questioned_sha256:
-            raise SigverifyError(f"{name or 'the file'} is not the questioned file of case #{rec.id} "
-                                 f"(SHA-256 {digest[:12]}... differs from {rec.questioned_sha256[:12]}...)")
+            raise SigverifyError(
+                f"{name or 'the file'} is not the questioned file of case #{rec.id} "
+                f"(SHA-256 {digest[:12]}... differs from {rec.questioned_sha256[:12]}...)"
+            )
         return self.store.put_case_image(rec.id, name or rec.questioned_name, data, digest)
 
     def attach_questioned_array(self, case_id: int | str, original, name: str | None = None) -> bool:

@@ -32,8 +32,11 @@ REF_RGB = (0, 114, 178)  # the GUI overlay's colours (Okabe-Ito blue / orange, n
 Q_RGB = (230, 159, 0)
 BOTH_RGB = (40, 40, 40)
 ZONE_RGB = {"genuine": (27, 122, 61), "refer": (196, 150, 0), "forgery": (163, 38, 27)}
-ZONE_WORD = {"genuine": "GENUINE - signatures match", "refer": "REFER - to a supervisor",
-             "forgery": "FORGERY SUSPECTED - signatures do not match"}
+ZONE_WORD = {
+    "genuine": "GENUINE - signatures match",
+    "refer": "REFER - to a supervisor",
+    "forgery": "FORGERY SUSPECTED - signatures do not match",
+}
 
 
 @dataclass
@@ -46,8 +49,14 @@ class ReportInfo:
     audit_ids: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "case_id": self.case_id, "pages": self.pages,
-                "questioned_image": self.questioned_image, "specimens": self.specimens, "audit_ids": self.audit_ids}
+        return {
+            "path": str(self.path),
+            "case_id": self.case_id,
+            "pages": self.pages,
+            "questioned_image": self.questioned_image,
+            "specimens": self.specimens,
+            "audit_ids": self.audit_ids,
+        }
 
 
 def _font_path() -> str | None:
@@ -86,8 +95,7 @@ def ink_overlay(ref_input: np.ndarray, q_input: np.ndarray) -> np.ndarray:
     b = np.zeros((h, w, 1), np.float32)
     a[: ref_input.shape[0], : ref_input.shape[1], 0] = ref_input / 255.0
     b[: q_input.shape[0], : q_input.shape[1], 0] = q_input / 255.0
-    out = (255.0 * (1 - a) * (1 - b) + np.array(REF_RGB) * a * (1 - b) + np.array(Q_RGB) * b * (1 - a)
-           + np.array(BOTH_RGB) * a * b)
+    out = 255.0 * (1 - a) * (1 - b) + np.array(REF_RGB) * a * (1 - b) + np.array(Q_RGB) * b * (1 - a) + np.array(BOTH_RGB) * a * b
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -159,8 +167,9 @@ class _Doc:
             self.pdf.multi_cell(0, 5, self.text(v), new_x="LMARGIN", new_y="NEXT")
 
     def table(self, header: list[str], rows: list[list[str]], widths: list[float]) -> None:
-        with self.pdf.table(col_widths=widths, text_align="LEFT", line_height=4.4, first_row_as_headings=True,
-                            borders_layout="HORIZONTAL_LINES") as t:
+        with self.pdf.table(
+            col_widths=widths, text_align="LEFT", line_height=4.4, first_row_as_headings=True, borders_layout="HORIZONTAL_LINES"
+        ) as t:
             self.font(7.5, True)
             r = t.row()
             for h in header:
@@ -172,8 +181,19 @@ class _Doc:
                     r.cell(self.text(c))
 
 
-def _gauge(doc: _Doc, x: float, y: float, w: float, h: float, distance: float, accept: float, reject: float,
-           ref_distances: list[float], zone: str, override: float | None) -> None:
+def _gauge(
+    doc: _Doc,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    distance: float,
+    accept: float,
+    reject: float,
+    ref_distances: list[float],
+    zone: str,
+    override: float | None,
+) -> None:
     pdf = doc.pdf
     top = max(reject * 1.6, distance * 1.08, max(ref_distances or [0]) * 1.08, 1e-6)
     sx = lambda d: x + w * min(max(d / top, 0.0), 1.0)  # noqa: E731
@@ -208,8 +228,14 @@ def _gauge(doc: _Doc, x: float, y: float, w: float, h: float, distance: float, a
     pdf.cell(w, 4, doc.text(cap), align="C")
 
 
-def write_case_report(library, case_id: int | str, out: str | os.PathLike, store=None,
-                      questioned: str | os.PathLike | None = None, generated_by: str | None = None) -> ReportInfo:
+def write_case_report(
+    library,
+    case_id: int | str,
+    out: str | os.PathLike,
+    store=None,
+    questioned: str | os.PathLike | None = None,
+    generated_by: str | None = None,
+) -> ReportInfo:
     """Write the decision report of one case to ``out`` (PDF, atomic). Unknown case: ``CaseNotFound``."""
     from sigverify.app.referrals import ReferralQueue
     from sigverify.atomic import write_bytes_atomic
@@ -229,8 +255,10 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
     elif questioned is not None:
         digest = sha256_file(questioned)
         if digest != rec.questioned_sha256:
-            raise SigverifyError(f"{Path(questioned).name} is not the questioned file of case #{rec.id} (its SHA-256"
-                                 " differs from the audit record)")
+            raise SigverifyError(
+                f"{Path(questioned).name} is not the questioned file of case #{rec.id} (its SHA-256"
+                " differs from the audit record)"
+            )
         q_bytes, q_note = Path(questioned).read_bytes(), f"from {Path(questioned).name} (SHA-256 checked)"
     specimens: list[tuple[int, str, bytes]] = []
     for rid in rec.reference_ids:
@@ -250,16 +278,24 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
 
     cust = library.get_customer(rec.customer_id) if rec.customer_id else None
     title = f"sigverify decision report - case #{rec.id}"
-    doc = _Doc(title, f"sigverify case #{rec.id} \u00b7 generated {utc_now()[:19].replace('T', ' ')} UTC"
-               + (f" by {generated_by}" if generated_by else ""))
+    doc = _Doc(
+        title,
+        f"sigverify case #{rec.id} \u00b7 generated {utc_now()[:19].replace('T', ' ')} UTC"
+        + (f" by {generated_by}" if generated_by else ""),
+    )
     pdf = doc.pdf
     pdf.alias_nb_pages()
     doc.font(15, True)
     pdf.cell(0, 8, doc.text(f"Signature verification - case #{rec.id}"), new_x="LMARGIN", new_y="NEXT")
     doc.font(8.5)
     pdf.set_text_color(90)
-    pdf.cell(0, 5, doc.text("Decision support, not proof. Refer and forgery verdicts go to a supervisor."),
-             new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(
+        0,
+        5,
+        doc.text("Decision support, not proof. Refer and forgery verdicts go to a supervisor."),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.set_text_color(0)
 
     # verdict banner
@@ -272,19 +308,34 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
     pdf.cell(0, 9, doc.text(banner), fill=True, new_x="LMARGIN", new_y="NEXT", align="C")
     pdf.set_text_color(0)
     doc.font(9.5, True)
-    status = {"open": "OPEN - waiting for the clerk's decision", "awaiting_review": "WAITING FOR A SUPERVISOR",
-              "closed": "CLOSED"}[case.status]
-    pdf.cell(0, 6, doc.text(f"Case status: {status}" + (f"   \u00b7   final decision: {final.decision.upper()}"
-                                                        f" by {who(final.operator)}" if final else "")),
-             new_x="LMARGIN", new_y="NEXT", align="C")
+    status = {
+        "open": "OPEN - waiting for the clerk's decision",
+        "awaiting_review": "WAITING FOR A SUPERVISOR",
+        "closed": "CLOSED",
+    }[case.status]
+    pdf.cell(
+        0,
+        6,
+        doc.text(
+            f"Case status: {status}"
+            + (f"   \u00b7   final decision: {final.decision.upper()} by {who(final.operator)}" if final else "")
+        ),
+        new_x="LMARGIN",
+        new_y="NEXT",
+        align="C",
+    )
 
     doc.heading("Customer and questioned signature")
-    doc.rows([("Customer", cust.label if cust else (rec.customer_id or "(no customer: files compared by hand)")),
-              ("Verified", f"{rec.time_utc.replace('T', ' ')[:19]} UTC via {rec.source} by {who(rec.operator)}"),
-              ("Questioned file", rec.questioned_name),
-              ("Questioned SHA-256", rec.questioned_sha256),
-              ("Questioned image", q_note),
-              ("App case id", str((rec.details or {}).get("case_id") or "-"))])
+    doc.rows(
+        [
+            ("Customer", cust.label if cust else (rec.customer_id or "(no customer: files compared by hand)")),
+            ("Verified", f"{rec.time_utc.replace('T', ' ')[:19]} UTC via {rec.source} by {who(rec.operator)}"),
+            ("Questioned file", rec.questioned_name),
+            ("Questioned SHA-256", rec.questioned_sha256),
+            ("Questioned image", q_note),
+            ("App case id", str((rec.details or {}).get("case_id") or "-")),
+        ]
+    )
 
     # ---- images side by side ----
     doc.heading("Questioned signature and specimens")
@@ -339,33 +390,56 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
     else:
         doc.font(8)
         pdf.set_xy(pdf.l_margin, y)
-        pdf.multi_cell(60, 4.5, "No overlay: the questioned image was not kept with the case (give the file to "
-                       "the report to add it)." if q_in is None else "No overlay: no specimen image.")
+        pdf.multi_cell(
+            60,
+            4.5,
+            "No overlay: the questioned image was not kept with the case (give the file to the report to add it)."
+            if q_in is None
+            else "No overlay: no specimen image.",
+        )
         gx = pdf.l_margin + 68
     gw = pdf.w - pdf.r_margin - gx
     if rec.threshold_accept is not None and rec.threshold_reject is not None:
         override = (rec.details or {}).get("threshold_override")
-        _gauge(doc, gx, y + 14, gw, 9, rec.distance, rec.threshold_accept, rec.threshold_reject,
-               list(rec.distances), rec.verdict, override)
+        _gauge(
+            doc,
+            gx,
+            y + 14,
+            gw,
+            9,
+            rec.distance,
+            rec.threshold_accept,
+            rec.threshold_reject,
+            list(rec.distances),
+            rec.verdict,
+            override,
+        )
     pdf.set_y(y + 44)
 
     doc.heading("Verdict and distances")
     det = rec.details or {}
-    rows = [("Verdict", ZONE_WORD.get(rec.verdict, rec.verdict)),
-            ("Distance", f"{rec.distance:.4f} ({rec.metric}, {det.get('aggregate', 'mean')} over the specimens)"),
-            ("Score", f"{rec.score:.1f} / 100"),
-            ("Thresholds", "-" if rec.threshold_accept is None else
-             f"genuine <= {rec.threshold_accept:.4f} < refer <= {rec.threshold_reject:.4f} < forgery"),
-            ("Per specimen", ", ".join(f"#{rid}: {d:.4f}" for rid, d in zip(rec.reference_ids or
-                                       range(1, len(rec.distances) + 1), rec.distances)))]
+    rows = [
+        ("Verdict", ZONE_WORD.get(rec.verdict, rec.verdict)),
+        ("Distance", f"{rec.distance:.4f} ({rec.metric}, {det.get('aggregate', 'mean')} over the specimens)"),
+        ("Score", f"{rec.score:.1f} / 100"),
+        (
+            "Thresholds",
+            "-"
+            if rec.threshold_accept is None
+            else f"genuine <= {rec.threshold_accept:.4f} < refer <= {rec.threshold_reject:.4f} < forgery",
+        ),
+        (
+            "Per specimen",
+            ", ".join(f"#{rid}: {d:.4f}" for rid, d in zip(rec.reference_ids or range(1, len(rec.distances) + 1), rec.distances)),
+        ),
+    ]
     if det.get("person_threshold_scale") is not None:
         rows.append(("Per-person scale", f"x{float(det['person_threshold_scale']):.3f}"))
     if det.get("threshold_override"):
         rows.append(("Threshold override", f"x{float(det['threshold_override']):.2f} applied to this verification"))
     if case.threshold_override:
         ov = store.threshold_override(rec.customer_id)
-        rows.append(("Override now in force", f"x{ov.scale:.2f} by {who(ov.operator)} on {ov.time_utc[:10]}: "
-                                              f"{ov.reason}"))
+        rows.append(("Override now in force", f"x{ov.scale:.2f} by {who(ov.operator)} on {ov.time_utc[:10]}: {ov.reason}"))
     if det.get("warnings"):
         rows.append(("Warnings", "; ".join(map(str, det["warnings"]))))
     rows += [("Model", rec.model_id), ("Weights SHA-256", rec.weights_sha256 or "-")]
@@ -374,27 +448,40 @@ def write_case_report(library, case_id: int | str, out: str | os.PathLike, store
     doc.rows(rows)
 
     doc.heading("Decisions")
-    drows = [[f"#{d.id}", d.time_utc.replace("T", " ")[:19], d.source, who(d.operator), d.decision.upper()
-              + (" (override)" if d.overrides_verdict else ""), d.reason or ""] for d in rec.decisions]
+    drows = [
+        [
+            f"#{d.id}",
+            d.time_utc.replace("T", " ")[:19],
+            d.source,
+            who(d.operator),
+            d.decision.upper() + (" (override)" if d.overrides_verdict else ""),
+            d.reason or "",
+        ]
+        for d in rec.decisions
+    ]
     if drows:
-        doc.table(["audit id", "time (UTC)", "by", "operator", "decision", "reason / note"], drows,
-                  [12, 33, 17, 42, 24, 54])
+        doc.table(["audit id", "time (UTC)", "by", "operator", "decision", "reason / note"], drows, [12, 33, 17, 42, 24, 54])
     else:
         doc.font(8.5)
         pdf.cell(0, 5, "No decision yet.", new_x="LMARGIN", new_y="NEXT")
     if case.events:
         doc.heading("Referral and review")
-        erows = [[f"#{e.id}", e.time_utc.replace("T", " ")[:19], who(e.operator), e.event.replace("_", " "),
-                  e.reason or ""] for e in case.events]
+        erows = [
+            [f"#{e.id}", e.time_utc.replace("T", " ")[:19], who(e.operator), e.event.replace("_", " "), e.reason or ""]
+            for e in case.events
+        ]
         doc.table(["event id", "time (UTC)", "operator", "step", "reason"], erows, [13, 33, 46, 28, 62])
 
     doc.heading("Audit records this report is built from")
-    ids = {"verification": rec.id, "decisions": [d.id for d in rec.decisions],
-           "operator_events": [e.id for e in case.events]}
-    doc.rows([("Verification record", f"#{rec.id}"),
-              ("Decision records", ", ".join(f"#{i}" for i in ids["decisions"]) or "-"),
-              ("Operator events", ", ".join(f"#{i}" for i in ids["operator_events"]) or "-"),
-              ("Operators", "; ".join(sorted({who(rec.operator), *(who(d.operator) for d in rec.decisions)})))])
+    ids = {"verification": rec.id, "decisions": [d.id for d in rec.decisions], "operator_events": [e.id for e in case.events]}
+    doc.rows(
+        [
+            ("Verification record", f"#{rec.id}"),
+            ("Decision records", ", ".join(f"#{i}" for i in ids["decisions"]) or "-"),
+            ("Operator events", ", ".join(f"#{i}" for i in ids["operator_events"]) or "-"),
+            ("Operators", "; ".join(sorted({who(rec.operator), *(who(d.operator) for d in rec.decisions)}))),
+        ]
+    )
 
     data = bytes(pdf.output())
     out = Path(out)

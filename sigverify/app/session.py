@@ -97,9 +97,15 @@ class Session:
         return [n.to_dict() for n in self.notices]
 
 
-def open_session(model: str | os.PathLike | LoadedModel | None = None, device: str | None = None,
-                 metric: str | None = None, aggregate: str | None = None, adapt_to_person: bool = True, *,
-                 model_fallback: bool = False) -> Session:
+def open_session(
+    model: str | os.PathLike | LoadedModel | None = None,
+    device: str | None = None,
+    metric: str | None = None,
+    aggregate: str | None = None,
+    adapt_to_person: bool = True,
+    *,
+    model_fallback: bool = False,
+) -> Session:
     """Load a model once and build its ``Verifier``.
 
     - ``device`` ``None``/"auto" picks the GPU when there is one; an unavailable GPU -> CPU + notice.
@@ -131,13 +137,25 @@ def open_session(model: str | os.PathLike | LoadedModel | None = None, device: s
         verifier = Verifier(loaded, str(torch_dev), metric, aggregate, adapt_to_person)
     except MetricUnavailableError as exc:
         verifier = Verifier(loaded, str(torch_dev), None, aggregate, adapt_to_person)
-        notices.append(Notice(METRIC_FALLBACK, f"{exc}; using the model's own {verifier.metric} distance",
-                              exc.metric or str(metric), verifier.metric))
+        notices.append(
+            Notice(
+                METRIC_FALLBACK,
+                f"{exc}; using the model's own {verifier.metric} distance",
+                exc.metric or str(metric),
+                verifier.metric,
+            )
+        )
     if aggregate and verifier.aggregate != aggregate or verifier.aggregate not in verifier.policies:
         # a policy the model has no thresholds for (or needs a cohort it lacks): the card's default
         used = loaded.card.default_policy if loaded.card.default_policy in verifier.policies else "mean"
-        notices.append(Notice(POLICY_FALLBACK, f"model {loaded.card.name!r} has no thresholds calibrated for the "
-                              f"{aggregate!r} decision policy; using {used!r}", str(aggregate), used))
+        notices.append(
+            Notice(
+                POLICY_FALLBACK,
+                f"model {loaded.card.name!r} has no thresholds calibrated for the {aggregate!r} decision policy; using {used!r}",
+                str(aggregate),
+                used,
+            )
+        )
         verifier.aggregate = used
     return Session(verifier, notices, requested)
 

@@ -112,8 +112,10 @@ def describe_unexpected(exc: BaseException) -> str:
     if isinstance(exc, sqlite3.Error):
         text = str(exc).lower()
         if "disk is full" in text or "disk i/o error" in text:
-            return ("the disk is full (or failing): the library database could not be written; free some space "
-                    "and run the command again (a batch resumes where it stopped)")
+            return (
+                "the disk is full (or failing): the library database could not be written; free some space "
+                "and run the command again (a batch resumes where it stopped)"
+            )
         if "locked" in text or "busy" in text:
             return "the library database is busy (another sigverify is writing to it); try again in a moment"
         return f"database error: {exc}"

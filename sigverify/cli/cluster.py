@@ -7,13 +7,21 @@ from sigverify.errors import DataError
 
 def add_arguments(p) -> None:
     """The Ray options of ``sigverify-cli batch``."""
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: this process (default); ray: Ray Data over a manifest (extra 'cluster')")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: Ray Data over a manifest (extra 'cluster')",
+    )
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--ray-workers", type=int, default=1, help="embedding actors (model loaded once per actor)")
     p.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray (without --address)")
-    p.add_argument("--ray-gpus-per-worker", type=float, default=0.0,
-                   help="GPUs per embedding actor (e.g. 1, or 0.5 to share one); 0 = CPU actors (default)")
+    p.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs per embedding actor (e.g. 1, or 0.5 to share one); 0 = CPU actors (default)",
+    )
 
 
 def cli_batch(args, library_cm, verifier) -> int:
@@ -29,14 +37,28 @@ def cli_batch(args, library_cm, verifier) -> int:
     bar = CliProgress("batch (ray)", quiet=args.quiet or args.json)
     try:
         with library_cm as lib:
-            rep = run_ray_batch(items, lib, verifier, args.out, address=args.address, workers=args.ray_workers,
-                                num_cpus=args.ray_cpus, batch_size=args.batch_size, audit=not args.no_audit,
-                                progress=bar, gpus_per_worker=max(0.0, args.ray_gpus_per_worker))
+            rep = run_ray_batch(
+                items,
+                lib,
+                verifier,
+                args.out,
+                address=args.address,
+                workers=args.ray_workers,
+                num_cpus=args.ray_cpus,
+                batch_size=args.batch_size,
+                audit=not args.no_audit,
+                progress=bar,
+                gpus_per_worker=max(0.0, args.ray_gpus_per_worker),
+            )
     finally:
         bar.close()
     d = rep.ray_summary | ({"results": [r.to_dict() for r in rep.results]} if args.json else {})
-    emit(args, d, rep.summary_text() + f"\nresults written to {args.out} and {d['results_parquet']} "
-                  f"({d['audit_appended']} audit record(s) appended, {d['audit_already_merged']} already there)")
+    emit(
+        args,
+        d,
+        rep.summary_text() + f"\nresults written to {args.out} and {d['results_parquet']} "
+        f"({d['audit_appended']} audit record(s) appended, {d['audit_already_merged']} already there)",
+    )
     if args.strict and rep.errors:
         return 3
     return 0

@@ -25,9 +25,15 @@ def register(sub) -> None:
     p.add_argument("references", nargs="+", help="reference images or folders of them")
     add_common(p)
     p.add_argument("--metric", choices=["euclidean", "cosine"])
-    p.add_argument("--aggregate", "--policy", dest="aggregate", choices=["mean", "min", "writer"], default=None,
-                   help="decision policy (default: the model card's; the shipped model: writer = the customer's "
-                        "specimens against the model's cohort)")
+    p.add_argument(
+        "--aggregate",
+        "--policy",
+        dest="aggregate",
+        choices=["mean", "min", "writer"],
+        default=None,
+        help="decision policy (default: the model card's; the shipped model: writer = the customer's "
+        "specimens against the model's cohort)",
+    )
     p.add_argument("--no-adapt", action="store_true", help="do not adapt thresholds to the person's own spread")
     add_crop_option(p, "the questioned image")
     p.set_defaults(func=cmd_verify)
@@ -74,8 +80,10 @@ def _with_notices(d: dict, session) -> dict:
 
 def _fmt_verdict(d: dict) -> str:
     icon = {"genuine": "[OK]", "refer": "[??]", "forgery": "[XX]"}[d["verdict"]]
-    s = f"{icon} {d['verdict_text']}\n    distance {d['distance']:.4f} ({d.get('metric', '')})  score {d['score']:.1f}/100  " \
+    s = (
+        f"{icon} {d['verdict_text']}\n    distance {d['distance']:.4f} ({d.get('metric', '')})  score {d['score']:.1f}/100  "
         f"thresholds: genuine <= {d['threshold_accept']:.4f} < refer <= {d['threshold_reject']:.4f} < forgery"
+    )
     if d.get("warning"):
         s += f"\n    WARNING: {d['warning']}"
     return s
@@ -95,10 +103,15 @@ def cmd_verify(args) -> int:
     q = args.questioned if args.crop is None else session.verifier.load(args.questioned, False, crop=args.crop)
     case = verify_case(session.verifier, q, args.references, record=False)
     d = _with_notices(case.to_dict(), session)
-    d["regions"] = {"questioned": region_entry(case.questioned.source, case.questioned.preprocessed),
-                    "references": [region_entry(r.source, r.preprocessed) for r in case.references]}
-    lines = [_fmt_verdict(d), f"    {case.decision.aggregate} policy, {len(case.references)} reference distance(s): "
-             + ", ".join(f"{x:.3f}" for x in case.decision.distances)]
+    d["regions"] = {
+        "questioned": region_entry(case.questioned.source, case.questioned.preprocessed),
+        "references": [region_entry(r.source, r.preprocessed) for r in case.references],
+    }
+    lines = [
+        _fmt_verdict(d),
+        f"    {case.decision.aggregate} policy, {len(case.references)} reference distance(s): "
+        + ", ".join(f"{x:.3f}" for x in case.decision.distances),
+    ]
     for p, e in case.skipped:
         lines.append(f"    skipped reference {p}: {e}")
     for w in case.decision.warnings:
@@ -113,13 +126,22 @@ def cmd_embed(args) -> int:
     v = _verifier(args)
     paths = expand_images(args.images)
     res = v.embedder.embed_files(paths)
-    out = [{"path": r.path, "embedding": None if r.embedding is None else [round(float(x), 6) for x in r.embedding],
-            "error": r.error} for r in res]
+    out = [
+        {
+            "path": r.path,
+            "embedding": None if r.embedding is None else [round(float(x), 6) for x in r.embedding],
+            "error": r.error,
+        }
+        for r in res
+    ]
     if args.out:
         from sigverify.atomic import atomic_path
 
-        good = np.stack([r.embedding for r in res if r.embedding is not None]) if any(r.embedding is not None for r in res) \
+        good = (
+            np.stack([r.embedding for r in res if r.embedding is not None])
+            if any(r.embedding is not None for r in res)
             else np.zeros((0, v.card.embedding_dim), np.float32)
+        )
         with atomic_path(args.out) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, good)
@@ -138,13 +160,19 @@ def cmd_info(args) -> int:
     d = _with_notices(describe_model(m), session)
     d["device"] = session.device_text
     c = m.card
-    lines = [f"model     {c.name}  ({m.model_id})", f"file      {d['path'] or '(in memory)'}",
-             f"arch      {c.architecture}, {c.embedding_dim}-d embedding, input {c.input_hw[0]}x{c.input_hw[1]}",
-             f"distance  {c.distance}", f"device    {d['device']}"]
+    lines = [
+        f"model     {c.name}  ({m.model_id})",
+        f"file      {d['path'] or '(in memory)'}",
+        f"arch      {c.architecture}, {c.embedding_dim}-d embedding, input {c.input_hw[0]}x{c.input_hw[1]}",
+        f"distance  {c.distance}",
+        f"device    {d['device']}",
+    ]
     if c.random_init:
         lines.append("WARNING   UNTRAINED random weights: verdicts are meaningless")
     for k, cal in c.calibration.items():
-        lines.append(f"{k:9s} accept <= {cal['accept']:.4f}, reject > {cal['reject']:.4f}, EER threshold {cal['eer_threshold']:.4f}")
+        lines.append(
+            f"{k:9s} accept <= {cal['accept']:.4f}, reject > {cal['reject']:.4f}, EER threshold {cal['eer_threshold']:.4f}"
+        )
     if c.metrics:
         lines.append("metrics   " + json.dumps(c.metrics)[:2000])
     emit(args, d, "\n".join(lines))

@@ -8,9 +8,12 @@ from sigverify.cli import add_common, emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a model on your own reference folder (<writer>/{genuine,forgery}/)",
-                       description="Fine-tune the embedding head of a model on DATA (frozen trunk: about a minute "
-                                   "on CPU for a bank-sized set). Prints EER before/after on held-out writers.")
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a model on your own reference folder (<writer>/{genuine,forgery}/)",
+        description="Fine-tune the embedding head of a model on DATA (frozen trunk: about a minute "
+        "on CPU for a bank-sized set). Prints EER before/after on held-out writers.",
+    )
     p.add_argument("data", help="folder: <writer>/genuine/*.png (+ optional <writer>/forgery/*.png)")
     p.add_argument("--base", default="default", help="base model .safetensors, or 'default' (the shipped model)")
     p.add_argument("--out", help="output .safetensors (default: the user model folder, named after --name)")
@@ -19,8 +22,12 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--loss", choices=["contrastive", "triplet"], default="triplet")
     p.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard", help="triplet mining")
-    p.add_argument("--head", choices=["embed", "lowrank"], default="embed",
-                   help="train the whole projection (default) or a low-rank residual adapter on it")
+    p.add_argument(
+        "--head",
+        choices=["embed", "lowrank"],
+        default="embed",
+        help="train the whole projection (default) or a low-rank residual adapter on it",
+    )
     p.add_argument("--augment-copies", type=int, default=2, help="augmented copies per training image (features cached)")
     p.add_argument("--val-frac", type=float, default=0.3, help="fraction of writers held out for validation")
     p.add_argument("--seed", type=int, default=0)
@@ -46,8 +53,17 @@ def cmd_finetune(args) -> int:
 
     dev = resolve_device(args.device)
     base = open_model(None if args.base in ("default", "", None) else args.base, dev)
-    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, loss=args.loss, mining=args.mining, head=args.head,
-                         augment_copies=args.augment_copies, val_frac=args.val_frac, seed=args.seed, device=str(dev))
+    cfg = FinetuneConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        loss=args.loss,
+        mining=args.mining,
+        head=args.head,
+        augment_copies=args.augment_copies,
+        val_frac=args.val_frac,
+        seed=args.seed,
+        device=str(dev),
+    )
     bar = CliProgress("finetune", args.quiet)
     try:
         res = finetune(args.data, base, cfg, name=args.name, progress=bar, workers=args.workers)
@@ -56,16 +72,26 @@ def cmd_finetune(args) -> int:
     path = save_finetuned(res, args.name, args.out, overwrite=args.overwrite)
     curves = save_curves_for(res, args.curves) if args.curves else []
     b, a = res.before, res.after
-    d = {"model": str(path), "name": res.card.name, "base_model": res.card.base_model, "seconds": round(res.seconds, 1),
-         "data": res.card.training["data"], "before": b.to_dict() if b else None, "after": a.to_dict() if a else None,
-         "notes": res.notes, "curves": curves}
+    d = {
+        "model": str(path),
+        "name": res.card.name,
+        "base_model": res.card.base_model,
+        "seconds": round(res.seconds, 1),
+        "data": res.card.training["data"],
+        "before": b.to_dict() if b else None,
+        "after": a.to_dict() if a else None,
+        "notes": res.notes,
+        "curves": curves,
+    }
     lines = [f"saved {path} ({res.card.name}) in {res.seconds:.1f}s  [base: {res.card.base_model}]"]
     if b is not None and a is not None:
-        lines += [f"held-out writers: {a.writers}",
-                  f"  skilled EER  before {_pct(b.eer):>6}  after {_pct(a.eer):>6}",
-                  f"  random  EER  before {_pct(b.eer_random):>6}  after {_pct(a.eer_random):>6}",
-                  f"  at threshold: before FAR {_pct(b.far)} FRR {_pct(b.frr)}  |  after (recalibrated) "
-                  f"FAR {_pct(a.far)} FRR {_pct(a.frr)}"]
+        lines += [
+            f"held-out writers: {a.writers}",
+            f"  skilled EER  before {_pct(b.eer):>6}  after {_pct(a.eer):>6}",
+            f"  random  EER  before {_pct(b.eer_random):>6}  after {_pct(a.eer_random):>6}",
+            f"  at threshold: before FAR {_pct(b.far)} FRR {_pct(b.frr)}  |  after (recalibrated) "
+            f"FAR {_pct(a.far)} FRR {_pct(a.frr)}",
+        ]
     lines += [f"note: {n}" for n in res.notes]
     lines += [f"curves: {c}" for c in curves]
     emit(args, d, "\n".join(lines))

@@ -10,10 +10,13 @@ from sigverify.cli import EXIT_AUDIT, EXIT_CANCELLED, VERDICT_EXIT, add_common, 
 
 
 def _add_db(p) -> None:
-    p.add_argument("--db", help="library database file (default: library.sqlite3 in the user data folder; "
-                                "SIGVERIFY_HOME moves that folder)")
-    p.add_argument("--operator", help="must be the signed-in operator (`sigverify-cli operator login`); the audit "
-                                      "trail names signed-in operators only")
+    p.add_argument(
+        "--db", help="library database file (default: library.sqlite3 in the user data folder; SIGVERIFY_HOME moves that folder)"
+    )
+    p.add_argument(
+        "--operator",
+        help="must be the signed-in operator (`sigverify-cli operator login`); the audit trail names signed-in operators only",
+    )
 
 
 def register(sub) -> None:
@@ -102,8 +105,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = asub.add_parser("verify", help="check the audit trail's hash chain and anchor (exit 0 intact, 9 broken)")
-    p.add_argument("--reanchor", action="store_true",
-                   help="administrator: write a new anchor at the chain head (only when the chain itself is intact)")
+    p.add_argument(
+        "--reanchor",
+        action="store_true",
+        help="administrator: write a new anchor at the chain head (only when the chain itself is intact)",
+    )
     _add_db(p)
     add_common(p, model=False)
     p.set_defaults(func=cmd_audit_verify)
@@ -122,11 +128,13 @@ def register(sub) -> None:
     p.add_argument("--no-audit", action="store_true", help="do not append the results to the audit log")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when any row had an error")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="threads for reading/preprocessing (default: cores, max 4)")
-    p.add_argument("--new-run", action="store_true",
-                   help="verify every item again as a new run (default: a rerun of the same input resumes it: "
-                        "items already done are not verified or audited twice)")
+    p.add_argument("--workers", type=positive_int, default=None, help="threads for reading/preprocessing (default: cores, max 4)")
+    p.add_argument(
+        "--new-run",
+        action="store_true",
+        help="verify every item again as a new run (default: a rerun of the same input resumes it: "
+        "items already done are not verified or audited twice)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     from sigverify.cli.cluster import add_arguments as add_ray_arguments  # --engine ray (issue 17)
 
@@ -168,9 +176,11 @@ def _verifier(args):
 
 
 def _fmt_status(st) -> str:
-    s = (f"    thresholds for this customer: genuine <= {st.threshold_accept:.4f} < refer <= "
-         f"{st.threshold_reject:.4f} < forgery  (scale {st.person_scale:.3f} from {st.n_active} reference(s)"
-         + (f", spread {st.reference_spread:.4f})" if st.reference_spread is not None else ")"))
+    s = (
+        f"    thresholds for this customer: genuine <= {st.threshold_accept:.4f} < refer <= "
+        f"{st.threshold_reject:.4f} < forgery  (scale {st.person_scale:.3f} from {st.n_active} reference(s)"
+        + (f", spread {st.reference_spread:.4f})" if st.reference_spread is not None else ")")
+    )
     for w in st.warnings:
         s += f"\n    ADD MORE SPECIMENS: {w}" if st.needs_more_specimens else f"\n    note: {w}"
     return s
@@ -184,9 +194,10 @@ def cmd_enrol(args) -> int:
     with _library(args) as lib:
         rep = lib.enrol(args.customer_id, args.images, v, name=args.name, notes=args.notes, expires=args.expires)
         if not rep.added and lib.get_customer(args.customer_id) is None:
-            raise ImageLoadError(f"no reference enrolled for {args.customer_id}: "
-                                 + "; ".join(f"{Path(p).name}: {e}" if Path(p).name not in e else e
-                                             for p, e in rep.errors))
+            raise ImageLoadError(
+                f"no reference enrolled for {args.customer_id}: "
+                + "; ".join(f"{Path(p).name}: {e}" if Path(p).name not in e else e for p, e in rep.errors)
+            )
         c = lib.require_customer(args.customer_id)
         st = lib.customer_status(args.customer_id, v)
     d = rep.to_dict()
@@ -199,8 +210,11 @@ def cmd_enrol(args) -> int:
     if not rep.added:
         if not args.json:
             print("\n".join(lines))
-        raise ImageLoadError(f"no new reference enrolled for {args.customer_id}: "
-                             + "; ".join(e for _, e in rep.errors) if rep.errors else "no image files given")
+        raise ImageLoadError(
+            f"no new reference enrolled for {args.customer_id}: " + "; ".join(e for _, e in rep.errors)
+            if rep.errors
+            else "no image files given"
+        )
     emit(args, d, "\n".join(lines))
     if rep.errors:
         print(f"sigverify-cli: {len(rep.errors)} file(s) were not enrolled", file=sys.stderr)
@@ -211,16 +225,22 @@ def cmd_enrol(args) -> int:
 def _customer_lines(cs) -> str:
     if not cs:
         return "(no customers)"
-    return "\n".join(f"{c.account_id:20s} {c.name[:40]:40s} {c.n_active:3d} active"
-                     + ("  [add more specimens]" if c.needs_more_specimens else "") for c in cs)
+    return "\n".join(
+        f"{c.account_id:20s} {c.name[:40]:40s} {c.n_active:3d} active"
+        + ("  [add more specimens]" if c.needs_more_specimens else "")
+        for c in cs
+    )
 
 
 def cmd_list(args) -> int:
     with _library(args) as lib:
         cs = lib.customers()
         stats = lib.stats()
-    emit(args, {"library": stats, "customers": [c.to_dict() for c in cs]},
-         f"{stats['path']}: {len(cs)} customer(s)\n" + _customer_lines(cs))
+    emit(
+        args,
+        {"library": stats, "customers": [c.to_dict() for c in cs]},
+        f"{stats['path']}: {len(cs)} customer(s)\n" + _customer_lines(cs),
+    )
     return 0
 
 
@@ -240,20 +260,24 @@ def cmd_show(args) -> int:
     d = c.to_dict()
     d["references"] = [r.to_dict() for r in refs]
     d["status"] = st.to_dict()
-    lines = [f"{c.label}", f"  notes: {c.notes}" if c.notes else "  notes: -",
-             f"  {c.n_active} active of {len(refs)} reference(s) (model {st.model_id})"]
+    lines = [
+        f"{c.label}",
+        f"  notes: {c.notes}" if c.notes else "  notes: -",
+        f"  {c.n_active} active of {len(refs)} reference(s) (model {st.model_id})",
+    ]
     for r in refs:
-        lines.append(f"  #{r.id:<5d} {r.status():8s} {r.file_name:30s} enrolled {r.enrolled_utc[:10]}"
-                     + (f"  expires {r.expires_utc[:10]}" if r.expires_utc else ""))
+        lines.append(
+            f"  #{r.id:<5d} {r.status():8s} {r.file_name:30s} enrolled {r.enrolled_utc[:10]}"
+            + (f"  expires {r.expires_utc[:10]}" if r.expires_utc else "")
+        )
     lines.append(_fmt_status(st))
     emit(args, d, "\n".join(lines))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from sigverify.cli.core import _fmt_verdict
-
     from sigverify.app.library_service import LibraryService
+    from sigverify.cli.core import _fmt_verdict
 
     v = _verifier(args)
     with _library(args) as lib:
@@ -269,9 +293,12 @@ def cmd_verify(args) -> int:
         d["warning"] = "UNTRAINED random weights: results are meaningless"
     if args.decision:
         d["decision"] = args.decision
-    lines = [_fmt_verdict(d), f"    customer {args.customer_id}: {len(res.reference_ids)} reference(s); distances "
-             + ", ".join(f"{x:.3f}" for x in res.decision.distances),
-             f"    audit record #{res.audit_id}" + (" (re-run of the same case: no new record)" if res.rerun else "")]
+    lines = [
+        _fmt_verdict(d),
+        f"    customer {args.customer_id}: {len(res.reference_ids)} reference(s); distances "
+        + ", ".join(f"{x:.3f}" for x in res.decision.distances),
+        f"    audit record #{res.audit_id}" + (" (re-run of the same case: no new record)" if res.rerun else ""),
+    ]
     for w in res.decision.warnings:
         lines.append(f"    note: {w}")
     emit(args, d, "\n".join(lines))
@@ -283,8 +310,12 @@ def cmd_remove_ref(args) -> int:
         ref = lib.remove_reference(args.ref_id, purge=args.purge)
         c = lib.require_customer(ref.account_id)
     d = {"removed": ref.to_dict(), "purged": args.purge, "customer": c.to_dict()}
-    emit(args, d, f"reference #{ref.id} ({ref.file_name}) of {c.label} {'deleted' if args.purge else 'removed'}; "
-                  f"{c.n_active} active left" + ("  [add more specimens]" if c.needs_more_specimens else ""))
+    emit(
+        args,
+        d,
+        f"reference #{ref.id} ({ref.file_name}) of {c.label} {'deleted' if args.purge else 'removed'}; "
+        f"{c.n_active} active left" + ("  [add more specimens]" if c.needs_more_specimens else ""),
+    )
     return 0
 
 
@@ -292,9 +323,12 @@ def cmd_expire_ref(args) -> int:
     with _library(args) as lib:
         ref = lib.expire_reference(args.ref_id, args.on)
         c = lib.require_customer(ref.account_id)
-    emit(args, {"reference": ref.to_dict(), "customer": c.to_dict()},
-         f"reference #{ref.id} ({ref.file_name}) of {c.label} expires {ref.expires_utc} ({ref.status()}); "
-         f"{c.n_active} active left" + ("  [add more specimens]" if c.needs_more_specimens else ""))
+    emit(
+        args,
+        {"reference": ref.to_dict(), "customer": c.to_dict()},
+        f"reference #{ref.id} ({ref.file_name}) of {c.label} expires {ref.expires_utc} ({ref.status()}); "
+        f"{c.n_active} active left" + ("  [add more specimens]" if c.needs_more_specimens else ""),
+    )
     return 0
 
 
@@ -315,9 +349,13 @@ def cmd_refresh(args) -> int:
             rep = lib.refresh_embeddings(v, bar)
     finally:
         bar.close()
-    emit(args, rep.to_dict(), f"model {rep.model_id}: {rep.computed} embedding(s) computed, "
-                              f"{rep.already_cached} already cached, {len(rep.errors)} error(s)"
-         + "".join(f"\n  reference #{i}: {e}" for i, e in rep.errors))
+    emit(
+        args,
+        rep.to_dict(),
+        f"model {rep.model_id}: {rep.computed} embedding(s) computed, "
+        f"{rep.already_cached} already cached, {len(rep.errors)} error(s)"
+        + "".join(f"\n  reference #{i}: {e}" for i, e in rep.errors),
+    )
     return 0
 
 
@@ -330,10 +368,17 @@ def cmd_history(args) -> int:
     lines = [f"{len(recs)} verification(s) for {args.customer_id}"]
     for r in recs:
         fd = r.final_decision
-        dec = f"{fd.decision} ({fd.source}, {fd.operator})" + (" OVERRIDE" if fd.overrides_verdict else "") \
-            + (f": {fd.reason}" if fd.reason else "") if fd else "no decision"
-        lines.append(f"  #{r.id:<6d} {r.time_utc}  {r.operator:12s} {r.source:5s} {r.questioned_name:28s} "
-                     f"{r.verdict:8s} score {r.score:5.1f}  -> {dec}")
+        dec = (
+            f"{fd.decision} ({fd.source}, {fd.operator})"
+            + (" OVERRIDE" if fd.overrides_verdict else "")
+            + (f": {fd.reason}" if fd.reason else "")
+            if fd
+            else "no decision"
+        )
+        lines.append(
+            f"  #{r.id:<6d} {r.time_utc}  {r.operator:12s} {r.source:5s} {r.questioned_name:28s} "
+            f"{r.verdict:8s} score {r.score:5.1f}  -> {dec}"
+        )
     emit(args, {"customer": args.customer_id, "records": [r.to_dict() for r in recs]}, "\n".join(lines))
     return 0
 
@@ -342,9 +387,11 @@ def cmd_export(args) -> int:
     with _library(args) as lib:
         n = lib.audit.export_csv(args.out, args.customer)
         seq, head = lib.audit.head()
-    emit(args, {"out": args.out, "records": n, "customer": args.customer, "chain_head_seq": seq,
-                "chain_head_hash": head},
-         f"wrote {n} audit record(s) to {args.out} (chain head #{seq} {head[:16]}...)")
+    emit(
+        args,
+        {"out": args.out, "records": n, "customer": args.customer, "chain_head_seq": seq, "chain_head_hash": head},
+        f"wrote {n} audit record(s) to {args.out} (chain head #{seq} {head[:16]}...)",
+    )
     return 0
 
 
@@ -372,13 +419,15 @@ def cmd_decide(args) -> int:
         from sigverify.app.referrals import ReferralQueue
 
         rq = ReferralQueue(lib)  # a reviewed case is closed; a decision needing review goes to the queue
-        did = rq.decide(rq.store.require(lib.audit.operator), args.verification_id, args.decision,
-                        args.reason).clerk_decision.id
+        did = rq.decide(rq.store.require(lib.audit.operator), args.verification_id, args.decision, args.reason).clerk_decision.id
         rec = lib.audit.get(args.verification_id)
     fd = rec.final_decision
-    emit(args, {"decision_id": did, "verification": rec.to_dict()},
-         f"decision #{did}: {fd.decision} for verification #{rec.id} (verdict {rec.verdict})"
-         + (" - overrides the verdict" if fd.overrides_verdict else ""))
+    emit(
+        args,
+        {"decision_id": did, "verification": rec.to_dict()},
+        f"decision #{did}: {fd.decision} for verification #{rec.id} (verdict {rec.verdict})"
+        + (" - overrides the verdict" if fd.overrides_verdict else ""),
+    )
     return 0
 
 
@@ -414,11 +463,22 @@ def cmd_batch(args) -> int:
                 if not chk.ok:
                     from sigverify.errors import AuditIntegrityError
 
-                    raise AuditIntegrityError(chk.message() + "; no batch is recorded on a broken audit trail "
-                                              "(run 'sigverify-cli audit verify')", chk.first_bad)
-            rep = run_batch(items, lib, v, bar, lambda: stop["flag"], audit=not args.no_audit,
-                            batch_size=args.batch_size, workers=args.workers,
-                            new_run=getattr(args, "new_run", False), input_name=str(args.input))
+                    raise AuditIntegrityError(
+                        chk.message() + "; no batch is recorded on a broken audit trail (run 'sigverify-cli audit verify')",
+                        chk.first_bad,
+                    )
+            rep = run_batch(
+                items,
+                lib,
+                v,
+                bar,
+                lambda: stop["flag"],
+                audit=not args.no_audit,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                new_run=getattr(args, "new_run", False),
+                input_name=str(args.input),
+            )
     finally:
         bar.close()
         signal.signal(signal.SIGINT, old)

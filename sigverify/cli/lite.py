@@ -34,8 +34,7 @@ def _verifier(args):
 
 def cmd_compare(args) -> int:
     d = _verifier(args).compare(args.a, args.b)
-    emit(args, d, f"{d['verdict_text']} (score {d['score']:.0f}/100, distance {d['distance']:.3f}, "
-                  f"{d['elapsed_ms']:.0f} ms)")
+    emit(args, d, f"{d['verdict_text']} (score {d['score']:.0f}/100, distance {d['distance']:.3f}, {d['elapsed_ms']:.0f} ms)")
     return VERDICT_EXIT.get(d["verdict"], 3)
 
 
@@ -43,8 +42,7 @@ def cmd_verify(args) -> int:
     r = _verifier(args).verify(args.questioned, args.references, keep_stages=False)
     d = r.to_dict()
     v = r.decision.verdict
-    emit(args, d, f"{v.zone}: score {v.score:.0f}/100, distance {v.distance:.3f} against "
-                  f"{len(r.references)} reference(s)")
+    emit(args, d, f"{v.zone}: score {v.score:.0f}/100, distance {v.distance:.3f} against {len(r.references)} reference(s)")
     return VERDICT_EXIT.get(v.zone, 3)
 
 
@@ -54,8 +52,14 @@ def cmd_info(args) -> int:
     path = args.model or _default_model()
     m = open_onnx_model(path)
     meta = read_sidecar(path)
-    d = {"model_id": m.model_id, "path": str(path), "backend": "onnxruntime", "card": m.card.to_dict(),
-         "onnx_sha256": meta["onnx_sha256"], "parity_max_abs_diff": meta.get("parity_max_abs_diff")}
+    d = {
+        "model_id": m.model_id,
+        "path": str(path),
+        "backend": "onnxruntime",
+        "card": m.card.to_dict(),
+        "onnx_sha256": meta["onnx_sha256"],
+        "parity_max_abs_diff": meta.get("parity_max_abs_diff"),
+    }
     emit(args, d, f"{m.model_id} (onnxruntime, {path})")
     return 0
 

@@ -20,9 +20,13 @@ def crop_arg(text: str) -> tuple[int, int, int, int]:
 
 
 def add_crop_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--crop", type=crop_arg, metavar="X,Y,W,H",
-                   help=f"use only this rectangle of {what} (pixels of the original image), cleaned as a document; "
-                        "default: the signature is located automatically")
+    p.add_argument(
+        "--crop",
+        type=crop_arg,
+        metavar="X,Y,W,H",
+        help=f"use only this rectangle of {what} (pixels of the original image), cleaned as a document; "
+        "default: the signature is located automatically",
+    )
 
 
 def region_of(pre) -> list[int] | None:
@@ -32,16 +36,23 @@ def region_of(pre) -> list[int] | None:
 
 def region_entry(path, pre) -> dict:
     """The per-image record compare / verify / locate print: path, region, how it was chosen."""
-    return {"path": str(path), "region": region_of(pre), "signature_found": pre is not None,
-            "region_source": getattr(pre, "region_source", None)}
+    return {
+        "path": str(path),
+        "region": region_of(pre),
+        "signature_found": pre is not None,
+        "region_source": getattr(pre, "region_source", None),
+    }
 
 
 def register(sub) -> None:
-    p = sub.add_parser("locate", help="find the signature on cheques / forms / scans: its region in pixels",
-                       description="Print, per image, the rectangle the signature is taken from (x, y, w, h in the "
-                                   "original image's pixels) - the same rectangle compare and verify use. A page "
-                                   "with printed fields but no signature has region null. Exit code 0 when every "
-                                   "image has a signature, 5 when one has none, 4 when one cannot be read.")
+    p = sub.add_parser(
+        "locate",
+        help="find the signature on cheques / forms / scans: its region in pixels",
+        description="Print, per image, the rectangle the signature is taken from (x, y, w, h in the "
+        "original image's pixels) - the same rectangle compare and verify use. A page "
+        "with printed fields but no signature has region null. Exit code 0 when every "
+        "image has a signature, 5 when one has none, 4 when one cannot be read.",
+    )
     p.add_argument("images", nargs="+", help="image files or folders of them")
     add_common(p, model=False)
     p.set_defaults(func=cmd_locate)

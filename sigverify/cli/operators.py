@@ -21,8 +21,11 @@ def _db(p) -> None:
 
 
 def _pw(p, what: str = "the password") -> None:
-    p.add_argument("--password-stdin", action="store_true",
-                   help=f"read {what} from the first line of standard input (for scripts); else it is asked for")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help=f"read {what} from the first line of standard input (for scripts); else it is asked for",
+    )
 
 
 def register(sub) -> None:
@@ -66,8 +69,11 @@ def register(sub) -> None:
     _db(p)
     p.set_defaults(func=cmd_add)
 
-    for name, hlp in (("remove", "take an operator out of use (kept for the audit trail)"),
-                      ("lock", "lock an account"), ("unlock", "unlock an account (also after wrong passwords)")):
+    for name, hlp in (
+        ("remove", "take an operator out of use (kept for the audit trail)"),
+        ("lock", "lock an account"),
+        ("unlock", "unlock an account (also after wrong passwords)"),
+    ):
         p = osub.add_parser(name, help=hlp + " (administrator)")
         p.add_argument("username")
         p.add_argument("--reason", default="")
@@ -190,8 +196,9 @@ def cmd_setup(args) -> int:
             text = f"single-user mode: you are {op.username} (administrator); no sign-in needed"
         else:
             op = st.setup_multi_user(args.admin, _read_password(args, confirm=True), args.name)
-            text = (f"multi-user mode: administrator {op.username} created; sign in with "
-                    f"`sigverify-cli operator login {op.username}`")
+            text = (
+                f"multi-user mode: administrator {op.username} created; sign in with `sigverify-cli operator login {op.username}`"
+            )
     emit(args, {"mode": "single" if args.single else "multi", "operator": op.to_dict()}, text)
     return 0
 
@@ -206,8 +213,12 @@ def cmd_login(args) -> int:
     d = {"operator": sess.operator.to_dict(), "expires_utc": sess.expires_utc, "token_file": str(token_file())}
     if args.print_token:
         d["token"] = sess.token
-    emit(args, d, f"signed in as {sess.operator.label} ({sess.operator.role}) until {sess.expires_utc[:16]} UTC"
-         + (f"\nSIGVERIFY_TOKEN={sess.token}" if args.print_token else ""))
+    emit(
+        args,
+        d,
+        f"signed in as {sess.operator.label} ({sess.operator.role}) until {sess.expires_utc[:16]} UTC"
+        + (f"\nSIGVERIFY_TOKEN={sess.token}" if args.print_token else ""),
+    )
     return 0
 
 
@@ -217,8 +228,7 @@ def cmd_logout(args) -> int:
     lib, st = _open(args)
     with lib:
         op = cli_logout(st)
-    emit(args, {"signed_out": None if op is None else op.username},
-         f"signed out {op.username}" if op else "no session was open")
+    emit(args, {"signed_out": None if op is None else op.username}, f"signed out {op.username}" if op else "no session was open")
     return 0
 
 
@@ -236,8 +246,7 @@ def cmd_list(args) -> int:
     with lib:
         _me(st)
         ops = st.list()
-    emit(args, {"operators": [o.to_dict() for o in ops]},
-         "\n".join([f"{len(ops)} operator(s)", *(_op_line(o) for o in ops)]))
+    emit(args, {"operators": [o.to_dict() for o in ops]}, "\n".join([f"{len(ops)} operator(s)", *(_op_line(o) for o in ops)]))
     return 0
 
 
@@ -284,8 +293,11 @@ def cmd_events(args) -> int:
         evs = st.events(case_id=args.case, event=args.event, limit=args.limit)
     lines = [f"{len(evs)} event(s)"] + [
         f"  #{e.id:<6d} {e.time_utc[:19]}  {e.operator or '-':14s} {e.event:18s}"
-        + (f" case #{e.case_id}" if e.case_id else "") + (f" {e.customer_id}" if e.customer_id else "")
-        + (f": {e.reason}" if e.reason else "") for e in evs]
+        + (f" case #{e.case_id}" if e.case_id else "")
+        + (f" {e.customer_id}" if e.customer_id else "")
+        + (f": {e.reason}" if e.reason else "")
+        for e in evs
+    ]
     emit(args, {"events": [e.to_dict() for e in evs]}, "\n".join(lines))
     return 0
 
@@ -293,9 +305,11 @@ def cmd_events(args) -> int:
 # ---- queue -------------------------------------------------------------------------------------------------
 def _case_line(c) -> str:
     d = c.clerk_decision
-    return (f"  #{c.id:<6d} {c.record.time_utc[:16]}  {c.record.customer_id or '-':12s} {c.record.verdict:8s} "
-            f"d={c.record.distance:.3f}  clerk {d.decision if d else '-'} ({d.operator if d else '-'})  "
-            f"{c.status}" + (f"  - {c.why}" if c.why else "") + (f'  note: "{d.reason}"' if d and d.reason else ""))
+    return (
+        f"  #{c.id:<6d} {c.record.time_utc[:16]}  {c.record.customer_id or '-':12s} {c.record.verdict:8s} "
+        f"d={c.record.distance:.3f}  clerk {d.decision if d else '-'} ({d.operator if d else '-'})  "
+        f"{c.status}" + (f"  - {c.why}" if c.why else "") + (f'  note: "{d.reason}"' if d and d.reason else "")
+    )
 
 
 def cmd_queue_list(args) -> int:
@@ -322,10 +336,15 @@ def cmd_queue_show(args) -> int:
     with lib:
         _me(st)
         c = ReferralQueue(lib, st).case(args.case_id)
-    lines = [_case_line(c)] + [f"    decision #{d.id} {d.time_utc[:19]} {d.source:10s} {d.operator:14s} {d.decision}"
-                               + (f": {d.reason}" if d.reason else "") for d in c.record.decisions]
-    lines += [f"    event #{e.id} {e.time_utc[:19]} {e.operator:14s} {e.event}" + (f": {e.reason}" if e.reason else "")
-              for e in c.events]
+    lines = [_case_line(c)] + [
+        f"    decision #{d.id} {d.time_utc[:19]} {d.source:10s} {d.operator:14s} {d.decision}"
+        + (f": {d.reason}" if d.reason else "")
+        for d in c.record.decisions
+    ]
+    lines += [
+        f"    event #{e.id} {e.time_utc[:19]} {e.operator:14s} {e.event}" + (f": {e.reason}" if e.reason else "")
+        for e in c.events
+    ]
     emit(args, {"case": c.to_dict(), "decisions": [d.__dict__ for d in c.record.decisions]}, "\n".join(lines))
     return 0
 
@@ -336,8 +355,12 @@ def cmd_queue_decide(args) -> int:
     lib, st = _open(args)
     with lib:
         c = ReferralQueue(lib, st).decide(_me(st), args.case_id, args.decision, args.note)
-    emit(args, {"case": c.to_dict()}, f"case #{c.id}: {args.decision} recorded; {c.status.replace('_', ' ')}"
-         + (f" ({c.why})" if c.status == "awaiting_review" else ""))
+    emit(
+        args,
+        {"case": c.to_dict()},
+        f"case #{c.id}: {args.decision} recorded; {c.status.replace('_', ' ')}"
+        + (f" ({c.why})" if c.status == "awaiting_review" else ""),
+    )
     return 0
 
 
@@ -347,8 +370,12 @@ def cmd_queue_review(args) -> int:
     lib, st = _open(args)
     with lib:
         c = ReferralQueue(lib, st).review(_me(st), args.case_id, args.approve, args.reason)
-    emit(args, {"case": c.to_dict()}, f"case #{c.id} {'approved' if args.approve else 'rejected'}: final decision "
-         f"{c.final.decision} (audit decision #{c.final.id}, event #{c.review.id})")
+    emit(
+        args,
+        {"case": c.to_dict()},
+        f"case #{c.id} {'approved' if args.approve else 'rejected'}: final decision "
+        f"{c.final.decision} (audit decision #{c.final.id}, event #{c.review.id})",
+    )
     return 0
 
 
@@ -359,8 +386,13 @@ def cmd_threshold_set(args) -> int:
         me = _me(st)
         lib.require_customer(args.customer_id)
         ov = st.set_threshold_override(me, args.customer_id, args.scale, args.reason)
-    emit(args, {"override": ov.to_dict()}, f"{args.customer_id}: thresholds x{ov.scale:.2f} ({ov.reason})"
-         if abs(ov.scale - 1) > 1e-12 else f"{args.customer_id}: override cleared")
+    emit(
+        args,
+        {"override": ov.to_dict()},
+        f"{args.customer_id}: thresholds x{ov.scale:.2f} ({ov.reason})"
+        if abs(ov.scale - 1) > 1e-12
+        else f"{args.customer_id}: override cleared",
+    )
     return 0
 
 
@@ -370,11 +402,13 @@ def cmd_threshold_show(args) -> int:
         _me(st)
         ov = st.threshold_override(args.customer_id)
         hist = st.threshold_history(args.customer_id)
-    lines = [f"{args.customer_id}: " + (f"thresholds x{ov.scale:.2f} by {ov.operator} ({ov.reason})" if ov
-                                        else "no override")]
+    lines = [f"{args.customer_id}: " + (f"thresholds x{ov.scale:.2f} by {ov.operator} ({ov.reason})" if ov else "no override")]
     lines += [f"  #{h.id} {h.time_utc[:19]} {h.operator:14s} x{h.scale:.2f}  {h.reason}" for h in hist]
-    emit(args, {"customer": args.customer_id, "override": None if ov is None else ov.to_dict(),
-                "history": [h.to_dict() for h in hist]}, "\n".join(lines))
+    emit(
+        args,
+        {"customer": args.customer_id, "override": None if ov is None else ov.to_dict(), "history": [h.to_dict() for h in hist]},
+        "\n".join(lines),
+    )
     return 0
 
 
@@ -386,6 +420,11 @@ def cmd_report(args) -> int:
     with lib:
         me = _me(st)
         info = write_case_report(lib, args.case_id, args.out, st, questioned=args.questioned, generated_by=me.username)
-    emit(args, info.to_dict(), f"wrote the report of case #{info.case_id} to {info.path} ({info.pages} page(s)"
-         + ("" if info.questioned_image else "; questioned image not kept: pass --questioned FILE") + ")")
+    emit(
+        args,
+        info.to_dict(),
+        f"wrote the report of case #{info.case_id} to {info.path} ({info.pages} page(s)"
+        + ("" if info.questioned_image else "; questioned image not kept: pass --questioned FILE")
+        + ")",
+    )
     return 0

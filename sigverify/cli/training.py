@@ -17,7 +17,9 @@ class CliProgress:
     def __init__(self, desc: str, quiet: bool = False):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=1000, desc=desc, file=sys.stderr, disable=quiet, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self.bar = tqdm(
+            total=1000, desc=desc, file=sys.stderr, disable=quiet, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
+        )
         self.n = 0
         self.quiet = quiet
 
@@ -61,10 +63,16 @@ def register(sub) -> None:
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--init", help="start from this model's weights (fine-tune the whole network)")
     p.add_argument("--balance", action="store_true", help="every collection the same share of each batch")
-    p.add_argument("--select-per-dataset", action="store_true",
-                   help="keep the checkpoint with the best mean of per-collection validation EERs")
-    p.add_argument("--name-identities", action="store_true",
-                   help="learn multi-name collections (crossmedia-zh) per (writer, name) with same-name hard negatives")
+    p.add_argument(
+        "--select-per-dataset",
+        action="store_true",
+        help="keep the checkpoint with the best mean of per-collection validation EERs",
+    )
+    p.add_argument(
+        "--name-identities",
+        action="store_true",
+        help="learn multi-name collections (crossmedia-zh) per (writer, name) with same-name hard negatives",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -79,19 +87,30 @@ def register(sub) -> None:
     p.add_argument("--report", help="also write the JSON report to this file")
     p.add_argument("--cache-dir")
     p.add_argument("--seed", type=int, default=0, help="seed of the random-forgery pair sample")
-    p.add_argument("--references", type=int, nargs="+", metavar="K",
-                   help="also run the clerk's protocol: questioned vs K specimens with the app's own decision (e.g. 1 3 5)")
-    p.add_argument("--policy", choices=["mean", "min", "writer"],
-                   help="decision policy for --references (default: the model card's)")
-    p.add_argument("--no-name-identities", action="store_true",
-                   help="do not split multi-name writers (crossmedia-zh) into (writer, name) identities")
+    p.add_argument(
+        "--references",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="also run the clerk's protocol: questioned vs K specimens with the app's own decision (e.g. 1 3 5)",
+    )
+    p.add_argument(
+        "--policy", choices=["mean", "min", "writer"], help="decision policy for --references (default: the model card's)"
+    )
+    p.add_argument(
+        "--no-name-identities",
+        action="store_true",
+        help="do not split multi-name writers (crossmedia-zh) into (writer, name) identities",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("calibrate", help="fit the decision stage (cohort + per-K thresholds) of a model on validation writers")
     p.add_argument("data", help="data folder (the model's training collections)")
     add_common(p)
-    p.add_argument("--split", required=True, help="writer split JSON: cohort from its train writers, thresholds on its val writers")
+    p.add_argument(
+        "--split", required=True, help="writer split JSON: cohort from its train writers, thresholds on its val writers"
+    )
     p.add_argument("--out", required=True, help="where to write the recalibrated model (.safetensors + card + cohort)")
     p.add_argument("--datasets", nargs="*", help="only these collections (default: the card's training collections)")
     p.add_argument("--far", type=float, default=None, help="skilled-forgery accept rate target (default 0.02)")
@@ -106,26 +125,51 @@ def cmd_train(args) -> int:
     from sigverify.train.pipeline import train_job
     from sigverify.train.trainer import TrainConfig
 
-    cfg = TrainConfig(architecture=args.arch, loss=args.loss, mining=args.mining, writer_loss_weight=args.writer_loss,
-                      steps=args.steps, lr=args.lr, writers_per_batch=args.batch_writers, augment=not args.no_augment,
-                      seed=args.seed, device=args.device, eval_every=args.eval_every,
-                      time_budget_s=args.time_budget * 60, threads=args.threads, balance_datasets=args.balance,
-                      select_per_dataset=args.select_per_dataset)
+    cfg = TrainConfig(
+        architecture=args.arch,
+        loss=args.loss,
+        mining=args.mining,
+        writer_loss_weight=args.writer_loss,
+        steps=args.steps,
+        lr=args.lr,
+        writers_per_batch=args.batch_writers,
+        augment=not args.no_augment,
+        seed=args.seed,
+        device=args.device,
+        eval_every=args.eval_every,
+        time_budget_s=args.time_budget * 60,
+        threads=args.threads,
+        balance_datasets=args.balance,
+        select_per_dataset=args.select_per_dataset,
+    )
     split = WriterSplit.load(args.split) if args.split else None
     bar = CliProgress("train", args.quiet)
     try:
-        res = train_job(args.data, args.out, cfg, name=args.name, split=split, cache_dir=args.cache_dir,
-                        scan_variants=args.scan_variants, checkpoint=args.checkpoint, resume=args.resume,
-                        progress=bar, workers=args.workers, init=args.init, name_identities=args.name_identities)
+        res = train_job(
+            args.data,
+            args.out,
+            cfg,
+            name=args.name,
+            split=split,
+            cache_dir=args.cache_dir,
+            scan_variants=args.scan_variants,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            progress=bar,
+            workers=args.workers,
+            init=args.init,
+            name_identities=args.name_identities,
+        )
     finally:
         bar.close()
     if args.split_out:
         res.split.save(args.split_out)
-    d = {"model": str(res.model_path), "seconds": round(res.seconds, 1),
-         "test": {k: v.to_dict() for k, v in res.test.items()}}
+    d = {"model": str(res.model_path), "seconds": round(res.seconds, 1), "test": {k: v.to_dict() for k, v in res.test.items()}}
     lines = [f"saved {res.model_path} in {res.seconds:.0f}s"] + [
-        f"  {k:20s} skilled EER {100 * v.eer:5.1f}%  random EER {100 * v.eer_random:5.1f}%  AUC {v.auc:.3f}  ({v.writers} writers)"
-        for k, v in res.test.items()]
+        f"  {k:20s} skilled EER {100 * v.eer:5.1f}%  random EER {100 * v.eer_random:5.1f}%"
+        f"  AUC {v.auc:.3f}  ({v.writers} writers)"
+        for k, v in res.test.items()
+    ]
     emit(args, d, "\n".join(lines))
     return 0
 
@@ -193,11 +237,19 @@ def cmd_eval(args) -> int:
 
         for ds in res:
             m = np.ones(len(cs.paths), bool) if ds == "all" else cs.datasets == ds
-            clerk[ds] = clerk_protocol(emb[m], cs.writers[m], cs.genuine[m], decide_fn, tuple(args.references), cs.digests[m], args.seed)
+            clerk[ds] = clerk_protocol(
+                emb[m], cs.writers[m], cs.genuine[m], decide_fn, tuple(args.references), cs.digests[m], args.seed
+            )
     main_key = "all" if "all" in res else next(iter(res))
     d = res[main_key].to_dict()
-    d.update({"model": model.model_id, "random_weights": model.card.random_init, "data": str(args.data),
-              "failed_files": [{"path": p, "error": e} for p, e in cs.failed]})
+    d.update(
+        {
+            "model": model.model_id,
+            "random_weights": model.card.random_init,
+            "data": str(args.data),
+            "failed_files": [{"path": p, "error": e} for p, e in cs.failed],
+        }
+    )
     if args.references:
         d["references"] = clerk[main_key]
         d["policy"] = verifier.aggregate
@@ -210,7 +262,6 @@ def cmd_eval(args) -> int:
         d["curves"] = save_curves({model.card.name: res[main_key]}, args.curves, Path(args.data).name)
     if args.report:
         from sigverify.atomic import write_text_atomic
-
         from sigverify.cli import _finite
 
         write_text_atomic(args.report, json.dumps(_finite(d), indent=2, default=float))
@@ -220,17 +271,27 @@ def cmd_eval(args) -> int:
         return "  -  " if x is None or x != x else f"{100 * x:5.1f}"
 
     for k, v in res.items():
-        far = f"FAR {100 * v.far:.1f}% FRR {100 * v.frr:.1f}% @ {v.threshold:.3f}" if v.threshold is not None and v.far is not None else ""
-        lines.append(f"  {k:20s} skilled EER {pct(v.eer)}%  random EER {pct(v.eer_random)}%  AUC {v.auc:.3f}  "
-                     f"{far}  writers {v.writers}  pairs {v.pairs}")
+        far = (
+            f"FAR {100 * v.far:.1f}% FRR {100 * v.frr:.1f}% @ {v.threshold:.3f}"
+            if v.threshold is not None and v.far is not None
+            else ""
+        )
+        lines.append(
+            f"  {k:20s} skilled EER {pct(v.eer)}%  random EER {pct(v.eer_random)}%  AUC {v.auc:.3f}  "
+            f"{far}  writers {v.writers}  pairs {v.pairs}"
+        )
     if args.references:
-        lines.append(f"clerk's protocol ({verifier.aggregate} policy): EER skilled/random; genuine accepted/referred/rejected; "
-                     "skilled accepted/rejected; random accepted")
+        lines.append(
+            f"clerk's protocol ({verifier.aggregate} policy): EER skilled/random; genuine accepted/referred/rejected; "
+            "skilled accepted/rejected; random accepted"
+        )
         for ds, per_k in clerk.items():
             for kk, r in per_k.items():
-                lines.append(f"  {ds:20s} K={kk}  EER {pct(r['eer'])} / {pct(r['eer_random'])}  genuine {pct(r['genuine_accepted'])} "
-                             f"{pct(r['genuine_referred'])} {pct(r['genuine_rejected'])}  skilled {pct(r['skilled_accepted'])} "
-                             f"{pct(r['skilled_rejected'])}  random {pct(r['random_accepted'])}  writers {r['writers']}")
+                lines.append(
+                    f"  {ds:20s} K={kk}  EER {pct(r['eer'])} / {pct(r['eer_random'])}  genuine {pct(r['genuine_accepted'])} "
+                    f"{pct(r['genuine_referred'])} {pct(r['genuine_rejected'])}  skilled {pct(r['skilled_accepted'])} "
+                    f"{pct(r['skilled_rejected'])}  random {pct(r['random_accepted'])}  writers {r['writers']}"
+                )
     if cs.failed:
         lines.append(f"  {len(cs.failed)} file(s) could not be used (see --json)")
     emit(args, d, "\n".join(lines))
@@ -262,11 +323,19 @@ def cmd_calibrate(args) -> int:
     val = _relabel(val, args)
     val_emb = emb_all[cs.rows_of(val.paths)]
     card = model.card
-    card.training = dict(card.training, decision_fitted_on={"val_writers": len(set(split.val) & set(data.writers)),
-                                                           "datasets": sorted(keep)})
-    dec.attach_decision(card, args.out, trn_emb, trn, val_emb, val,
-                        far_target=args.far if args.far is not None else dec.FAR_TARGET,
-                        frr_target=args.frr if args.frr is not None else dec.FRR_TARGET)
+    card.training = dict(
+        card.training, decision_fitted_on={"val_writers": len(set(split.val) & set(data.writers)), "datasets": sorted(keep)}
+    )
+    dec.attach_decision(
+        card,
+        args.out,
+        trn_emb,
+        trn,
+        val_emb,
+        val,
+        far_target=args.far if args.far is not None else dec.FAR_TARGET,
+        frr_target=args.frr if args.frr is not None else dec.FRR_TARGET,
+    )
     path = save_model(model.network, card, args.out)
     d = {"model": str(path), "decision": card.decision}
     lines = [f"saved {path}  (default policy {card.decision['default']}, cohort {card.decision['cohort']['n']} embeddings)"]
@@ -276,8 +345,11 @@ def cmd_calibrate(args) -> int:
         for pol, by_k in pols.items():
             for k, c in by_k.items():
                 e = c["expected"]
-                lines.append(f"  {metric:9s} {pol:6s} K={k}: accept <= {c['accept']:.3f}, reject > {c['reject']:.3f}; validation: "
-                             f"genuine accepted {100 * (e['genuine_accepted'] or 0):.1f}%, rejected {100 * (e['genuine_rejected'] or 0):.1f}%,"
-                             f" skilled accepted {100 * (e['skilled_accepted'] or 0):.1f}%")
+                lines.append(
+                    f"  {metric:9s} {pol:6s} K={k}: accept <= {c['accept']:.3f}, reject > {c['reject']:.3f}; validation: "
+                    f"genuine accepted {100 * (e['genuine_accepted'] or 0):.1f}%, "
+                    f"rejected {100 * (e['genuine_rejected'] or 0):.1f}%,"
+                    f" skilled accepted {100 * (e['skilled_accepted'] or 0):.1f}%"
+                )
     emit(args, d, "\n".join(lines))
     return 0

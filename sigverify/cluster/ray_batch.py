@@ -75,8 +75,10 @@ def _pick(columns: Sequence[str], aliases: Sequence[str], what: str, source: str
     for a in aliases:
         if a in low:
             return low[a]
-    raise DataError(f"{source}: the manifest has no {what} column (expected one of: {', '.join(aliases)}; "
-                    f"found: {', '.join(map(str, columns)) or 'none'})")
+    raise DataError(
+        f"{source}: the manifest has no {what} column (expected one of: {', '.join(aliases)}; "
+        f"found: {', '.join(map(str, columns)) or 'none'})"
+    )
 
 
 def read_manifest(path: str | os.PathLike) -> list[ManifestItem]:
@@ -158,10 +160,14 @@ def export_specimens(library, verifier, customer_ids: Sequence[str], out: str | 
                 rows["reference_ids"].append([int(i) for i in s[0]])
                 rows["embeddings"].append(np.asarray(s[1], np.float32).tolist())
                 rows["error"].append("")
-        table = pa.table({"customer_id": pa.array(rows["customer_id"], pa.string()),
-                          "reference_ids": pa.array(rows["reference_ids"], pa.list_(pa.int64())),
-                          "embeddings": pa.array(rows["embeddings"], pa.list_(pa.list_(pa.float32()))),
-                          "error": pa.array(rows["error"], pa.string())})
+        table = pa.table(
+            {
+                "customer_id": pa.array(rows["customer_id"], pa.string()),
+                "reference_ids": pa.array(rows["reference_ids"], pa.list_(pa.int64())),
+                "embeddings": pa.array(rows["embeddings"], pa.list_(pa.list_(pa.float32()))),
+                "error": pa.array(rows["error"], pa.string()),
+            }
+        )
         with atomic_path(out) as tmp:
             pq.write_table(table, tmp)
     return specs
@@ -172,18 +178,24 @@ def read_specimens(path: str | os.PathLike) -> dict:
 
     out = {}
     for r in pq.read_table(path).to_pylist():
-        out[r["customer_id"]] = r["error"] if r["error"] else (
-            list(r["reference_ids"]), np.asarray(r["embeddings"], np.float32))
+        out[r["customer_id"]] = r["error"] if r["error"] else (list(r["reference_ids"]), np.asarray(r["embeddings"], np.float32))
     return out
 
 
-def item_key(item_id: str, customer_id: str, questioned_sha256: str, reference_ids: Sequence[int],
-             model_id: str) -> str:
+def item_key(item_id: str, customer_id: str, questioned_sha256: str, reference_ids: Sequence[int], model_id: str) -> str:
     """The idempotency key of one manifest item's verification."""
     from sigverify.hashing import sha256_bytes
 
-    payload = json.dumps({"item": item_id, "customer": customer_id, "q": questioned_sha256,
-                          "refs": sorted(int(i) for i in reference_ids), "model": model_id}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "item": item_id,
+            "customer": customer_id,
+            "q": questioned_sha256,
+            "refs": sorted(int(i) for i in reference_ids),
+            "model": model_id,
+        },
+        sort_keys=True,
+    )
     return sha256_bytes(payload.encode("utf-8"))
 
 
@@ -208,8 +220,15 @@ def _preprocess_batch(batch: dict, cfg: dict) -> dict:
             errors[k] = str(exc)
         except Exception as exc:  # a decoder crash on a hostile file must not stop the batch
             errors[k] = f"{os.path.basename(path)}: cannot be processed ({exc})"
-    return {"idx": batch["idx"], "customer_id": batch["customer_id"], "path": paths, "label": batch["label"],
-            "input": inputs, "sha256": np.array(shas, dtype=object), "error": np.array(errors, dtype=object)}
+    return {
+        "idx": batch["idx"],
+        "customer_id": batch["customer_id"],
+        "path": paths,
+        "label": batch["label"],
+        "input": inputs,
+        "sha256": np.array(shas, dtype=object),
+        "error": np.array(errors, dtype=object),
+    }
 
 
 class _EmbedDecide:
@@ -229,12 +248,20 @@ class _EmbedDecide:
         onnx = [n for n in files if n.endswith(".onnx")]
         # with the ONNX export shipped, a CPU actor never imports torch (starts in ~1 s, not ~3-5 s)
         model = onnx[0] if onnx and device == "cpu" else next(n for n in files if n.endswith(".safetensors"))
-        self.verifier = Verifier(Path(self._dir, model), device=device, metric=settings["metric"],
-                                 aggregate=settings["aggregate"], adapt_to_person=settings["adapt_to_person"])
+        self.verifier = Verifier(
+            Path(self._dir, model),
+            device=device,
+            metric=settings["metric"],
+            aggregate=settings["aggregate"],
+            adapt_to_person=settings["adapt_to_person"],
+        )
         self.verifier.embedder.batch_size = int(settings.get("batch_size", 64))
         table = ray.get(specimens) if isinstance(specimens, ray.ObjectRef) else specimens
-        self.specimens = {r["customer_id"]: (list(r["reference_ids"]), np.asarray(r["embeddings"], np.float32))
-                          for r in table.to_pylist() if not r["error"]}
+        self.specimens = {
+            r["customer_id"]: (list(r["reference_ids"]), np.asarray(r["embeddings"], np.float32))
+            for r in table.to_pylist()
+            if not r["error"]
+        }
         self.backend = getattr(self.verifier.embedder, "backend", "torch")
 
     def __call__(self, batch: dict) -> dict:
@@ -252,14 +279,26 @@ class _EmbedDecide:
             ids, ref_embs = self.specimens[cid]
             dec = decide(v, e, ref_embs)
             verdict[k], score[k], dist[k] = dec.verdict.zone, float(dec.verdict.score), float(dec.verdict.distance)
-            entry = entry_from_decision(dec, os.path.basename(str(batch["path"][k])), str(batch["sha256"][k]), v,
-                                        cid, ids, {"batch_file": str(batch["label"][k])})
+            entry = entry_from_decision(
+                dec,
+                os.path.basename(str(batch["path"][k])),
+                str(batch["sha256"][k]),
+                v,
+                cid,
+                ids,
+                {"batch_file": str(batch["label"][k])},
+            )
             d = asdict(entry)
             d["warnings"] = list(dec.warnings)
             entries[k] = json.dumps(d, default=float)
-        return {"idx": batch["idx"], "verdict": np.array(verdict, dtype=object),
-                "score": np.array(score, np.float64), "distance": np.array(dist, np.float64),
-                "error": np.array(errors, dtype=object), "entry": np.array(entries, dtype=object)}
+        return {
+            "idx": batch["idx"],
+            "verdict": np.array(verdict, dtype=object),
+            "score": np.array(score, np.float64),
+            "distance": np.array(dist, np.float64),
+            "error": np.array(errors, dtype=object),
+            "entry": np.array(entries, dtype=object),
+        }
 
 
 # ---------------------------------------------------------------------------------------- driver
@@ -291,10 +330,13 @@ def _existing_keys(library, keys: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     keys = list(keys)
     for k in range(0, len(keys), 500):
-        part = keys[k:k + 500]
-        rows = library._q("SELECT id, json_extract(details, '$.batch_item_key') FROM audit_verifications "
-                          "WHERE source = 'batch' AND json_extract(details, '$.batch_item_key') IN "
-                          f"({','.join('?' * len(part))})", part)
+        part = keys[k : k + 500]
+        rows = library._q(
+            "SELECT id, json_extract(details, '$.batch_item_key') FROM audit_verifications "
+            "WHERE source = 'batch' AND json_extract(details, '$.batch_item_key') IN "
+            f"({','.join('?' * len(part))})",
+            part,
+        )
         for r in rows:
             out.setdefault(str(r[1]), int(r[0]))
     return out
@@ -313,10 +355,21 @@ def start_ray(address: str | None = None, num_cpus: int = 2):
     return ray
 
 
-def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library, verifier,
-                  out: str | os.PathLike, *, address: str | None = None, workers: int = 1, num_cpus: int = 2,
-                  batch_size: int = 64, audit: bool = True, operator: str | None = None,
-                  progress: Callable[[float, str], None] | None = None, gpus_per_worker: float = 0.0):
+def run_ray_batch(
+    manifest: str | os.PathLike | Sequence[ManifestItem],
+    library,
+    verifier,
+    out: str | os.PathLike,
+    *,
+    address: str | None = None,
+    workers: int = 1,
+    num_cpus: int = 2,
+    batch_size: int = 64,
+    audit: bool = True,
+    operator: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    gpus_per_worker: float = 0.0,
+):
     """Run the manifest on Ray; returns a ``sigverify.batch.BatchReport`` (results in manifest order)
     with ``extra`` timings. Writes ``out`` (CSV), ``out``'s ``.parquet`` and ``.specimens.parquet``
     siblings and a ``.summary.json``. ``gpus_per_worker`` > 0 puts the embed actors on GPUs (torch
@@ -329,8 +382,11 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
     items = read_manifest(manifest) if isinstance(manifest, (str, os.PathLike)) else list(manifest)
     out = Path(out)
     stem = out.with_suffix("")
-    parquet_out, specimens_out, summary_out = (Path(f"{stem}.parquet"), Path(f"{stem}.specimens.parquet"),
-                                               Path(f"{stem}.summary.json"))
+    parquet_out, specimens_out, summary_out = (
+        Path(f"{stem}.parquet"),
+        Path(f"{stem}.specimens.parquet"),
+        Path(f"{stem}.summary.json"),
+    )
     ray = start_ray(address, num_cpus)
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -347,10 +403,16 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
             results[i].error = specs[it.customer_id]
         else:
             rows.append({"idx": i, "customer_id": it.customer_id, "path": it.path, "label": it.label})
-    rep = BatchReport([], len(items), verifier.model.model_id,
-                      f"ray ({workers} {'GPU' if gpus_per_worker > 0 else 'CPU'} worker(s))")
-    settings = {"metric": verifier.metric, "aggregate": verifier.aggregate, "adapt_to_person": verifier.adapt_to_person,
-                "batch_size": batch_size, "device": "cuda" if gpus_per_worker > 0 else "cpu"}
+    rep = BatchReport(
+        [], len(items), verifier.model.model_id, f"ray ({workers} {'GPU' if gpus_per_worker > 0 else 'CPU'} worker(s))"
+    )
+    settings = {
+        "metric": verifier.metric,
+        "aggregate": verifier.aggregate,
+        "adapt_to_person": verifier.adapt_to_person,
+        "batch_size": batch_size,
+        "device": "cuda" if gpus_per_worker > 0 else "cpu",
+    }
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
@@ -370,13 +432,22 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
         # get batch_size items per call and claim little CPU (embedding is ~10 % of an item's work)
         pre = max(1, min(batch_size, PREPROCESS_BLOCK))
         ds = ray.data.from_items(rows, override_num_blocks=max(1, (len(rows) + pre - 1) // pre))
-        ds = ds.map_batches(_preprocess_batch, fn_kwargs={"cfg": verifier.embedder.preprocess_config.to_dict()},
-                            batch_size=pre, batch_format="numpy", num_cpus=1)
-        ds = ds.map_batches(_EmbedDecide, fn_constructor_kwargs={"model_files": files_ref, "specimens": spec_ref,
-                                                                 "settings": settings},
-                            batch_size=batch_size, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))), num_cpus=ACTOR_CPUS,
-                            **({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}))
+        ds = ds.map_batches(
+            _preprocess_batch,
+            fn_kwargs={"cfg": verifier.embedder.preprocess_config.to_dict()},
+            batch_size=pre,
+            batch_format="numpy",
+            num_cpus=1,
+        )
+        ds = ds.map_batches(
+            _EmbedDecide,
+            fn_constructor_kwargs={"model_files": files_ref, "specimens": spec_ref, "settings": settings},
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=max(1, int(workers))),
+            num_cpus=ACTOR_CPUS,
+            **({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}),
+        )
         for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for k in range(len(b["idx"])):
                 i = int(b["idx"][k])
@@ -393,8 +464,10 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
     ray_s = time.perf_counter() - t0
     # ---- idempotent audit merge: keys already in the log are not appended again
     t0 = time.perf_counter()
-    keys = {i: item_key(items[i].item_id, items[i].customer_id, e["questioned_sha256"], e["reference_ids"],
-                        e["model_id"]) for i, e in entries.items()}
+    keys = {
+        i: item_key(items[i].item_id, items[i].customer_id, e["questioned_sha256"], e["reference_ids"], e["model_id"])
+        for i, e in entries.items()
+    }
     merged_new = 0
     if audit and entries:
         have = _existing_keys(library, list(keys.values()))
@@ -403,7 +476,7 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
             if keys[i] in have:
                 results[i].audit_id = have[keys[i]]
         for c in range(0, len(todo), MERGE_CHUNK):
-            part = todo[c:c + MERGE_CHUNK]
+            part = todo[c : c + MERGE_CHUNK]
             batch_entries = []
             for i in part:
                 e = dict(entries[i])
@@ -418,26 +491,51 @@ def run_ray_batch(manifest: str | os.PathLike | Sequence[ManifestItem], library,
     rep.embed_s = ray_s
     rep.elapsed_s = time.perf_counter() - t_start
     # ---- results: Parquet (with item ids and keys) + the batch CSV + a summary, all atomic
-    table = pa.table({
-        "item_id": [it.item_id for it in items], "customer_id": [r.customer for r in results],
-        "file": [r.file for r in results], "verdict": [r.verdict or None for r in results],
-        "score": pa.array([r.score for r in results], pa.float64()),
-        "distance": pa.array([r.distance for r in results], pa.float64()),
-        "error": [r.error or None for r in results], "audit_id": pa.array([r.audit_id for r in results], pa.int64()),
-        "batch_item_key": [keys.get(i) for i in range(len(items))]})
+    table = pa.table(
+        {
+            "item_id": [it.item_id for it in items],
+            "customer_id": [r.customer for r in results],
+            "file": [r.file for r in results],
+            "verdict": [r.verdict or None for r in results],
+            "score": pa.array([r.score for r in results], pa.float64()),
+            "distance": pa.array([r.distance for r in results], pa.float64()),
+            "error": [r.error or None for r in results],
+            "audit_id": pa.array([r.audit_id for r in results], pa.int64()),
+            "batch_item_key": [keys.get(i) for i in range(len(items))],
+        }
+    )
     with atomic_path(parquet_out) as tmp:
         pq.write_table(table, tmp)
     rep.write_csv(out)
     summary = rep.summary_dict()
-    summary.update({"engine": "ray", "workers": int(workers), "address": address or "local",
-                    "ray_items_per_s": round(len(rows) / ray_s, 2) if ray_s > 0 and rows else None,
-                    "timing_s": {"specimens": round(spec_s, 3), "ray": round(ray_s, 3), "merge": round(rep.audit_s, 3)},
-                    "audit_appended": merged_new, "audit_already_merged": len(entries) - merged_new if audit else 0,
-                    "results_parquet": str(parquet_out), "specimens_parquet": str(specimens_out), "out": str(out)})
+    summary.update(
+        {
+            "engine": "ray",
+            "workers": int(workers),
+            "address": address or "local",
+            "ray_items_per_s": round(len(rows) / ray_s, 2) if ray_s > 0 and rows else None,
+            "timing_s": {"specimens": round(spec_s, 3), "ray": round(ray_s, 3), "merge": round(rep.audit_s, 3)},
+            "audit_appended": merged_new,
+            "audit_already_merged": len(entries) - merged_new if audit else 0,
+            "results_parquet": str(parquet_out),
+            "specimens_parquet": str(specimens_out),
+            "out": str(out),
+        }
+    )
     write_text_atomic(summary_out, json.dumps(summary, indent=2))
     rep.ray_summary = summary
     return rep
 
 
-__all__ = ["ManifestItem", "read_manifest", "export_specimens", "read_specimens", "item_key", "run_ray_batch",
-           "customer_references", "model_files", "start_ray", "require_ray"]
+__all__ = [
+    "ManifestItem",
+    "read_manifest",
+    "export_specimens",
+    "read_specimens",
+    "item_key",
+    "run_ray_batch",
+    "customer_references",
+    "model_files",
+    "start_ray",
+    "require_ray",
+]

@@ -17,8 +17,10 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sigverify", description="sigverify desktop app: compare a questioned "
-                                "signature with an account holder's reference signatures")
+    p = argparse.ArgumentParser(
+        prog="sigverify",
+        description="sigverify desktop app: compare a questioned signature with an account holder's reference signatures",
+    )
     p.add_argument("--reference", "-r", nargs="+", metavar="PATH", help="reference signature files or folders")
     p.add_argument("--questioned", "-q", metavar="PATH", help="the signature to verify")
     p.add_argument("--model", metavar="PATH", help="model weights (.safetensors); default: the shipped model")
@@ -26,8 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot of the window after the comparison and exit")
     p.add_argument("--scale", type=float, default=None, help="UI scale factor, e.g. 2 for 200%% (sets QT_SCALE_FACTOR)")
     p.add_argument("--view", choices=("original", "preprocessed", "overlay"), default=None, help="initial view")
-    p.add_argument("--size", default=None, help="window size WxH (default: fit the screen's available area, "
-                   "at most 1280x800)")
+    p.add_argument("--size", default=None, help="window size WxH (default: fit the screen's available area, at most 1280x800)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the comparison in --screenshot mode")
     return p
 
@@ -45,9 +46,12 @@ def audit_warning(parent=None, interactive: bool = True, db_path=None) -> str | 
     chk = check_audit(db_path)
     if chk.ok:
         return None
-    text = ("The audit trail of the library failed its integrity check: " + "; ".join(p["message"] for p in chk.problems[:3]) +
-            "\n\nRecording is refused until an administrator has looked at it "
-            "(sigverify-cli audit verify shows the details).")
+    text = (
+        "The audit trail of the library failed its integrity check: "
+        + "; ".join(p["message"] for p in chk.problems[:3])
+        + "\n\nRecording is refused until an administrator has looked at it "
+        "(sigverify-cli audit verify shows the details)."
+    )
     if interactive:
         from PySide6.QtWidgets import QMessageBox
 

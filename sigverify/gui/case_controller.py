@@ -90,8 +90,10 @@ class CaseController(QObject):
             return True
         name = Path(str(c.case.questioned.source)).name
         who = f" for {c.customer_id}" if c.customer_id else ""
-        text = (f"The case{who} ({name}, verdict {c.verdict}, audit record #{c.audit_id}) has no decision yet.\n\n"
-                f"Go back and decide it, or leave it undecided and {what}?")
+        text = (
+            f"The case{who} ({name}, verdict {c.verdict}, audit record #{c.audit_id}) has no decision yet.\n\n"
+            f"Go back and decide it, or leave it undecided and {what}?"
+        )
         if self.ask(text) == LEAVE:
             log.info("case #%s left undecided (%s)", c.audit_id, what)
             return True
@@ -125,7 +127,6 @@ class CaseController(QObject):
         """A comparison finished: build the case, record it once, update the decision controls.
         Returns the ``VerificationResult`` to show."""
         from sigverify.app.case import build_case
-
         from sigverify.app.operators import case_options  # a supervisor's per-customer threshold override
 
         opts = case_options(self.library, self.customer_id) if self.library is not None and self.customer_id else {}
@@ -166,11 +167,11 @@ class CaseController(QObject):
             if fd is not None:
                 c.decision = fd.decision
                 d.reset(case.verdict)
-                d.set_recorded(fd.decision, f"Already recorded as audit #{case.audit_id}; decision: "
-                                            f"{fd.decision}. No new record.")
+                d.set_recorded(
+                    fd.decision, f"Already recorded as audit #{case.audit_id}; decision: {fd.decision}. No new record."
+                )
                 return
-            d.reset(case.verdict, f"Already recorded as audit #{case.audit_id} (no new record); not decided yet.",
-                    focus=True)
+            d.reset(case.verdict, f"Already recorded as audit #{case.audit_id} (no new record); not decided yet.", focus=True)
             return
         self.case_recorded.emit(int(case.audit_id))
         d.reset(case.verdict, f"Audit record #{case.audit_id} \u2014 not decided yet.", focus=True)
@@ -178,9 +179,12 @@ class CaseController(QObject):
     def _show_rerun(self, c: GuiCase, case, verifier) -> None:
         changed = case.verdict != c.verdict
         rec = f"audit record #{c.audit_id}" if c.audit_id is not None else "the first run"
-        text = (f"Re-run with {verifier.card.name} ({verifier.metric}, {verifier.aggregate}): verdict now "
-                f"<b>{case.verdict}</b>" + (f" (was <b>{c.verdict}</b>)" if changed else "")
-                + f". Not recorded again; {rec} keeps verdict {c.verdict}.")
+        text = (
+            f"Re-run with {verifier.card.name} ({verifier.metric}, {verifier.aggregate}): verdict now "
+            f"<b>{case.verdict}</b>"
+            + (f" (was <b>{c.verdict}</b>)" if changed else "")
+            + f". Not recorded again; {rec} keeps verdict {c.verdict}."
+        )
         self.panel.set_rerun(text)
 
     # -- decisions -------------------------------------------------------------------------------

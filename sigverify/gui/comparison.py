@@ -35,8 +35,12 @@ DEVICE_TEXT = {"auto": "&Automatic (GPU if available)", "cpu": "&CPU", "cuda": "
 
 
 def _confirm(parent, title: str, text: str) -> bool:
-    return QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+    return (
+        QMessageBox.question(
+            parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No
+        )
+        == QMessageBox.StandardButton.Yes
+    )
 
 
 class ComparisonController(QObject):
@@ -65,11 +69,13 @@ class ComparisonController(QObject):
     def build_menus(self) -> None:
         w = self.w
         m = w.add_menu("&Model", key="model")
-        self.act_open_model = w.make_action("&Open model\u2026", self.open_model_dialog, "Ctrl+M",
-                                            "Load a trained or fine-tuned model (.safetensors)")
+        self.act_open_model = w.make_action(
+            "&Open model\u2026", self.open_model_dialog, "Ctrl+M", "Load a trained or fine-tuned model (.safetensors)"
+        )
         self.act_default_model = w.make_action("Use &default model", self.use_default_model)
-        self.act_model_info = w.make_action("Model &info\u2026", w.show_model_info, "Ctrl+I",
-                                            "Show the model card: training data, accuracy, thresholds")
+        self.act_model_info = w.make_action(
+            "Model &info\u2026", w.show_model_info, "Ctrl+I", "Show the model card: training data, accuracy, thresholds"
+        )
         for a in (self.act_open_model, self.act_default_model, self.act_model_info):
             m.addAction(a)
         m = w.add_menu("&Settings", key="settings")
@@ -93,8 +99,7 @@ class ComparisonController(QObject):
         # Only the mean over the references is offered: the model card's thresholds are calibrated for it.
         # "Closest reference (min)" kept the mean's thresholds (12/108 skilled forgeries shown as genuine on
         # unseen writers), so it is gone until the card carries thresholds calibrated for it.
-        self.act_adapt = w.make_action("&Adapt thresholds to the person (3+ references)", self.set_adapt,
-                                       checkable=True)
+        self.act_adapt = w.make_action("&Adapt thresholds to the person (3+ references)", self.set_adapt, checkable=True)
         pm.addAction(self.act_adapt)
         self.sync_settings_menu()
 
@@ -207,8 +212,7 @@ class ComparisonController(QObject):
         from sigverify.paths import user_models_dir
 
         start = str(user_models_dir()) if user_models_dir().is_dir() else self.settings.last_dir
-        path, _ = QFileDialog.getOpenFileName(self.w, "Open model", start,
-                                              "sigverify models (*.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self.w, "Open model", start, "sigverify models (*.safetensors);;All files (*)")
         if path and self.confirm_verdict_change("the model", f"switch to {Path(path).name}"):
             self.switch_model(path)
 
@@ -222,9 +226,10 @@ class ComparisonController(QObject):
     def confirm_verdict_change(self, what: str, change: str) -> bool:
         """Verdict-changing settings: a confirmation while a case is on screen, and an audit note."""
         if self._result is not None and not self.confirm(
-                "Change a verdict setting",
-                f"Changing {what} can change the verdict of the case on screen.\n\n{change.capitalize()}?\n\n"
-                "The case is re-run and shown as a re-run; its audit record is not changed."):
+            "Change a verdict setting",
+            f"Changing {what} can change the verdict of the case on screen.\n\n{change.capitalize()}?\n\n"
+            "The case is re-run and shown as a re-run; its audit record is not changed.",
+        ):
             self.sync_settings_menu()
             return False
         note = f"{datetime.now():%Y-%m-%d %H:%M:%S}: {change}"
@@ -263,8 +268,9 @@ class ComparisonController(QObject):
         self.after_inputs_changed(keep_time=False)
 
     def set_adapt(self, on: bool) -> None:
-        if not self.confirm_verdict_change("the per-person thresholds",
-                                            ("adapt" if on else "do not adapt") + " thresholds to the person"):
+        if not self.confirm_verdict_change(
+            "the per-person thresholds", ("adapt" if on else "do not adapt") + " thresholds to the person"
+        ):
             return
         self.settings.adapt_to_person = bool(on)
         self.settings.save()
@@ -298,10 +304,15 @@ class ComparisonController(QObject):
 
         def job() -> None:
             v = self._verifier
-            self.jobs.submit(REF, lambda prog, stop: v.load_many(files, True, prog, stop),
-                             lambda res: self._refs_loaded(res, problems, add, label),
-                             lambda exc: self._job_error(w.ref_pane, exc),
-                             w.ref_pane.set_progress, lambda: self._job_cancelled(w.ref_pane))
+            self.jobs.submit(
+                REF,
+                lambda prog, stop: v.load_many(files, True, prog, stop),
+                lambda res: self._refs_loaded(res, problems, add, label),
+                lambda exc: self._job_error(w.ref_pane, exc),
+                w.ref_pane.set_progress,
+                lambda: self._job_cancelled(w.ref_pane),
+            )
+
         self._run_or_defer(REF, job)
 
     def _new_adhoc_case(self) -> None:
@@ -343,17 +354,25 @@ class ComparisonController(QObject):
         if not files:
             self._questioned_failed("; ".join(problems) or "no file given")
             return
-        note = f"{len(files)} files given: only the first, {Path(files[0]).name}, is the questioned signature" \
-            if len(files) > 1 else ""
+        note = (
+            f"{len(files)} files given: only the first, {Path(files[0]).name}, is the questioned signature"
+            if len(files) > 1
+            else ""
+        )
         f = files[0]
         w.remember(("Q", f))
 
         def job() -> None:
             v = self._verifier
-            self.jobs.submit(QUE, lambda prog, stop: v.load_many([f], True, prog, stop),
-                             lambda res: self._q_loaded(res, note),
-                             lambda exc: self._questioned_failed(error_text(exc)),
-                             w.q_pane.set_progress, lambda: self._job_cancelled(w.q_pane))
+            self.jobs.submit(
+                QUE,
+                lambda prog, stop: v.load_many([f], True, prog, stop),
+                lambda res: self._q_loaded(res, note),
+                lambda exc: self._questioned_failed(error_text(exc)),
+                w.q_pane.set_progress,
+                lambda: self._job_cancelled(w.q_pane),
+            )
+
         self._run_or_defer(QUE, job)
 
     def array_job(self, key: str, rgb, source: str) -> None:
@@ -366,13 +385,24 @@ class ComparisonController(QObject):
             v = self._verifier
             fn = lambda p, s: ([v.signature_from_array(rgb, source)], [])  # noqa: E731
             if key == REF:
-                self.jobs.submit(REF, fn, lambda res: self._refs_loaded(res, [], True, None),
-                                 lambda exc: self._job_error(pane, exc), pane.set_progress,
-                                 lambda: self._job_cancelled(pane))
+                self.jobs.submit(
+                    REF,
+                    fn,
+                    lambda res: self._refs_loaded(res, [], True, None),
+                    lambda exc: self._job_error(pane, exc),
+                    pane.set_progress,
+                    lambda: self._job_cancelled(pane),
+                )
             else:
-                self.jobs.submit(QUE, fn, lambda res: self._q_loaded(res, ""),
-                                 lambda exc: self._questioned_failed(error_text(exc)), pane.set_progress,
-                                 lambda: self._job_cancelled(pane))
+                self.jobs.submit(
+                    QUE,
+                    fn,
+                    lambda res: self._q_loaded(res, ""),
+                    lambda exc: self._questioned_failed(error_text(exc)),
+                    pane.set_progress,
+                    lambda: self._job_cancelled(pane),
+                )
+
         self._run_or_defer(key, job)
 
     def _run_or_defer(self, key: str, fn: Callable[[], None]) -> None:
@@ -388,8 +418,11 @@ class ComparisonController(QObject):
         ok, bad = res
         msgs = list(problems) + [m for _, m in bad]
         if not ok:
-            w.ref_pane.show_error("No usable reference signature: " + "; ".join(msgs)
-                                  + (" \u2014 the previous references are kept." if w.ref_pane.signatures() else ""))
+            w.ref_pane.show_error(
+                "No usable reference signature: "
+                + "; ".join(msgs)
+                + (" \u2014 the previous references are kept." if w.ref_pane.signatures() else "")
+            )
             return
         if add:
             sigs = w.ref_pane.signatures() + ok
@@ -469,15 +502,26 @@ class ComparisonController(QObject):
                         bad.append((s.source, error_text(exc)))
                     progress((i + 1) / len(sigs), "re-embedding")
                 return out, bad
+
             return fn
 
         if refs:
             sel = w.ref_pane.selected_index()
-            self.jobs.submit(REF, redo(refs), lambda res: self._reembedded_refs(res, sel),
-                             lambda exc: self._job_error(w.ref_pane, exc), w.ref_pane.set_progress)
+            self.jobs.submit(
+                REF,
+                redo(refs),
+                lambda res: self._reembedded_refs(res, sel),
+                lambda exc: self._job_error(w.ref_pane, exc),
+                w.ref_pane.set_progress,
+            )
         if q is not None:
-            self.jobs.submit(QUE, redo([q]), lambda res: self._q_loaded(res, ""),
-                             lambda exc: self._job_error(w.q_pane, exc), w.q_pane.set_progress)
+            self.jobs.submit(
+                QUE,
+                redo([q]),
+                lambda res: self._q_loaded(res, ""),
+                lambda exc: self._job_error(w.q_pane, exc),
+                w.q_pane.set_progress,
+            )
 
     def _reembedded_refs(self, res, sel: int) -> None:
         ok, bad = res

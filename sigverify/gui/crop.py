@@ -14,8 +14,18 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene,
-                               QGraphicsView, QLabel, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.gui.imageutil import numpy_to_pixmap
 
@@ -140,8 +150,10 @@ class CropDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Choose the signature")
         self.setModal(True)
-        self.hint = QLabel("Drag a rectangle around the signature only \u2014 not the payee, amount or date. "
-                           "The printed line, label and stamps inside it are removed automatically.")
+        self.hint = QLabel(
+            "Drag a rectangle around the signature only \u2014 not the payee, amount or date. "
+            "The printed line, label and stamps inside it are removed automatically."
+        )
         self.hint.setWordWrap(True)
         self.view = CropView(image, region, self)
         self.size_label = QLabel("")
@@ -165,8 +177,11 @@ class CropDialog(QDialog):
     def _update(self) -> None:
         r = self.view.rect()
         self.use_button.setEnabled(r is not None)
-        self.size_label.setText("No rectangle yet: drag one around the signature" if r is None
-                                else f"Rectangle: x {r[0]}, y {r[1]}, {r[2]} \u00d7 {r[3]} px")
+        self.size_label.setText(
+            "No rectangle yet: drag one around the signature"
+            if r is None
+            else f"Rectangle: x {r[0]}, y {r[1]}, {r[2]} \u00d7 {r[3]} px"
+        )
 
     def chosen(self) -> tuple[int, int, int, int] | None:
         return self.view.rect()
@@ -184,6 +199,7 @@ def recrop_job(verifier, sig, rect):
 
     def fn(progress, stop):
         return [verifier.signature_from_array(orig, sig.source, True, crop=tuple(rect))], []
+
     return fn
 
 
@@ -197,11 +213,26 @@ def attach(window) -> None:
         v = getattr(comp, "_verifier", None)
         if sig is None or v is None or sig.preprocessed.stages.get("original") is None:
             return
-        comp.jobs.submit("questioned", recrop_job(v, sig, rect), lambda res: comp._q_loaded(res, ""),
-                         lambda exc: pane.show_error(str(exc)), pane.set_progress, lambda: pane.set_busy(False))
+        comp.jobs.submit(
+            "questioned",
+            recrop_job(v, sig, rect),
+            lambda res: comp._q_loaded(res, ""),
+            lambda exc: pane.show_error(str(exc)),
+            pane.set_progress,
+            lambda: pane.set_busy(False),
+        )
 
     pane.crop_chosen.connect(on_crop)
 
 
-__all__ = ["draw_region", "shows_region", "region_caption", "CropView", "CropDialog", "choose_crop", "attach", "recrop_job",
-           "region_colour"]
+__all__ = [
+    "draw_region",
+    "shows_region",
+    "region_caption",
+    "CropView",
+    "CropDialog",
+    "choose_crop",
+    "attach",
+    "recrop_job",
+    "region_colour",
+]

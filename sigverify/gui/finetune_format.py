@@ -35,8 +35,15 @@ def preview_samples(report, n: int = 6, seed: int = 0, thumb_height: int = 120) 
         h, w = grey.shape
         s = thumb_height / max(h, 1)
         raw = cv2.resize(grey, (max(1, int(w * s)), thumb_height), interpolation=cv2.INTER_AREA)
-        out.append({"path": str(c.paths[i]), "writer": str(c.writers[i]), "genuine": bool(c.genuine[i]),
-                    "raw": raw, "preprocessed": 255 - c.images[i]})  # show dark ink on white
+        out.append(
+            {
+                "path": str(c.paths[i]),
+                "writer": str(c.writers[i]),
+                "genuine": bool(c.genuine[i]),
+                "raw": raw,
+                "preprocessed": 255 - c.images[i],
+            }
+        )  # show dark ink on white
     return out
 
 
@@ -45,11 +52,13 @@ def metrics_text(result) -> str:
     if result.before is None or result.after is None:
         return "no held-out writers: before/after accuracy not measured"
     b, a = result.before, result.after
-    return (f"held-out writers: {a.writers}\n"
-            f"  skilled-forgery EER  base {100 * b.eer:5.1f}%  ->  fine-tuned {100 * a.eer:5.1f}%\n"
-            f"  random-forgery EER   base {100 * b.eer_random:5.1f}%  ->  fine-tuned {100 * a.eer_random:5.1f}%\n"
-            f"  at the threshold: FAR {_pct(b.far)} / FRR {_pct(b.frr)} (base)  ->  "
-            f"FAR {_pct(a.far)} / FRR {_pct(a.frr)} (fine-tuned, recalibrated)")
+    return (
+        f"held-out writers: {a.writers}\n"
+        f"  skilled-forgery EER  base {100 * b.eer:5.1f}%  ->  fine-tuned {100 * a.eer:5.1f}%\n"
+        f"  random-forgery EER   base {100 * b.eer_random:5.1f}%  ->  fine-tuned {100 * a.eer_random:5.1f}%\n"
+        f"  at the threshold: FAR {_pct(b.far)} / FRR {_pct(b.frr)} (base)  ->  "
+        f"FAR {_pct(a.far)} / FRR {_pct(a.frr)} (fine-tuned, recalibrated)"
+    )
 
 
 def _pct(x) -> str:

@@ -24,8 +24,7 @@ ZONES = (GENUINE, REFER, FORGERY)
 ZONE_FILL = {GENUINE: QColor("#009E73"), REFER: QColor("#E69F00"), FORGERY: QColor("#D55E00")}
 ZONE_TEXT_COLOR = {GENUINE: QColor("#00694C"), REFER: QColor("#8A5C00"), FORGERY: QColor("#A63A00")}
 ZONE_HEADLINE = {GENUINE: "Genuine", REFER: "Refer to supervisor", FORGERY: "Forgery suspected"}
-ZONE_DETAIL = {GENUINE: "signatures match", REFER: "not conclusive - get a second opinion",
-               FORGERY: "signatures do not match"}
+ZONE_DETAIL = {GENUINE: "signatures match", REFER: "not conclusive - get a second opinion", FORGERY: "signatures do not match"}
 ZONE_SHORT = {GENUINE: "GENUINE", REFER: "REFER", FORGERY: "FORGERY"}
 
 START_DEG = 205.0  # Qt angles: 0 = 3 o'clock, counter-clockwise positive
@@ -51,16 +50,21 @@ def verdict_shape(zone: str, center: QPointF, r: float) -> tuple[QPainterPath, Q
         glyph.lineTo(cx - 0.12 * r, cy + 0.38 * r)
         glyph.lineTo(cx + 0.52 * r, cy - 0.36 * r)
     elif zone == REFER:
-        outline.addPolygon(QPolygonF([QPointF(cx, cy - 1.1 * r), QPointF(cx + 1.1 * r, cy),
-                                      QPointF(cx, cy + 1.1 * r), QPointF(cx - 1.1 * r, cy)]))
+        outline.addPolygon(
+            QPolygonF(
+                [QPointF(cx, cy - 1.1 * r), QPointF(cx + 1.1 * r, cy), QPointF(cx, cy + 1.1 * r), QPointF(cx - 1.1 * r, cy)]
+            )
+        )
         outline.closeSubpath()
         glyph.moveTo(cx - 0.3 * r, cy - 0.22 * r)
         glyph.cubicTo(cx - 0.3 * r, cy - 0.62 * r, cx + 0.32 * r, cy - 0.62 * r, cx + 0.32 * r, cy - 0.24 * r)
         glyph.cubicTo(cx + 0.32 * r, cy + 0.02 * r, cx, cy + 0.02 * r, cx, cy + 0.24 * r)
         glyph.addEllipse(QPointF(cx, cy + 0.5 * r), 0.06 * r, 0.06 * r)
     else:
-        pts = [QPointF(cx + r * math.cos(math.radians(22.5 + 45 * i)), cy + r * math.sin(math.radians(22.5 + 45 * i)))
-               for i in range(8)]
+        pts = [
+            QPointF(cx + r * math.cos(math.radians(22.5 + 45 * i)), cy + r * math.sin(math.radians(22.5 + 45 * i)))
+            for i in range(8)
+        ]
         outline.addPolygon(QPolygonF(pts))
         outline.closeSubpath()
         k = 0.38 * r
@@ -102,8 +106,14 @@ class DistanceGauge(QWidget):
         self._update_accessible()
         self.update()
 
-    def set_result(self, distance: float, score: float | None = None, zone: str | None = None,
-                   per_reference_distances: list[float] | None = None, caption: str = "") -> None:
+    def set_result(
+        self,
+        distance: float,
+        score: float | None = None,
+        zone: str | None = None,
+        per_reference_distances: list[float] | None = None,
+        caption: str = "",
+    ) -> None:
         """Show a distance; ``zone`` defaults to the one the thresholds give; ``caption`` e.g. "mean of 3"."""
         self._value = float(distance)
         self._score = None if score is None else float(score)
@@ -158,8 +168,10 @@ class DistanceGauge(QWidget):
         if self._value is None:
             desc = "No comparison yet"
         else:
-            desc = (f"{self.verdict_text()}. Distance {self._value:.3f}; genuine up to {self._accept:.3f}, "
-                    f"forgery above {self._reject:.3f}")
+            desc = (
+                f"{self.verdict_text()}. Distance {self._value:.3f}; genuine up to {self._accept:.3f}, "
+                f"forgery above {self._reject:.3f}"
+            )
             if self._score is not None:
                 desc += f"; score {self._score:.0f} of 100"
         self.setAccessibleDescription(desc)
@@ -220,8 +232,10 @@ class DistanceGauge(QWidget):
             ang = math.radians(self._angle(t))
             ca, sa = math.cos(ang), -math.sin(ang)
             p.setPen(QPen(pal.window().color(), max(2.0, band * 0.16)))
-            p.drawLine(QPointF(cx + (arc_r - band / 2) * ca, cy + (arc_r - band / 2) * sa),
-                       QPointF(cx + (arc_r + band / 2) * ca, cy + (arc_r + band / 2) * sa))
+            p.drawLine(
+                QPointF(cx + (arc_r - band / 2) * ca, cy + (arc_r - band / 2) * sa),
+                QPointF(cx + (arc_r + band / 2) * ca, cy + (arc_r + band / 2) * sa),
+            )
         if self._accept == self._reject:
             labels = [(self._accept, f"{self._accept:.2f}")]
         else:
@@ -232,8 +246,9 @@ class DistanceGauge(QWidget):
             ang = math.radians(self._angle(t))
             pt = QPointF(cx + lr * math.cos(ang), cy - lr * math.sin(ang))
             tw = fm.horizontalAdvance(txt)
-            p.drawText(QRectF(pt.x() - tw / 2 - 2, pt.y() - fm.height() / 2, tw + 4, fm.height()),
-                       Qt.AlignmentFlag.AlignCenter, txt)
+            p.drawText(
+                QRectF(pt.x() - tw / 2 - 2, pt.y() - fm.height() / 2, tw + 4, fm.height()), Qt.AlignmentFlag.AlignCenter, txt
+            )
         # 0 and max at the ends of the band.
         for t, align in ((0.0, Qt.AlignmentFlag.AlignRight), (self._max, Qt.AlignmentFlag.AlignLeft)):
             ang = math.radians(self._angle(t))
@@ -257,8 +272,15 @@ class DistanceGauge(QWidget):
             arc_len = math.radians(abs(a0 - a1)) * arc_r
             if fmz.horizontalAdvance(label) + 8 > arc_len:
                 continue
-            self._draw_text_on_arc(p, label, center, arc_r, (a0 + a1) / 2, fmz,
-                                   QColor("white") if (not active or zone == self._zone) else QColor(255, 255, 255, 220))
+            self._draw_text_on_arc(
+                p,
+                label,
+                center,
+                arc_r,
+                (a0 + a1) / 2,
+                fmz,
+                QColor("white") if (not active or zone == self._zone) else QColor(255, 255, 255, 220),
+            )
 
         # Per-reference distance ticks (outside the band).
         outer = arc_r + band / 2 + 3
@@ -328,26 +350,42 @@ class DistanceGauge(QWidget):
             p.setBrush(ZONE_FILL[zone])
             p.drawPath(outline)
             p.setBrush(Qt.BrushStyle.NoBrush)
-            p.setPen(QPen(QColor("white"), max(2.0, icon_r * 0.22), Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
-                          Qt.PenJoinStyle.RoundJoin))
+            p.setPen(
+                QPen(
+                    QColor("white"),
+                    max(2.0, icon_r * 0.22),
+                    Qt.PenStyle.SolidLine,
+                    Qt.PenCapStyle.RoundCap,
+                    Qt.PenJoinStyle.RoundJoin,
+                )
+            )
             p.drawPath(glyph)
             p.setFont(f_head)
             p.setPen(ZONE_TEXT_COLOR[zone])
-            p.drawText(QRectF(x0 + 2 * icon_r + 10, top, w - x0 - 2 * icon_r - 10, fmh.height()),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, head)
+            p.drawText(
+                QRectF(x0 + 2 * icon_r + 10, top, w - x0 - 2 * icon_r - 10, fmh.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                head,
+            )
             f_det = QFont(base_font)
             f_det.setPixelSize(max(11, int(f_head.pixelSize() * 0.62)))
             p.setFont(f_det)
             fmd = QFontMetricsF(f_det)
             p.setPen(fg)
             y = top + fmh.height() + 4
-            p.drawText(QRectF(4, y, w - 8, fmd.height()), Qt.AlignmentFlag.AlignHCenter,
-                       fmd.elidedText(ZONE_DETAIL[zone], Qt.TextElideMode.ElideRight, w - 8))
+            p.drawText(
+                QRectF(4, y, w - 8, fmd.height()),
+                Qt.AlignmentFlag.AlignHCenter,
+                fmd.elidedText(ZONE_DETAIL[zone], Qt.TextElideMode.ElideRight, w - 8),
+            )
             if self._score is not None:
                 y += fmd.height() + 2
                 p.setPen(muted)
-                p.drawText(QRectF(4, y, w - 8, fmd.height()), Qt.AlignmentFlag.AlignHCenter,
-                           f"Score {self._score:.0f} / 100 (same writer likelihood)")
+                p.drawText(
+                    QRectF(4, y, w - 8, fmd.height()),
+                    Qt.AlignmentFlag.AlignHCenter,
+                    f"Score {self._score:.0f} / 100 (same writer likelihood)",
+                )
         else:
             p.setFont(f_head)
             p.setPen(muted)
@@ -355,14 +393,17 @@ class DistanceGauge(QWidget):
             f_det = QFont(base_font)
             f_det.setPixelSize(max(11, int(f_head.pixelSize() * 0.62)))
             p.setFont(f_det)
-            p.drawText(QRectF(4, top + fmh.height() + 4, w - 8, QFontMetricsF(f_det).height() * 2),
-                       Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
-                       "Add reference and questioned signatures")
+            p.drawText(
+                QRectF(4, top + fmh.height() + 4, w - 8, QFontMetricsF(f_det).height() * 2),
+                Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
+                "Add reference and questioned signatures",
+            )
         p.end()
 
     @staticmethod
-    def _draw_text_on_arc(p: QPainter, text: str, center: QPointF, radius: float, mid_deg: float,
-                          fm: QFontMetricsF, color: QColor) -> None:
+    def _draw_text_on_arc(
+        p: QPainter, text: str, center: QPointF, radius: float, mid_deg: float, fm: QFontMetricsF, color: QColor
+    ) -> None:
         """Letters placed along the arc, centred on ``mid_deg``, reading left to right."""
         total = fm.horizontalAdvance(text)
         # Arc length per letter -> angle; text runs clockwise (decreasing Qt angle).

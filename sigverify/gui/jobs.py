@@ -54,8 +54,7 @@ class JobSignals(QObject):
 
 
 class _Runnable(QRunnable):
-    def __init__(self, job_id: int, slot: str, fn: JobFn, signals: JobSignals, stop: threading.Event,
-                 soft: threading.Event):
+    def __init__(self, job_id: int, slot: str, fn: JobFn, signals: JobSignals, stop: threading.Event, soft: threading.Event):
         super().__init__()
         self.job_id, self.slot, self.fn, self.signals, self._stop, self._soft = job_id, slot, fn, signals, stop, soft
         self.setAutoDelete(True)
@@ -121,11 +120,16 @@ class JobRunner(QObject):
         self._current: dict[str, int] = {}
         self._jobs: dict[int, _Entry] = {}
 
-    def submit(self, slot: str, fn: JobFn, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None,
-               on_progress: Callable[[float, str], None] | None = None,
-               on_cancel: Callable[[], None] | None = None,
-               on_partial: Callable[[Any], None] | None = None) -> int:
+    def submit(
+        self,
+        slot: str,
+        fn: JobFn,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
+        on_cancel: Callable[[], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
+    ) -> int:
         self.cancel(slot, notify=False)
         jid = next(self._ids)
         sig = JobSignals(self)  # owned by the runner (GUI thread), disconnected and dropped when the job ends

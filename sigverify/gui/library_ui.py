@@ -21,10 +21,31 @@ from typing import Callable
 
 from PySide6.QtCore import QDate, QObject, QStringListModel, Qt, Signal
 from PySide6.QtGui import QAction, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QCompleter, QDateEdit, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QListWidget, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QCompleter,
+    QDateEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.gui.jobs import JobRunner, error_text
 from sigverify.store.library import Library
@@ -44,8 +65,12 @@ def _settings():
 
 
 def _confirm(parent, title: str, text: str) -> bool:
-    return QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+    return (
+        QMessageBox.question(
+            parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No
+        )
+        == QMessageBox.StandardButton.Yes
+    )
 
 
 # ==================================================================================== controller
@@ -81,11 +106,13 @@ class LibraryController(QObject):
             raise RuntimeError("the model is still loading; try again in a moment")
         return v
 
-    def start(self, fn, on_done=None, on_failed=None, on_progress=None, on_cancelled=None, slot: str | None = None,
-              on_partial=None) -> int:
+    def start(
+        self, fn, on_done=None, on_failed=None, on_progress=None, on_cancelled=None, slot: str | None = None, on_partial=None
+    ) -> int:
         """Run ``fn(progress, should_stop)`` as a job (slot: one live job per slot; default: a new slot)."""
-        return self.jobs.submit(slot or f"job{time.monotonic_ns()}", fn, on_done, on_failed, on_progress,
-                                on_cancelled, on_partial)
+        return self.jobs.submit(
+            slot or f"job{time.monotonic_ns()}", fn, on_done, on_failed, on_progress, on_cancelled, on_partial
+        )
 
     def busy(self) -> bool:
         return self.jobs.is_busy()
@@ -97,8 +124,7 @@ class LibraryController(QObject):
         """On screen: the window's red bar, the status bar and a non-modal message box."""
         self.last_error = msg
         self.window.show_error(f"Library: {msg}")
-        box = QMessageBox(QMessageBox.Icon.Warning, "Customer library", msg, QMessageBox.StandardButton.Ok,
-                          self.window)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Customer library", msg, QMessageBox.StandardButton.Ok, self.window)
         box.setModal(False)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.show()
@@ -127,8 +153,9 @@ class LibraryController(QObject):
             self._show_error(error_text(exc) if not isinstance(exc, RuntimeError) else str(exc))
             return None
         if c.n_active == 0:
-            self._show_error(f"{c.label} has no active reference signature. Enrol specimens first "
-                             "(Library \u25b8 Enrol signatures\u2026).")
+            self._show_error(
+                f"{c.label} has no active reference signature. Enrol specimens first (Library \u25b8 Enrol signatures\u2026)."
+            )
             return None
         what = "use the changed references" if keep_questioned else f"start a case for {c.label}"
         if not self.window.may_replace_case(what):
@@ -142,13 +169,18 @@ class LibraryController(QObject):
                 self.window.set_reference_signatures(sigs, label, c.account_id)
             else:
                 self.window.start_customer_case(sigs, label, c.account_id)
-            self._status(f"{c.label}: {len(sigs)} reference signature(s) loaded"
-                         + (" \u2014 fewer than 3: add more specimens" if len(sigs) < 3 else ""))
+            self._status(
+                f"{c.label}: {len(sigs)} reference signature(s) loaded"
+                + (" \u2014 fewer than 3: add more specimens" if len(sigs) < 3 else "")
+            )
             self.customer_loaded.emit(c.account_id)
 
-        return self.start(lambda p, s: self.library.load_signatures(c.account_id, v), done,
-                          lambda exc: self._show_error(f"the references of {c.label} could not be loaded: "
-                                                       f"{error_text(exc)}"), slot=CUSTOMER)
+        return self.start(
+            lambda p, s: self.library.load_signatures(c.account_id, v),
+            done,
+            lambda exc: self._show_error(f"the references of {c.label} could not be loaded: {error_text(exc)}"),
+            slot=CUSTOMER,
+        )
 
     def library_changed(self, account_id: str) -> None:
         """Specimens of ``account_id`` changed: dialogs and the main window follow."""
@@ -178,8 +210,10 @@ class LibraryController(QObject):
         dlg.restart()
 
         def done(rep) -> None:
-            dlg.finish(f"{rep.computed} reference embedding(s) computed for {rep.model_id}"
-                       + (f"; {len(rep.errors)} could not be processed" if rep.errors else ""))
+            dlg.finish(
+                f"{rep.computed} reference embedding(s) computed for {rep.model_id}"
+                + (f"; {len(rep.errors)} could not be processed" if rep.errors else "")
+            )
             self.embeddings_refreshed.emit(rep)
             if rep.errors:
                 self.window.show_error(f"Library update: {len(rep.errors)} specimen(s) could not be processed")
@@ -189,8 +223,14 @@ class LibraryController(QObject):
             dlg.finish(msg)
             self.window.show_error(msg)
 
-        jid = self.start(lambda p, s: self.library.refresh_embeddings(v, p, s), done, failed, dlg.set_progress,
-                         lambda: dlg.finish("Cancelled: the rest is computed when a customer is used"), slot=REFRESH)
+        jid = self.start(
+            lambda p, s: self.library.refresh_embeddings(v, p, s),
+            done,
+            failed,
+            dlg.set_progress,
+            lambda: dlg.finish("Cancelled: the rest is computed when a customer is used"),
+            slot=REFRESH,
+        )
         dlg.show()
         return jid
 
@@ -287,8 +327,11 @@ class EnrolDialog(QDialog):
         form.addRow("Expiry:", exp_row)
         self.files = QListWidget()
         btns = QHBoxLayout()
-        for text, slot in (("Add files\u2026", self.add_files), ("Add folder\u2026", self.add_folder),
-                           ("Remove", self.remove_selected)):
+        for text, slot in (
+            ("Add files\u2026", self.add_files),
+            ("Add folder\u2026", self.add_folder),
+            ("Remove", self.remove_selected),
+        ):
             b = QPushButton(text)
             b.clicked.connect(slot)
             btns.addWidget(b)
@@ -354,8 +397,7 @@ class EnrolDialog(QDialog):
             self.enrol_button.setEnabled(True)
             self.progress.setValue(1000)
             c = lib.get_customer(acc)
-            lines = [f"Enrolled {len(rep.added)} specimen(s) for {acc}; "
-                     f"{c.n_active if c else 0} active reference(s) now."]
+            lines = [f"Enrolled {len(rep.added)} specimen(s) for {acc}; {c.n_active if c else 0} active reference(s) now."]
             if c is not None and c.needs_more_specimens:
                 lines.append("Fewer than 3 active references: add more specimens for a per-customer threshold.")
             lines += [f"Skipped {Path(p).name}: {e}" for p, e in rep.errors]
@@ -369,9 +411,14 @@ class EnrolDialog(QDialog):
             self.enrol_button.setEnabled(True)
             self.result.setText(f"Enrolment failed: {error_text(exc)}")
 
-        self.job = self.ctl.start(lambda p, s: lib.enrol(acc, paths, v, name=name or None, notes=notes or None,
-                                                            expires=expires, progress=p, should_stop=s),
-                                     done, failed, lambda f, m: self.progress.setValue(int(1000 * f)))
+        self.job = self.ctl.start(
+            lambda p, s: lib.enrol(
+                acc, paths, v, name=name or None, notes=notes or None, expires=expires, progress=p, should_stop=s
+            ),
+            done,
+            failed,
+            lambda f, m: self.progress.setValue(int(1000 * f)),
+        )
 
 
 class ManageReferencesDialog(QDialog):
@@ -397,10 +444,12 @@ class ManageReferencesDialog(QDialog):
         self.status.setWordWrap(True)
         row = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
-        for key, text, slot in (("remove", "&Remove\u2026", self.remove_selected),
-                                ("expire", "Mark &expired\u2026", self.expire_selected),
-                                ("enrol", "Enrol &more\u2026", self.enrol_more),
-                                ("load", "&Load into Reference pane", self.load)):
+        for key, text, slot in (
+            ("remove", "&Remove\u2026", self.remove_selected),
+            ("expire", "Mark &expired\u2026", self.expire_selected),
+            ("enrol", "Enrol &more\u2026", self.enrol_more),
+            ("load", "&Load into Reference pane", self.load),
+        ):
             b = QPushButton(text)
             b.setAutoDefault(False)  # Enter never removes or expires a specimen
             b.clicked.connect(lambda _=False, f=slot: f())
@@ -434,8 +483,10 @@ class ManageReferencesDialog(QDialog):
         v = self.ctl.window.current_verifier()
         if v is not None and c.n_active:
             st = lib.customer_status(self.account_id, v)
-            text += (f" Thresholds for this customer: genuine \u2264 {st.threshold_accept:.3f}, "
-                     f"forgery &gt; {st.threshold_reject:.3f} (scale {st.person_scale:.2f}).")
+            text += (
+                f" Thresholds for this customer: genuine \u2264 {st.threshold_accept:.3f}, "
+                f"forgery &gt; {st.threshold_reject:.3f} (scale {st.person_scale:.2f})."
+            )
         if c.needs_more_specimens:
             text += " <span style='color:#a3261b'><b>Add more specimens</b> (at least 3 active).</span>"
         self.status.setText(text)
@@ -466,9 +517,12 @@ class ManageReferencesDialog(QDialog):
         if not ids:
             self.status.setText("Select the specimen(s) to remove first.")
             return 0
-        if not self.ctl.confirm("Remove specimens", f"Remove {len(ids)} specimen(s) of {self.account_id} "
-                                f"({self._names(ids)})?\n\nThey are no longer used for verification; "
-                                "the audit trail keeps its records."):
+        if not self.ctl.confirm(
+            "Remove specimens",
+            f"Remove {len(ids)} specimen(s) of {self.account_id} "
+            f"({self._names(ids)})?\n\nThey are no longer used for verification; "
+            "the audit trail keeps its records.",
+        ):
             return 0
         for rid in ids:
             self.ctl.library.remove_reference(rid)
@@ -481,8 +535,9 @@ class ManageReferencesDialog(QDialog):
         if not ids:
             self.status.setText("Select the specimen(s) to mark expired first.")
             return 0
-        if not self.ctl.confirm("Mark specimens expired", f"Mark {len(ids)} specimen(s) of {self.account_id} "
-                                f"({self._names(ids)}) as expired?"):
+        if not self.ctl.confirm(
+            "Mark specimens expired", f"Mark {len(ids)} specimen(s) of {self.account_id} ({self._names(ids)}) as expired?"
+        ):
             return 0
         for rid in ids:
             self.ctl.library.expire_reference(rid)
@@ -502,8 +557,7 @@ class ManageReferencesDialog(QDialog):
 class HistoryDialog(QDialog):
     """A customer's audited verifications and decisions; CSV export."""
 
-    COLS = ["#", "Time (UTC)", "Operator", "Source", "Questioned", "Verdict", "Score", "Decision", "Override",
-            "Reason"]
+    COLS = ["#", "Time (UTC)", "Operator", "Source", "Questioned", "Verdict", "Score", "Decision", "Override", "Reason"]
 
     def __init__(self, ctl: LibraryController, account_id: str, parent=None):
         super().__init__(parent)
@@ -534,16 +588,26 @@ class HistoryDialog(QDialog):
         self.table.setRowCount(len(recs))
         for i, r in enumerate(recs):
             fd = r.final_decision
-            vals = [str(r.id), r.time_utc.replace("T", " ")[:19], r.operator, r.source, r.questioned_name, r.verdict,
-                    f"{r.score:.0f}", fd.decision if fd else "\u2014",
-                    ("yes" if fd.overrides_verdict else "") if fd else "", fd.reason if fd else ""]
+            vals = [
+                str(r.id),
+                r.time_utc.replace("T", " ")[:19],
+                r.operator,
+                r.source,
+                r.questioned_name,
+                r.verdict,
+                f"{r.score:.0f}",
+                fd.decision if fd else "\u2014",
+                ("yes" if fd.overrides_verdict else "") if fd else "",
+                fd.reason if fd else "",
+            ]
             for j, val in enumerate(vals):
                 self.table.setItem(i, j, QTableWidgetItem(val))
 
     def export(self, path: str | None = None) -> int | None:
         if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Export audit history", f"audit_{self.account_id}.csv",
-                                                  "CSV files (*.csv)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export audit history", f"audit_{self.account_id}.csv", "CSV files (*.csv)"
+            )
         if not path:
             return None
         n = self.ctl.library.audit.export_csv(path, self.account_id)
@@ -661,8 +725,9 @@ class BatchDialog(QDialog):
         self.cancel_button.setEnabled(False)
         if not rep.cancelled:
             self.progress.setValue(1000)
-        self.state.setText(("Cancelled \u2014 partial results written to " if rep.cancelled else "Done \u2014 results in ")
-                           + self.output.text())
+        self.state.setText(
+            ("Cancelled \u2014 partial results written to " if rep.cancelled else "Done \u2014 results in ") + self.output.text()
+        )
         self.summary.setPlainText(rep.summary_text())
         self.finished_report.emit(rep)
 
@@ -720,7 +785,7 @@ class CustomerSearch(QWidget):
         """Emit ``chosen`` once per choice: Enter in the completer also fires returnPressed (the old
         double load, two records 17 ms apart)."""
         now = time.monotonic()
-        if self._last == (acc, ) or (self._last and self._last[0] == acc and now - self._last[1] < 0.5):
+        if self._last == (acc,) or (self._last and self._last[0] == acc and now - self._last[1] < 0.5):
             return
         self._last = (acc, now)
         self.chosen.emit(acc)
@@ -771,9 +836,13 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None) ->
 
     def show_customer(acc) -> None:
         c = ctl.library.get_customer(acc) if acc else None
-        ctl.current_label.setText(f"  {c.label} \u00b7 {c.n_active} reference(s)"
-                                  + (" \u00b7 add more specimens" if c.needs_more_specimens else "") if c else "")
+        ctl.current_label.setText(
+            f"  {c.label} \u00b7 {c.n_active} reference(s)" + (" \u00b7 add more specimens" if c.needs_more_specimens else "")
+            if c
+            else ""
+        )
         ctl.current_label.setToolTip(ctl.current_label.text().strip())
+
     ctl.customer_loaded.connect(show_customer)
     ctl.references_changed.connect(lambda acc: show_customer(acc) if acc == ctl.current else None)
     main_window.customer_changed.connect(lambda acc: show_customer(acc) if acc is None else None)
@@ -825,9 +894,12 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None) ->
             ctl._status(f"Exported {n} audit record(s) to {p}")
 
     def operator() -> None:
-        name, ok = QInputDialog.getText(main_window, "Operator name",
-                                        "Name recorded in the audit trail (empty = your login name):",
-                                        text=ctl.library.audit.operator)
+        name, ok = QInputDialog.getText(
+            main_window,
+            "Operator name",
+            "Name recorded in the audit trail (empty = your login name):",
+            text=ctl.library.audit.operator,
+        )
         if ok:
             ctl.set_operator(name)
 
@@ -865,5 +937,12 @@ def install_library_ui(main_window, db_path: str | os.PathLike | None = None) ->
     return ctl
 
 
-__all__ = ["install_library_ui", "LibraryController", "EnrolDialog", "ManageReferencesDialog", "HistoryDialog",
-           "BatchDialog", "CustomerSearch"]
+__all__ = [
+    "install_library_ui",
+    "LibraryController",
+    "EnrolDialog",
+    "ManageReferencesDialog",
+    "HistoryDialog",
+    "BatchDialog",
+    "CustomerSearch",
+]

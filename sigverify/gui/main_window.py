@@ -26,14 +26,38 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMenu, QMessageBox, QSizePolicy, QSplitter, QStackedWidget, QTextBrowser, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTextBrowser,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.gui.case_controller import CaseController
 from sigverify.gui.comparison import MODEL, QUE, REF, ComparisonController
-from sigverify.gui.panes import (IMAGE_SUFFIXES, ORIGINAL, OVERLAY, PREPROCESSED, OverlayPane, QuestionedPane,
-                                 ReferencePane, SignaturePane, local_files_from_mime)
+from sigverify.gui.panes import (
+    IMAGE_SUFFIXES,
+    ORIGINAL,
+    OVERLAY,
+    PREPROCESSED,
+    OverlayPane,
+    QuestionedPane,
+    ReferencePane,
+    SignaturePane,
+    local_files_from_mime,
+)
 from sigverify.gui.settings import AppSettings
 from sigverify.gui.verdict_panel import VerdictPanel
 
@@ -81,8 +105,10 @@ def _icon() -> QIcon:
 
 def fit_size(available: QSize, wanted: QSize = DEFAULT_SIZE, frame: QSize = QSize(16, 40)) -> QSize:
     """The window size for a screen's available geometry: ``wanted`` or less, never off-screen."""
-    return QSize(max(320, min(wanted.width(), available.width() - frame.width())),
-                 max(240, min(wanted.height(), available.height() - frame.height())))
+    return QSize(
+        max(320, min(wanted.width(), available.width() - frame.width())),
+        max(240, min(wanted.height(), available.height() - frame.height())),
+    )
 
 
 class MainWindow(QMainWindow):
@@ -94,8 +120,15 @@ class MainWindow(QMainWindow):
     model_fallback = Signal(str)  # the start-up model was refused and another one is used (shown too)
     customer_changed = Signal(object)  # account id of the customer whose case starts (None: ad-hoc)
 
-    def __init__(self, verifier=None, model_path: str | None = None, device: str | None = None,
-                 settings: AppSettings | None = None, parent: QWidget | None = None, fallback: bool = True):
+    def __init__(
+        self,
+        verifier=None,
+        model_path: str | None = None,
+        device: str | None = None,
+        settings: AppSettings | None = None,
+        parent: QWidget | None = None,
+        fallback: bool = True,
+    ):
         super().__init__(parent)
         self.settings = settings or AppSettings.load()
         self._mode = ORIGINAL
@@ -227,7 +260,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 15000)
 
     def set_view_mode(self, mode: str) -> None:
-        """"original", "preprocessed" or "overlay"."""
+        """ "original", "preprocessed" or "overlay"."""
         if mode not in (ORIGINAL, PREPROCESSED, OVERLAY):
             raise ValueError(f"unknown view mode {mode!r}")
         self._mode = mode
@@ -278,8 +311,10 @@ class MainWindow(QMainWindow):
         avail = screen.availableGeometry()
         size = fit_size(avail.size())
         self.resize(size)
-        self.move(avail.x() + max(0, (avail.width() - size.width()) // 2),
-                  avail.y() + max(0, (avail.height() - size.height() - 30) // 2))
+        self.move(
+            avail.x() + max(0, (avail.width() - size.width()) // 2),
+            avail.y() + max(0, (avail.height() - size.height() - 30) // 2),
+        )
 
     def showEvent(self, e) -> None:  # noqa: N802
         super().showEvent(e)
@@ -309,8 +344,10 @@ class MainWindow(QMainWindow):
         outer = QVBoxLayout(central)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        self.banner = QLabel("\u26a0  Untrained demo weights \u2014 verdicts are meaningless. "
-                             "Open a trained model (Model \u203a Open model\u2026) before real use.")
+        self.banner = QLabel(
+            "\u26a0  Untrained demo weights \u2014 verdicts are meaningless. "
+            "Open a trained model (Model \u203a Open model\u2026) before real use."
+        )
         self.banner.setObjectName("banner")
         self.model_error = QLabel()
         self.model_error.setObjectName("modelError")
@@ -371,10 +408,23 @@ class MainWindow(QMainWindow):
         c.show_result(None)
         # Tab order: reference pane and its buttons, questioned pane and its buttons, the decision.
         d = self.verdict_panel.decision
-        order = [self.ref_pane, self.ref_pane.open_button, self.ref_pane.add_button, self.ref_pane.clear_button,
-                 self.ref_pane.strip, self.ref_pane.remove_button, self.q_pane, self.q_pane.open_button,
-                 self.q_pane.clear_button, d.buttons["accept"], d.buttons["refer"], d.buttons["reject"], d.reason,
-                 d.confirm, d.back]
+        order = [
+            self.ref_pane,
+            self.ref_pane.open_button,
+            self.ref_pane.add_button,
+            self.ref_pane.clear_button,
+            self.ref_pane.strip,
+            self.ref_pane.remove_button,
+            self.q_pane,
+            self.q_pane.open_button,
+            self.q_pane.clear_button,
+            d.buttons["accept"],
+            d.buttons["refer"],
+            d.buttons["reject"],
+            d.reason,
+            d.confirm,
+            d.back,
+        ]
         for a, b in zip(order, order[1:]):
             QWidget.setTabOrder(a, b)
 
@@ -384,12 +434,18 @@ class MainWindow(QMainWindow):
         A = self.make_action
         m = mb.addMenu("&File")
         self._menus["file"] = m
-        self.act_open_ref = A("Open &reference\u2026", lambda: self.open_dialog(REF), SK.Open,
-                              "Open the account holder's reference signatures (replaces the set)")
-        self.act_add_ref = A("&Add reference\u2026", lambda: self.open_dialog(REF, add=True), "Ctrl+Shift+A",
-                             "Add signatures to the reference set")
-        self.act_open_q = A("Open &questioned\u2026", lambda: self.open_dialog(QUE), "Ctrl+Shift+O",
-                            "Open the signature to verify")
+        self.act_open_ref = A(
+            "Open &reference\u2026",
+            lambda: self.open_dialog(REF),
+            SK.Open,
+            "Open the account holder's reference signatures (replaces the set)",
+        )
+        self.act_add_ref = A(
+            "&Add reference\u2026", lambda: self.open_dialog(REF, add=True), "Ctrl+Shift+A", "Add signatures to the reference set"
+        )
+        self.act_open_q = A(
+            "Open &questioned\u2026", lambda: self.open_dialog(QUE), "Ctrl+Shift+O", "Open the signature to verify"
+        )
         self.act_paste = A("&Paste image", self.paste, SK.Paste, "Paste an image into the focused pane")
         self.act_clear = A("&Clear", self.clear, SK.New, "Empty both panes for a new comparison")
         self.recent_menu = QMenu("Recent &files", self)
@@ -408,12 +464,23 @@ class MainWindow(QMainWindow):
         self._menus["view"] = m
         self.view_group = QActionGroup(self)
         self.view_actions = {
-            ORIGINAL: A("&Original scans", lambda: self.set_view_mode(ORIGINAL), "Ctrl+1",
-                        "Show the scans as they were loaded", True),
-            PREPROCESSED: A("&Preprocessed (network input)", lambda: self.set_view_mode(PREPROCESSED), "Ctrl+2",
-                            "Show what the model sees after cleaning and normalising", True),
-            OVERLAY: A("O&verlay", lambda: self.set_view_mode(OVERLAY), "Ctrl+3",
-                       "Draw both signatures on one canvas (blue reference, orange questioned)", True),
+            ORIGINAL: A(
+                "&Original scans", lambda: self.set_view_mode(ORIGINAL), "Ctrl+1", "Show the scans as they were loaded", True
+            ),
+            PREPROCESSED: A(
+                "&Preprocessed (network input)",
+                lambda: self.set_view_mode(PREPROCESSED),
+                "Ctrl+2",
+                "Show what the model sees after cleaning and normalising",
+                True,
+            ),
+            OVERLAY: A(
+                "O&verlay",
+                lambda: self.set_view_mode(OVERLAY),
+                "Ctrl+3",
+                "Draw both signatures on one canvas (blue reference, orange questioned)",
+                True,
+            ),
         }
         for a in self.view_actions.values():
             self.view_group.addAction(a)
@@ -428,8 +495,9 @@ class MainWindow(QMainWindow):
             m.addAction(a)
         m = mb.addMenu("&Help")
         self._menus["help"] = m
-        self.act_sample = A("&Try a sample", self.try_sample, "F5",
-                            "Load Alice's demo references and a questioned sample, and verify")
+        self.act_sample = A(
+            "&Try a sample", self.try_sample, "F5", "Load Alice's demo references and a questioned sample, and verify"
+        )
         self.act_about = A("&About sigverify", self.show_about, SK.HelpContents)
         m.addAction(self.act_sample)
         m.addSeparator()
@@ -488,8 +556,7 @@ class MainWindow(QMainWindow):
 
     def refresh_overlay(self) -> None:
         if self._mode == OVERLAY:
-            self.overlay_pane.set_content(self.ref_pane.signatures(), self.q_pane.signature(),
-                                          self.ref_pane.selected_index())
+            self.overlay_pane.set_content(self.ref_pane.signatures(), self.q_pane.signature(), self.ref_pane.selected_index())
 
     def remember(self, entry: tuple) -> None:
         self.settings.add_recent("\t".join(entry))
@@ -527,8 +594,7 @@ class MainWindow(QMainWindow):
         if pane.handle_mime(e.mimeData()):
             e.acceptProposedAction()
             what = "reference signatures" if role == REF else "questioned signature"
-            self.statusBar().showMessage(f"Dropped outside the panes: used as the {what} "
-                                         f"(drop on a pane to choose)", 8000)
+            self.statusBar().showMessage(f"Dropped outside the panes: used as the {what} (drop on a pane to choose)", 8000)
         else:
             e.ignore()
 
@@ -631,19 +697,38 @@ class MainWindow(QMainWindow):
             return "<p>The model is still loading.</p>"
         c = v.card
         cal = v.calibration
-        rows = [("Name", c.name), ("Architecture", c.architecture), ("Model id", v.model.model_id),
-                ("File", str(v.model.path) if v.model.path else "built-in (no file)"),
-                ("Device", v.device_text), ("Metric", f"{v.metric} (card default: {c.distance})"),
-                ("Thresholds", f"genuine \u2264 {cal.accept:.3f}, forgery &gt; {cal.reject:.3f} "
-                               f"(EER threshold {cal.eer_threshold:.3f})"),
-                ("Created", c.created or "\u2014"), ("Base model", c.base_model or "\u2014")]
+        rows = [
+            ("Name", c.name),
+            ("Architecture", c.architecture),
+            ("Model id", v.model.model_id),
+            ("File", str(v.model.path) if v.model.path else "built-in (no file)"),
+            ("Device", v.device_text),
+            ("Metric", f"{v.metric} (card default: {c.distance})"),
+            (
+                "Thresholds",
+                f"genuine \u2264 {cal.accept:.3f}, forgery &gt; {cal.reject:.3f} (EER threshold {cal.eer_threshold:.3f})",
+            ),
+            ("Created", c.created or "\u2014"),
+            ("Base model", c.base_model or "\u2014"),
+        ]
         if c.metrics:
-            rows.append(("Accuracy", html.escape(", ".join(f"{k}: {val}" for k, val in c.metrics.items()
-                                                           if not isinstance(val, (dict, list))))[:600]))
-        warn = ("<p style='background:#fff3b0;padding:6px'><b>Untrained demo weights:</b> verdicts are "
-                "meaningless.</p>") if c.random_init else ""
-        t = "".join(f"<tr><td><b>{k}</b></td><td>{html.escape(str(val)) if k not in ('Thresholds', 'Accuracy') else val}"
-                    f"</td></tr>" for k, val in rows)
+            rows.append(
+                (
+                    "Accuracy",
+                    html.escape(", ".join(f"{k}: {val}" for k, val in c.metrics.items() if not isinstance(val, (dict, list))))[
+                        :600
+                    ],
+                )
+            )
+        warn = (
+            ("<p style='background:#fff3b0;padding:6px'><b>Untrained demo weights:</b> verdicts are meaningless.</p>")
+            if c.random_init
+            else ""
+        )
+        t = "".join(
+            f"<tr><td><b>{k}</b></td><td>{html.escape(str(val)) if k not in ('Thresholds', 'Accuracy') else val}</td></tr>"
+            for k, val in rows
+        )
         return f"{warn}<table cellpadding='3'>{t}</table><p>{html.escape(c.intended_use)}</p>"
 
     def show_model_info(self) -> None:
@@ -668,10 +753,13 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         from sigverify import __version__
 
-        QMessageBox.about(self, "About sigverify",
-                          f"<h3>sigverify {__version__}</h3><p>Offline signature verification for bank clerks. "
-                          f"Verdicts are advisory: 'refer' and 'forgery' go to a supervisor.</p>"
-                          f"{self.model_summary_html()}")
+        QMessageBox.about(
+            self,
+            "About sigverify",
+            f"<h3>sigverify {__version__}</h3><p>Offline signature verification for bank clerks. "
+            f"Verdicts are advisory: 'refer' and 'forgery' go to a supervisor.</p>"
+            f"{self.model_summary_html()}",
+        )
 
     # ============================================================================ lifecycle
     def closeEvent(self, e) -> None:  # noqa: N802

@@ -10,10 +10,23 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QInputDialog,
-                               QLabel, QMessageBox, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
-                               QTextBrowser, QVBoxLayout, QWidget)
-
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 DASH = "\u2014"
 
@@ -65,20 +78,36 @@ def card_html(m) -> str:
     c = m.card
     s = m.summary()
     tr = c.training or {}
-    rows = [("Name", c.name), ("File", str(m.path)), ("Created", s["created"]), ("Architecture", c.architecture),
-            ("Base model", c.base_model or "\u2014"), ("Shipped", "yes (read-only)" if m.shipped else "no")]
+    rows = [
+        ("Name", c.name),
+        ("File", str(m.path)),
+        ("Created", s["created"]),
+        ("Architecture", c.architecture),
+        ("Base model", c.base_model or "\u2014"),
+        ("Shipped", "yes (read-only)" if m.shipped else "no"),
+    ]
     data = tr.get("data") if isinstance(tr.get("data"), dict) else None
     if data:
-        rows.append(("Fine-tuned on", f"folder \u201c{data.get('folder')}\u201d: {data.get('writers')} writers, "
-                                      f"{data.get('images')} images"))
+        rows.append(
+            (
+                "Fine-tuned on",
+                f"folder \u201c{data.get('folder')}\u201d: {data.get('writers')} writers, {data.get('images')} images",
+            )
+        )
     n, what = measured_on(c)
     if n is not None:
-        rows.append(("Measured on", f"{n} {what}" + ("" if n >= MIN_COMPARABLE_WRITERS else
-                                                     " \u2014 too few writers: not comparable with other models")))
+        rows.append(
+            (
+                "Measured on",
+                f"{n} {what}"
+                + ("" if n >= MIN_COMPARABLE_WRITERS else " \u2014 too few writers: not comparable with other models"),
+            )
+        )
     if s.get("eer_before") is not None or s.get("eer_after") is not None:
         rows.append(("Skilled EER (held-out)", f"{_pct(s.get('eer_before')) or DASH} \u2192 {_pct(s.get('eer_after'))}"))
-        rows.append(("Random EER (held-out)",
-                     f"{_pct(s.get('eer_random_before')) or DASH} \u2192 {_pct(s.get('eer_random_after'))}"))
+        rows.append(
+            ("Random EER (held-out)", f"{_pct(s.get('eer_random_before')) or DASH} \u2192 {_pct(s.get('eer_random_after'))}")
+        )
     if tr.get("seconds") is not None:
         rows.append(("Training time", f"{tr['seconds']} s on {tr.get('device', '?')}"))
     if tr.get("calibration"):
@@ -100,9 +129,12 @@ class ManageModelsDialog(QDialog):
         self.resize(900, 520)
         self.models: list = []
         #: asked before an unproven model is used: ``confirm(title, text) -> bool`` (tests replace it)
-        self.confirm = lambda title, text: QMessageBox.question(
-            self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+        self.confirm = lambda title, text: (
+            QMessageBox.question(
+                self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No
+            )
+            == QMessageBox.StandardButton.Yes
+        )
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Name", "In use", "Created", "Base model", "Skilled EER (measured on)"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -165,8 +197,7 @@ class ManageModelsDialog(QDialog):
             name = s["name"] + ("  (shipped)" if m.shipped else "")
             eer, comparable = eer_cell(m.card, s.get("eer_after"))
             n, what = measured_on(m.card)
-            vals = [name, "\u2713 active" if in_use else "", s["created"][:16].replace("T", " "),
-                    s.get("base_model") or "", eer]
+            vals = [name, "\u2713 active" if in_use else "", s["created"][:16].replace("T", " "), s.get("base_model") or "", eer]
             for c, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 if in_use:
@@ -216,13 +247,16 @@ class ManageModelsDialog(QDialog):
         s = m.summary()
         problems = []
         if n is None or n < MIN_COMPARABLE_WRITERS:
-            problems.append(f"its accuracy was measured on {n if n is not None else 'an unknown number of'} "
-                            f"writer(s) only")
+            problems.append(f"its accuracy was measured on {n if n is not None else 'an unknown number of'} writer(s) only")
         if s.get("eer_before") is not None and s.get("eer_after") is not None and s["eer_after"] > s["eer_before"] + 0.005:
-            problems.append(f"it is worse than its base model (skilled EER {_pct(s['eer_before'])} \u2192 "
-                            f"{_pct(s['eer_after'])})")
-        if problems and not m.shipped and not self.confirm(
-                "Use an unproven model?", f"Use \u201c{m.name}\u201d although " + " and ".join(problems) + "?"):
+            problems.append(
+                f"it is worse than its base model (skilled EER {_pct(s['eer_before'])} \u2192 {_pct(s['eer_after'])})"
+            )
+        if (
+            problems
+            and not m.shipped
+            and not self.confirm("Use an unproven model?", f"Use \u201c{m.name}\u201d although " + " and ".join(problems) + "?")
+        ):
             self.status.setText(f"Not switched: {'; '.join(problems)}.")
             return False
         cmp = getattr(self.main_window, "comparison", None)
@@ -263,11 +297,13 @@ class ManageModelsDialog(QDialog):
         if m is None or m.shipped:
             return False
         if self._active_path() == str(m.path.resolve()):
-            self.status.setText("<span style='color:#8a1c12'>This model is in use: switch to another model first."
-                                "</span>")
+            self.status.setText("<span style='color:#8a1c12'>This model is in use: switch to another model first.</span>")
             return False
-        if confirm and QMessageBox.question(self, "Delete model", f"Delete the model \u201c{m.name}\u201d? "
-                                            "This cannot be undone.") != QMessageBox.StandardButton.Yes:
+        if (
+            confirm
+            and QMessageBox.question(self, "Delete model", f"Delete the model \u201c{m.name}\u201d? This cannot be undone.")
+            != QMessageBox.StandardButton.Yes
+        ):
             return False
         try:
             delete_model(m.path)

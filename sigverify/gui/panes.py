@@ -13,9 +13,24 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QMimeData, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QFrame, QGraphicsPixmapItem,
-                               QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QProgressBar, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.gui.imageutil import BOTH_RGB, Q_RGB, REF_RGB, ink_overlay, numpy_to_pixmap, qimage_to_numpy
 from sigverify.imaging.files import SUPPORTED_SUFFIXES as IMAGE_SUFFIXES  # noqa: F401  (the one list; re-exported)
@@ -299,8 +314,9 @@ class SignaturePane(QFrame):
         text = getattr(self, "_subtitle", "")
         if text:
             w = max(20, self.subtitle_label.width())
-            self.subtitle_label.setText(self.subtitle_label.fontMetrics().elidedText(
-                "\u2014 " + text, Qt.TextElideMode.ElideRight, w))
+            self.subtitle_label.setText(
+                self.subtitle_label.fontMetrics().elidedText("\u2014 " + text, Qt.TextElideMode.ElideRight, w)
+            )
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         super().resizeEvent(e)
@@ -421,8 +437,9 @@ class ReferencePane(SignaturePane):
     THUMB = QSize(88, 52)
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Reference", "Drop the account holder's reference signatures here\n"
-                                      "(files or a folder), or paste with Ctrl+V", parent)
+        super().__init__(
+            "Reference", "Drop the account holder's reference signatures here\n(files or a folder), or paste with Ctrl+V", parent
+        )
         self._sigs: list = []
         self.add_button = QToolButton()
         self.add_button.setText("Add\u2026")
@@ -478,8 +495,9 @@ class ReferencePane(SignaturePane):
         self.strip.clear()
         for i, s in enumerate(self._sigs):
             thumb = signature_display(s, ORIGINAL)
-            pm = numpy_to_pixmap(thumb).scaled(self.THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation)
+            pm = numpy_to_pixmap(thumb).scaled(
+                self.THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
             canvas = QPixmap(self.THUMB)
             canvas.fill(QColor("white"))
             p = QPainter(canvas)
@@ -533,8 +551,7 @@ class QuestionedPane(SignaturePane):
     crop_chosen = Signal(object)  # (x, y, w, h) the clerk drew on the original scan (gui/crop.py)
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Questioned", "Drop the signature to verify here\n(e.g. from the cheque), "
-                                       "or paste with Ctrl+V", parent)
+        super().__init__("Questioned", "Drop the signature to verify here\n(e.g. from the cheque), or paste with Ctrl+V", parent)
         self._sig = None
         self.footer = QFrame()
         self.footer.setObjectName("footer")
@@ -589,8 +606,9 @@ class QuestionedPane(SignaturePane):
             self.info.setText("No questioned signature yet")
             return
         inp = s.preprocessed.input
-        pm = numpy_to_pixmap(255 - inp).scaled(self.input_thumb.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                Qt.TransformationMode.SmoothTransformation)
+        pm = numpy_to_pixmap(255 - inp).scaled(
+            self.input_thumb.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
         self.input_thumb.setPixmap(pm)
         orig = (s.preprocessed.stages or {}).get("original")
         lines = []
@@ -603,7 +621,6 @@ class QuestionedPane(SignaturePane):
             lines.append(region_caption(s.preprocessed))
         lines.append(f"Source: {s.source}")
         self.info.setText("\n".join(lines))
-
 
     def _crop(self) -> None:
         from sigverify.gui.crop import choose_crop

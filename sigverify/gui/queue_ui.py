@@ -11,9 +11,26 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
-                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.errors import SigverifyError
 from sigverify.gui.gauge import DistanceGauge
@@ -30,8 +47,7 @@ def _thumb(data: bytes | None, w: int = 220, h: int = 110, text: str = "no image
     lab.setStyleSheet("background: white; border: 1px solid #9aa;")
     pm = QPixmap()
     if data and pm.loadFromData(data):
-        lab.setPixmap(pm.scaled(w - 6, h - 6, Qt.AspectRatioMode.KeepAspectRatio,
-                                Qt.TransformationMode.SmoothTransformation))
+        lab.setPixmap(pm.scaled(w - 6, h - 6, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
     else:
         lab.setText(text)
     return lab
@@ -121,18 +137,24 @@ class QueueDialog(QDialog):
         self.cases = self.queue.cases() if self.show_closed.isChecked() else self.queue.queue()
         if self.show_closed.isChecked():
             self.cases = list(reversed(self.cases))
-        n_wait = sum(1 for c in self.cases if c.status == "awaiting_review") if self.show_closed.isChecked() \
-            else len(self.cases)
-        self.summary.setText(f"{n_wait} case(s) waiting for a supervisor" + (
-            f" \u00b7 {len(self.cases)} shown" if self.show_closed.isChecked() else ""))
+        n_wait = sum(1 for c in self.cases if c.status == "awaiting_review") if self.show_closed.isChecked() else len(self.cases)
+        self.summary.setText(
+            f"{n_wait} case(s) waiting for a supervisor"
+            + (f" \u00b7 {len(self.cases)} shown" if self.show_closed.isChecked() else "")
+        )
         self.table.setRowCount(len(self.cases))
         for i, c in enumerate(self.cases):
             d = c.clerk_decision
-            vals = [f"#{c.id}", c.record.time_utc.replace("T", " ")[:16], c.record.customer_id or "-",
-                    VERDICT_WORD.get(c.record.verdict, c.record.verdict), f"{c.record.distance:.3f}",
-                    d.operator if d else "-", (d.decision if d else "-") + (" (override)" if d and d.overrides_verdict
-                                                                         else ""),
-                    c.why if c.status == "awaiting_review" else c.status.replace("_", " ")]
+            vals = [
+                f"#{c.id}",
+                c.record.time_utc.replace("T", " ")[:16],
+                c.record.customer_id or "-",
+                VERDICT_WORD.get(c.record.verdict, c.record.verdict),
+                f"{c.record.distance:.3f}",
+                d.operator if d else "-",
+                (d.decision if d else "-") + (" (override)" if d and d.overrides_verdict else ""),
+                c.why if c.status == "awaiting_review" else c.status.replace("_", " "),
+            ]
             for j, v in enumerate(vals):
                 self.table.setItem(i, j, QTableWidgetItem(v))
         self.table.resizeColumnsToContents()
@@ -192,31 +214,41 @@ class QueueDialog(QDialog):
             col.addWidget(cap)
             self.images.addWidget(box)
         if rec.threshold_accept is not None and rec.threshold_reject is not None:
-            self.gauge.set_thresholds(rec.threshold_accept, rec.threshold_reject,
-                                      max(rec.threshold_reject * 1.5, rec.distance * 1.1))
-            self.gauge.set_result(rec.distance, rec.score, rec.verdict if rec.verdict in VERDICT_WORD else None,
-                                  list(rec.distances), f"{(rec.details or {}).get('aggregate', 'mean')} of "
-                                                       f"{len(rec.distances)}")
+            self.gauge.set_thresholds(
+                rec.threshold_accept, rec.threshold_reject, max(rec.threshold_reject * 1.5, rec.distance * 1.1)
+            )
+            self.gauge.set_result(
+                rec.distance,
+                rec.score,
+                rec.verdict if rec.verdict in VERDICT_WORD else None,
+                list(rec.distances),
+                f"{(rec.details or {}).get('aggregate', 'mean')} of {len(rec.distances)}",
+            )
         d = c.clerk_decision
         cust = self.ui.library.get_customer(rec.customer_id) if rec.customer_id else None
-        lines = [f"<b>Case #{rec.id}</b> \u00b7 {cust.label if cust else (rec.customer_id or 'no customer')}",
-                 f"Model verdict: <b>{VERDICT_WORD.get(rec.verdict, rec.verdict)}</b> \u00b7 distance "
-                 f"{rec.distance:.4f} \u00b7 score {rec.score:.0f}/100 \u00b7 model {rec.model_id}",
-                 f"Verified {rec.time_utc.replace('T', ' ')[:19]} UTC by {rec.operator} ({rec.source})"]
+        lines = [
+            f"<b>Case #{rec.id}</b> \u00b7 {cust.label if cust else (rec.customer_id or 'no customer')}",
+            f"Model verdict: <b>{VERDICT_WORD.get(rec.verdict, rec.verdict)}</b> \u00b7 distance "
+            f"{rec.distance:.4f} \u00b7 score {rec.score:.0f}/100 \u00b7 model {rec.model_id}",
+            f"Verified {rec.time_utc.replace('T', ' ')[:19]} UTC by {rec.operator} ({rec.source})",
+        ]
         if d is not None:
-            lines.append(f"Clerk's decision: <b>{d.decision.upper()}</b> by {d.operator}"
-                         + (" \u2014 <b>overrides the model</b>" if d.overrides_verdict else ""))
+            lines.append(
+                f"Clerk's decision: <b>{d.decision.upper()}</b> by {d.operator}"
+                + (" \u2014 <b>overrides the model</b>" if d.overrides_verdict else "")
+            )
             lines.append(f"Clerk's note: <i>{_esc(d.reason) or '(none)'}</i>")
         if c.threshold_override:
             lines.append(f"Customer threshold override in force: \u00d7{c.threshold_override:.2f}")
         if c.review is not None:
-            lines.append(f"Reviewed by {c.review.operator}: {c.review.event.replace('_', ' ')} \u2014 "
-                         f"{_esc(c.review.reason)}")
+            lines.append(f"Reviewed by {c.review.operator}: {c.review.event.replace('_', ' ')} \u2014 {_esc(c.review.reason)}")
         elif waiting:
             from sigverify.app.referrals import final_decision
 
-            lines.append(f"Approve \u2192 final decision <b>{final_decision(d.decision, True)}</b>; "
-                         f"Reject \u2192 <b>{final_decision(d.decision, False)}</b>")
+            lines.append(
+                f"Approve \u2192 final decision <b>{final_decision(d.decision, True)}</b>; "
+                f"Reject \u2192 <b>{final_decision(d.decision, False)}</b>"
+            )
         self.info.setText("<br>".join(lines))
 
     # ---- actions ----
@@ -229,8 +261,10 @@ class QueueDialog(QDialog):
         except SigverifyError as exc:
             self.note.setText(f"\u26a0 {exc}")
             return False
-        self.note.setText(f"Case #{done.id} {'approved' if approve else 'rejected'}: final decision "
-                          f"{done.final.decision} (audit decision #{done.final.id}).")
+        self.note.setText(
+            f"Case #{done.id} {'approved' if approve else 'rejected'}: final decision "
+            f"{done.final.decision} (audit decision #{done.final.id})."
+        )
         self.reason.clear()
         self.reviewed.emit(done.id, done.final.decision)
         self.refresh()
@@ -268,16 +302,19 @@ def export_case_report(ui, case_id: int | None, parent=None, path: str | None = 
 
     parent = parent or ui.window
     if case_id is None:
-        QMessageBox.information(parent, "Export case report", "There is no recorded case on screen. Verify a "
-                                "signature of a library customer first, or open the report from the queue.")
+        QMessageBox.information(
+            parent,
+            "Export case report",
+            "There is no recorded case on screen. Verify a "
+            "signature of a library customer first, or open the report from the queue.",
+        )
         return None
     if path is None:
         path, _ = QFileDialog.getSaveFileName(parent, "Export case report", f"case-{case_id}.pdf", "PDF (*.pdf)")
         if not path:
             return None
     try:
-        info = write_case_report(ui.library, case_id, path, ui.store,
-                                 generated_by=ui.operator.username if ui.operator else None)
+        info = write_case_report(ui.library, case_id, path, ui.store, generated_by=ui.operator.username if ui.operator else None)
     except SigverifyError as exc:
         QMessageBox.warning(parent, "Export case report", str(exc))
         return None
@@ -302,9 +339,11 @@ class ThresholdOverrideDialog(QDialog):
         self.setWindowTitle("Customer threshold override")
         lay = QVBoxLayout(self)
         lo, hi = OVERRIDE_LIMITS
-        intro = QLabel(f"Widen (above 1) or narrow (below 1) the genuine / refer / forgery thresholds for one "
-                       f"customer, e.g. for a tremor. Bounded to \u00d7{lo:.2f}\u2013\u00d7{hi:.2f}; every change is "
-                       "recorded with your reason.")
+        intro = QLabel(
+            f"Widen (above 1) or narrow (below 1) the genuine / refer / forgery thresholds for one "
+            f"customer, e.g. for a tremor. Bounded to \u00d7{lo:.2f}\u2013\u00d7{hi:.2f}; every change is "
+            "recorded with your reason."
+        )
         intro.setWordWrap(True)
         lay.addWidget(intro)
         form = QFormLayout()
@@ -335,8 +374,9 @@ class ThresholdOverrideDialog(QDialog):
     def _show_current(self) -> None:
         cid = self.customer.text().strip()
         ov = self.ui.store.threshold_override(cid) if cid else None
-        self.current.setText(f"In force now: \u00d7{ov.scale:.2f} by {ov.operator} ({ov.reason})" if ov
-                             else "No override in force." if cid else "")
+        self.current.setText(
+            f"In force now: \u00d7{ov.scale:.2f} by {ov.operator} ({ov.reason})" if ov else "No override in force." if cid else ""
+        )
         if ov is not None:
             self.scale.setValue(ov.scale)
 
@@ -344,8 +384,9 @@ class ThresholdOverrideDialog(QDialog):
         cid = self.customer.text().strip()
         try:
             self.ui.library.require_customer(cid)
-            self.result_override = self.ui.store.set_threshold_override(self.ui.operator, cid, self.scale.value(),
-                                                                        self.reason.text())
+            self.result_override = self.ui.store.set_threshold_override(
+                self.ui.operator, cid, self.scale.value(), self.reason.text()
+            )
         except SigverifyError as exc:
             self.error.setText(str(exc))
             return False
@@ -362,5 +403,11 @@ def open_threshold_override(ui) -> ThresholdOverrideDialog | None:
     return dlg
 
 
-__all__ = ["QueueDialog", "ThresholdOverrideDialog", "open_queue", "open_threshold_override", "export_case_report",
-           "export_current_case"]
+__all__ = [
+    "QueueDialog",
+    "ThresholdOverrideDialog",
+    "open_queue",
+    "open_threshold_override",
+    "export_case_report",
+    "export_current_case",
+]

@@ -21,17 +21,34 @@ import time
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QMessageBox, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sigverify.errors import SigverifyError
 from sigverify.store.operators import AccessDenied, Operator, OperatorStore, SignInThrottled
 
 #: what ``ComparisonController.confirm_verdict_change`` is told -> the setting key of ``VERDICT_SETTINGS``
-SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric",
-                "the per-person thresholds": "adapt_to_person"}
-INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.Wheel,
-                QEvent.Type.TouchBegin, QEvent.Type.Shortcut}
+SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric", "the per-person thresholds": "adapt_to_person"}
+INPUT_EVENTS = {
+    QEvent.Type.KeyPress,
+    QEvent.Type.MouseButtonPress,
+    QEvent.Type.MouseMove,
+    QEvent.Type.Wheel,
+    QEvent.Type.TouchBegin,
+    QEvent.Type.Shortcut,
+}
 
 
 def _error_label() -> QLabel:
@@ -52,8 +69,10 @@ class FirstRunDialog(QDialog):
         self.operator: Operator | None = None
         self.setWindowTitle("sigverify \u2014 first start")
         lay = QVBoxLayout(self)
-        intro = QLabel("<b>Who will use sigverify on this computer?</b><br>This is asked once. Every verification "
-                       "and decision is recorded in the audit trail under the operator who made it.")
+        intro = QLabel(
+            "<b>Who will use sigverify on this computer?</b><br>This is asked once. Every verification "
+            "and decision is recorded in the audit trail under the operator who made it."
+        )
         intro.setWordWrap(True)
         lay.addWidget(intro)
         self.single = QRadioButton("&Only me \u2014 a personal install, no sign-in (you hold every role)")
@@ -106,15 +125,17 @@ class FirstRunDialog(QDialog):
 class SignInDialog(QDialog):
     """User name + password; wrong passwords, throttling and locked accounts are shown in the dialog."""
 
-    def __init__(self, store: OperatorStore, parent: QWidget | None = None, username: str = "",
-                 locked: bool = False):
+    def __init__(self, store: OperatorStore, parent: QWidget | None = None, username: str = "", locked: bool = False):
         super().__init__(parent)
         self.store = store
         self.session = None
         self.setWindowTitle("sigverify \u2014 locked" if locked else "sigverify \u2014 sign in")
         lay = QVBoxLayout(self)
-        head = QLabel("<b>sigverify is locked</b> after a while without use. Sign in again to go on."
-                      if locked else "<b>Sign in</b> to verify signatures.")
+        head = QLabel(
+            "<b>sigverify is locked</b> after a while without use. Sign in again to go on."
+            if locked
+            else "<b>Sign in</b> to verify signatures."
+        )
         head.setWordWrap(True)
         lay.addWidget(head)
         form = QFormLayout()
@@ -209,8 +230,13 @@ class ManageOperatorsDialog(QDialog):
         self.role_box = QComboBox()
         self.role_box.addItems(["clerk", "supervisor", "administrator"])
         self.buttons = {}
-        for key, text in (("role", "Set &role"), ("lock", "&Lock"), ("unlock", "&Unlock"),
-                          ("password", "Reset &password\u2026"), ("remove", "Re&move\u2026")):
+        for key, text in (
+            ("role", "Set &role"),
+            ("lock", "&Lock"),
+            ("unlock", "&Unlock"),
+            ("password", "Reset &password\u2026"),
+            ("remove", "Re&move\u2026"),
+        ):
             b = QPushButton(text)
             b.clicked.connect(lambda _=False, k=key: self.act(k))
             self.buttons[key] = b
@@ -239,8 +265,13 @@ class ManageOperatorsDialog(QDialog):
 
     def add_operator(self) -> bool:
         try:
-            self.ui.store.add(self.ui.operator, self.new_user.text(), self.new_password.text(),
-                              self.new_role.currentText(), self.new_name.text())
+            self.ui.store.add(
+                self.ui.operator,
+                self.new_user.text(),
+                self.new_password.text(),
+                self.new_role.currentText(),
+                self.new_name.text(),
+            )
         except SigverifyError as exc:
             self.error.setText(str(exc))
             return False
@@ -254,8 +285,9 @@ class ManageOperatorsDialog(QDialog):
         """One line of input (tests replace this)."""
         from PySide6.QtWidgets import QInputDialog
 
-        text, ok = QInputDialog.getText(self, title, label, QLineEdit.EchoMode.Password if password
-                                        else QLineEdit.EchoMode.Normal)
+        text, ok = QInputDialog.getText(
+            self, title, label, QLineEdit.EchoMode.Password if password else QLineEdit.EchoMode.Normal
+        )
         return text if ok else None
 
     def act(self, key: str) -> bool:
@@ -433,8 +465,11 @@ class OperatorUI(QObject):
     def sign_out(self) -> bool:
         """Sign out and show the sign-in dialog for the next operator (cancel quits)."""
         if self.single_user:
-            QMessageBox.information(self.window, "Sign out", "This is a single-user install: there is nobody to "
-                                    "hand over to. Use Lock (Ctrl+L) when you leave the desk.")
+            QMessageBox.information(
+                self.window,
+                "Sign out",
+                "This is a single-user install: there is nobody to hand over to. Use Lock (Ctrl+L) when you leave the desk.",
+            )
             return False
         if hasattr(self.window, "may_replace_case") and not self.window.may_replace_case("sign out"):
             return False
@@ -494,8 +529,7 @@ class OperatorUI(QObject):
                 if k in self.actions:
                     self.actions[k].setEnabled(sup)
             if "operators" in self.actions:
-                self.actions["operators"].setEnabled(op is not None and op.has_role("administrator")
-                                                     and not self.single_user)
+                self.actions["operators"].setEnabled(op is not None and op.has_role("administrator") and not self.single_user)
             if "signout" in self.actions:
                 self.actions["signout"].setEnabled(not self.single_user)
         sb = getattr(self.window, "statusBar", None)
@@ -614,6 +648,13 @@ def install_operator_ui(win, interactive: bool = True, store: OperatorStore | No
     return ui
 
 
-__all__ = ["install_operator_ui", "OperatorUI", "SignInDialog", "FirstRunDialog", "UnlockDialog", "IdleWatcher",
-           "ManageOperatorsDialog"]
+__all__ = [
+    "install_operator_ui",
+    "OperatorUI",
+    "SignInDialog",
+    "FirstRunDialog",
+    "UnlockDialog",
+    "IdleWatcher",
+    "ManageOperatorsDialog",
+]
 _ = Qt

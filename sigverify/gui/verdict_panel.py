@@ -17,8 +17,7 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from sigverify.gui.gauge import DistanceGauge
 
@@ -158,8 +157,10 @@ class DecisionControls(QFrame):
             self.decided.emit(decision, "")
             return
         self._override = decision
-        self.override_label.setText(f"Override: <b>{DECISION_WORD[decision]}</b> although the verdict suggests "
-                                    f"<b>{DECISION_WORD[self.safe_decision()]}</b>. A reason is required.")
+        self.override_label.setText(
+            f"Override: <b>{DECISION_WORD[decision]}</b> although the verdict suggests "
+            f"<b>{DECISION_WORD[self.safe_decision()]}</b>. A reason is required."
+        )
         self.reason.clear()
         self.confirm.setEnabled(False)
         self.override_row.show()
@@ -270,9 +271,11 @@ class VerdictPanel(QFrame):
         self.gauge.clear()
         self.set_questioned_name(None)
         self.set_rerun("")
-        self.details.setText("<p style='color:#5f6b77'>Load a customer (Ctrl+K) or drop the account holder's "
-                             "reference signatures on the left pane, and the signature to verify on the middle "
-                             "pane (F5 tries a sample).</p>")
+        self.details.setText(
+            "<p style='color:#5f6b77'>Load a customer (Ctrl+K) or drop the account holder's "
+            "reference signatures on the left pane, and the signature to verify on the middle "
+            "pane (F5 tries a sample).</p>"
+        )
 
     def show_result(self, res) -> None:
         dec = res.decision
@@ -283,16 +286,17 @@ class VerdictPanel(QFrame):
         cap = f"{dec.aggregate} of {n} references" if n > 1 else "1 reference"
         self.gauge.set_result(vd.distance, vd.score, vd.zone, dec.distances if n > 1 else None, cap)
         self.set_questioned_name(res.questioned.source)
-        rows = [("Distance", f"{vd.distance:.3f} ({cap}, {res.metric})"),
-                ("Genuine if", f"\u2264 {vd.accept:.3f}"),
-                ("Forgery if", f"&gt; {vd.reject:.3f}")]
+        rows = [
+            ("Distance", f"{vd.distance:.3f} ({cap}, {res.metric})"),
+            ("Genuine if", f"\u2264 {vd.accept:.3f}"),
+            ("Forgery if", f"&gt; {vd.reject:.3f}"),
+        ]
         if abs(dec.person_scale - 1.0) > 1e-6:
             rows.append(("Person", f"thresholds \u00d7{dec.person_scale:.2f} (own variation)"))
         if n > 1:
             rows.append(("Per ref.", ", ".join(f"#{i + 1} {d:.3f}" for i, d in enumerate(dec.distances))))
         rows.append(("Time", f"{res.elapsed_ms:.0f} ms"))
-        table = "".join(f"<tr><td style='color:#5f6b77; padding-right:10px'>{k}</td><td>{val}</td></tr>"
-                        for k, val in rows)
+        table = "".join(f"<tr><td style='color:#5f6b77; padding-right:10px'>{k}</td><td>{val}</td></tr>" for k, val in rows)
         extra = "".join(f"<p style='color:#6b4500; margin-top:4px'>\u26a0 {html.escape(w)}</p>" for w in dec.warnings)
         if res.random_weights:
             extra += "<p style='color:#6b4500; margin-top:4px'><b>Untrained model:</b> this verdict is meaningless.</p>"

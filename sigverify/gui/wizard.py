@@ -28,19 +28,45 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
-                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget, QWizard,
-                               QWizardPage)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
 
 from sigverify.gui.imageutil import numpy_to_pixmap
 from sigverify.gui.jobs import JobRunner, error_text
 
 SCAN, TRAIN = "scan", "train"
-LOSS_CHOICES = [("Triplet, batch-hard mining (recommended)", "triplet", "batch-hard"),
-                ("Triplet, semi-hard mining (slower)", "triplet", "semi-hard"),
-                ("Contrastive", "contrastive", "batch-hard")]
+LOSS_CHOICES = [
+    ("Triplet, batch-hard mining (recommended)", "triplet", "batch-hard"),
+    ("Triplet, semi-hard mining (slower)", "triplet", "semi-hard"),
+    ("Contrastive", "contrastive", "batch-hard"),
+]
 
 
 def html_escape(x) -> str:
@@ -67,12 +93,15 @@ def assess_result(result) -> tuple[str, list[str]]:
     status = "ok"
     if b.writers != a.writers:
         status = "unreliable"
-        reasons.append(f"before ({b.writers} writers) and after ({a.writers} writers) were not measured on the "
-                       "same held-out writers")
+        reasons.append(
+            f"before ({b.writers} writers) and after ({a.writers} writers) were not measured on the same held-out writers"
+        )
     if a.writers < MIN_HELD_OUT_WRITERS:
         status = "unreliable"
-        reasons.append(f"measured on only {a.writers} held-out writer(s); at least {MIN_HELD_OUT_WRITERS} are "
-                       "needed for figures you can rely on (add writers or raise the held-out fraction)")
+        reasons.append(
+            f"measured on only {a.writers} held-out writer(s); at least {MIN_HELD_OUT_WRITERS} are "
+            "needed for figures you can rely on (add writers or raise the held-out fraction)"
+        )
     worse = []
     if a.eer > b.eer + WORSE_MARGIN:
         worse.append(f"skilled-forgery EER {_pct(b.eer)} \u2192 {_pct(a.eer)}")
@@ -152,13 +181,17 @@ class CurvePlot(QWidget):
         p.drawText(QRectF(0, area.bottom() - 10, m_l - 4, 14), Qt.AlignmentFlag.AlignRight, "0")
         p.drawText(QRectF(area.right() + 4, area.top() - 4, m_r, 14), Qt.AlignmentFlag.AlignLeft, f"{100 * emax:.0f}%")
         p.drawText(QRectF(area.right() + 4, area.bottom() - 10, m_r, 14), Qt.AlignmentFlag.AlignLeft, "0%")
-        p.drawText(QRectF(area.left(), area.bottom() + 4, area.width(), 16), Qt.AlignmentFlag.AlignCenter,
-                   f"epoch (of {self.epochs})")
+        p.drawText(
+            QRectF(area.left(), area.bottom() + 4, area.width(), 16), Qt.AlignmentFlag.AlignCenter, f"epoch (of {self.epochs})"
+        )
         p.setPen(QColor("#0072B2"))
         p.drawText(QRectF(area.left() + 4, 3, 200, 16), Qt.AlignmentFlag.AlignLeft, "\u2014 training loss")
         p.setPen(QColor("#D55E00"))
-        p.drawText(QRectF(area.right() - 330, 3, 330, 16), Qt.AlignmentFlag.AlignRight,
-                   "\u2014 val EER skilled   - - random (held-out writers)")
+        p.drawText(
+            QRectF(area.right() - 330, 3, 330, 16),
+            Qt.AlignmentFlag.AlignRight,
+            "\u2014 val EER skilled   - - random (held-out writers)",
+        )
         p.end()
 
 
@@ -168,8 +201,10 @@ class DataPage(QWizardPage):
         super().__init__()
         self.wiz = wiz
         self.setTitle("1. Reference signatures")
-        self.setSubTitle("Choose a folder with one sub-folder per writer: <writer>/genuine/ (and optionally "
-                         "<writer>/forgery/), or one customer's folder of signature images.")
+        self.setSubTitle(
+            "Choose a folder with one sub-folder per writer: <writer>/genuine/ (and optionally "
+            "<writer>/forgery/), or one customer's folder of signature images."
+        )
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("folder with <writer>/genuine/*.png")
         self.folder_edit.returnPressed.connect(lambda: self.set_folder(self.folder_edit.text()))
@@ -237,9 +272,14 @@ class DataPage(QWizardPage):
             progress(0.95, "preparing previews")
             return rep, preview_samples(rep, 8)
 
-        self.wiz.jobs.submit(SCAN, job, self._scanned, self._failed,
-                             lambda f, m: (self.progress.setValue(int(1000 * f)), self.status.setText(m)),
-                             lambda: self._failed("scan cancelled"))
+        self.wiz.jobs.submit(
+            SCAN,
+            job,
+            self._scanned,
+            self._failed,
+            lambda f, m: (self.progress.setValue(int(1000 * f)), self.status.setText(m)),
+            lambda: self._failed("scan cancelled"),
+        )
 
     def _failed(self, exc) -> None:
         msg = error_text(exc) if isinstance(exc, BaseException) else str(exc)
@@ -254,13 +294,19 @@ class DataPage(QWizardPage):
         self.wiz.report, self.wiz.previews = rep, previews
         self.progress.hide()
         s = rep.summary()
-        self.status.setText(f"<b>{s['writers']}</b> writer(s), <b>{s['images']}</b> usable image(s) "
-                            f"({s['genuine']} genuine, {s['forgeries']} forgeries)")
+        self.status.setText(
+            f"<b>{s['writers']}</b> writer(s), <b>{s['images']}</b> usable image(s) "
+            f"({s['genuine']} genuine, {s['forgeries']} forgeries)"
+        )
         self.table.setRowCount(len(rep.counts))
         for r, (w, c) in enumerate(sorted(rep.counts.items())):
             ok = c["usable_genuine"] >= MIN_GENUINE_PER_WRITER
-            vals = [writer_label(w), str(c["genuine"]), str(c["forgery"]),
-                    "ok" if ok else f"only {c['usable_genuine']} usable genuine (< {MIN_GENUINE_PER_WRITER})"]
+            vals = [
+                writer_label(w),
+                str(c["genuine"]),
+                str(c["forgery"]),
+                "ok" if ok else f"only {c['usable_genuine']} usable genuine (< {MIN_GENUINE_PER_WRITER})",
+            ]
             for col, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 if not ok:
@@ -292,8 +338,10 @@ class PreviewPage(QWizardPage):
         super().__init__()
         self.wiz = wiz
         self.setTitle("2. Preview")
-        self.setSubTitle("A sample of scans before (left) and after (right) preprocessing: what the model sees. "
-                         "If signatures are cut off or mostly noise, fix the scans before fine-tuning.")
+        self.setSubTitle(
+            "A sample of scans before (left) and after (right) preprocessing: what the model sees. "
+            "If signatures are cut off or mostly noise, fix the scans before fine-tuning."
+        )
         self.inner = QWidget()
         self.grid = QGridLayout(self.inner)
         scroll = QScrollArea()
@@ -328,8 +376,10 @@ class SettingsPage(QWizardPage):
         super().__init__()
         self.wiz = wiz
         self.setTitle("3. Settings")
-        self.setSubTitle("The defaults suit most banks. Only the last part of the model (the projection to the "
-                         "signature embedding) is trained; the rest stays as it is.")
+        self.setSubTitle(
+            "The defaults suit most banks. Only the last part of the model (the projection to the "
+            "signature embedding) is trained; the rest stays as it is."
+        )
         self.base = QComboBox()
         self.base.activated.connect(self._base_chosen)
         self.loss = QComboBox()
@@ -374,7 +424,7 @@ class SettingsPage(QWizardPage):
         self.head.addItem("Whole projection layer", "embed")
         self.head.addItem("Low-rank adapter (very small sets)", "lowrank")
         self.seed = QSpinBox()
-        self.seed.setRange(0, 10 ** 6)
+        self.seed.setRange(0, 10**6)
         af.addRow("Learning &rate:", self.lr)
         af.addRow("&Validation writers (fraction held out):", self.val_frac)
         af.addRow("&Augmented copies per image:", self.augment)
@@ -453,9 +503,17 @@ class SettingsPage(QWizardPage):
         from sigverify.train.finetune import FinetuneConfig
 
         _, loss, mining = LOSS_CHOICES[self.loss.currentIndex()]
-        return FinetuneConfig(epochs=self.epochs.value(), lr=self.lr.value(), loss=loss, mining=mining,
-                              val_frac=self.val_frac.value(), augment_copies=self.augment.value(),
-                              head=self.head.currentData(), seed=self.seed.value(), device=self.device.currentData())
+        return FinetuneConfig(
+            epochs=self.epochs.value(),
+            lr=self.lr.value(),
+            loss=loss,
+            mining=mining,
+            val_frac=self.val_frac.value(),
+            augment_copies=self.augment.value(),
+            head=self.head.currentData(),
+            seed=self.seed.value(),
+            device=self.device.currentData(),
+        )
 
     def update_estimate(self) -> None:
         from sigverify.train.finetune import estimate_seconds, format_duration
@@ -465,17 +523,28 @@ class SettingsPage(QWizardPage):
             self.estimate.setText("")
             return
         dev = self.device.currentData() or "cpu"
-        s = estimate_seconds(rep.n_images, self.epochs.value(), self.augment.value(), "signet-s", dev,
-                             preprocessed=True, val_frac=self.val_frac.value())
-        text = (f"<b>Estimated time:</b> about {format_duration(s)} on the "
-                f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images and "
-                f"{self.epochs.value()} epochs (the window stays usable; you can cancel at any time).")
+        s = estimate_seconds(
+            rep.n_images,
+            self.epochs.value(),
+            self.augment.value(),
+            "signet-s",
+            dev,
+            preprocessed=True,
+            val_frac=self.val_frac.value(),
+        )
+        text = (
+            f"<b>Estimated time:</b> about {format_duration(s)} on the "
+            f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images and "
+            f"{self.epochs.value()} epochs (the window stays usable; you can cancel at any time)."
+        )
         held = int(round(rep.n_writers * self.val_frac.value()))
         if held < MIN_HELD_OUT_WRITERS:
-            text += (f"<p style='background:#fdecea;color:#8a1c12;padding:6px'><b>\u26a0 About {held} writer(s) will "
-                     f"be held out</b> to measure the result; at least {MIN_HELD_OUT_WRITERS} are needed for figures "
-                     "you can rely on. The model can be saved, but it cannot be switched to without an explicit "
-                     "confirmation. Add writers, or raise the held-out fraction (Advanced).</p>")
+            text += (
+                f"<p style='background:#fdecea;color:#8a1c12;padding:6px'><b>\u26a0 About {held} writer(s) will "
+                f"be held out</b> to measure the result; at least {MIN_HELD_OUT_WRITERS} are needed for figures "
+                "you can rely on. The model can be saved, but it cannot be switched to without an explicit "
+                "confirmation. Add writers, or raise the held-out fraction (Advanced).</p>"
+            )
         self.estimate.setText(text)
 
 
@@ -485,8 +554,10 @@ class TrainingPage(QWizardPage):
         super().__init__()
         self.wiz = wiz
         self.setTitle("4. Fine-tuning")
-        self.setSubTitle("Computing the base model's features once, then training the projection. "
-                         "Cancel stops within seconds and saves nothing.")
+        self.setSubTitle(
+            "Computing the base model's features once, then training the projection. "
+            "Cancel stops within seconds and saves nothing."
+        )
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.eta = QLabel("")
@@ -536,9 +607,11 @@ class TrainingPage(QWizardPage):
         run = next(self.wiz._run_ids)
         self.wiz._run = run
         curve_dir = self.wiz.temp_dir()
-        self.append(f"base model: {Path(base_path).name if base_path else 'shipped default'}; loss {cfg.loss}"
-                    + (f" ({cfg.mining})" if cfg.loss == "triplet" else "")
-                    + f"; {cfg.epochs} epochs; lr {cfg.lr:g}; device {cfg.device}")
+        self.append(
+            f"base model: {Path(base_path).name if base_path else 'shipped default'}; loss {cfg.loss}"
+            + (f" ({cfg.mining})" if cfg.loss == "triplet" else "")
+            + f"; {cfg.epochs} epochs; lr {cfg.lr:g}; device {cfg.device}"
+        )
 
         def job(progress, stop):
             from sigverify.model.embedder import open_model
@@ -557,8 +630,15 @@ class TrainingPage(QWizardPage):
             curves = save_curves_for(res, str(Path(curve_dir) / f"run{run}"))
             return res, curves
 
-        self.wiz.jobs.submit(TRAIN, job, self._done, self._failed, self._progress, self._cancelled,
-                             on_partial=lambda row, r=run: self.on_row(r, row))
+        self.wiz.jobs.submit(
+            TRAIN,
+            job,
+            self._done,
+            self._failed,
+            self._progress,
+            self._cancelled,
+            on_partial=lambda row, r=run: self.on_row(r, row),
+        )
         self.completeChanged.emit()
 
     def append(self, line: str) -> None:
@@ -570,8 +650,9 @@ class TrainingPage(QWizardPage):
         from sigverify.train.finetune import format_duration
 
         eta = el / f * (1 - f) if f > 0.02 else None
-        self.eta.setText(f"{msg}\nelapsed {format_duration(el)}"
-                         + (f", about {format_duration(eta)} left" if eta is not None else ""))
+        self.eta.setText(
+            f"{msg}\nelapsed {format_duration(el)}" + (f", about {format_duration(eta)} left" if eta is not None else "")
+        )
         self.wiz.training_progress.emit(f, msg)
 
     def on_row(self, run: int, row: dict) -> None:
@@ -657,8 +738,10 @@ class ResultPage(QWizardPage):
         self.use_btn.clicked.connect(self.use_now)
         self.warning = QLabel("")  # loud: too few / different held-out writers, or a worse model
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("QLabel { background: #fdecea; color: #8a1c12; border: 1px solid #f1b0a8; "
-                                   "padding: 6px; border-radius: 4px; font-weight: 600; }")
+        self.warning.setStyleSheet(
+            "QLabel { background: #fdecea; color: #8a1c12; border: 1px solid #f1b0a8; "
+            "padding: 6px; border-radius: 4px; font-weight: 600; }"
+        )
         self.warning.hide()
         self.use_anyway = QCheckBox("I have read the warning and still want to use this model")
         self.use_anyway.toggled.connect(self._update_use)
@@ -693,11 +776,13 @@ class ResultPage(QWizardPage):
         if r is None:
             return
         b, a = r.before, r.after
-        rows = [("Skilled-forgery EER", b and b.eer, a and a.eer),
-                ("Random-forgery EER", b and b.eer_random, a and a.eer_random),
-                ("False accept rate (skilled) at threshold", b and b.far, a and a.far),
-                ("False reject rate at threshold", b and b.frr, a and a.frr),
-                ("False accept rate (random) at threshold", b and b.far_random, a and a.far_random)]
+        rows = [
+            ("Skilled-forgery EER", b and b.eer, a and a.eer),
+            ("Random-forgery EER", b and b.eer_random, a and a.eer_random),
+            ("False accept rate (skilled) at threshold", b and b.far, a and a.far),
+            ("False reject rate at threshold", b and b.frr, a and a.frr),
+            ("False accept rate (random) at threshold", b and b.far_random, a and a.far_random),
+        ]
         self.table.setRowCount(len(rows))
         for i, (lab, x, y) in enumerate(rows):
             self.table.setItem(i, 0, QTableWidgetItem(lab))
@@ -705,17 +790,20 @@ class ResultPage(QWizardPage):
             self.table.setItem(i, 2, QTableWidgetItem(_pct(y)))
         note = []
         if a is not None:
-            note.append(f"Measured on {a.writers} held-out writer(s) ({a.pairs.get('positive', 0)} genuine pairs, "
-                        f"{a.pairs.get('skilled', 0)} skilled-forgery pairs). Base: its own threshold; fine-tuned: "
-                        f"recalibrated threshold.")
+            note.append(
+                f"Measured on {a.writers} held-out writer(s) ({a.pairs.get('positive', 0)} genuine pairs, "
+                f"{a.pairs.get('skilled', 0)} skilled-forgery pairs). Base: its own threshold; fine-tuned: "
+                f"recalibrated threshold."
+            )
         note += r.notes
         if r.card.training.get("base_random_init"):
             note.append("The base model has UNTRAINED random weights.")
         self.notes.setText("\n".join(note))
         roc = next((c for c in self.wiz.curves if c.endswith("_roc.png")), None)
         if roc and Path(roc).exists():
-            self.roc.setPixmap(QPixmap(roc).scaled(340, 310, Qt.AspectRatioMode.KeepAspectRatio,
-                                                   Qt.TransformationMode.SmoothTransformation))
+            self.roc.setPixmap(
+                QPixmap(roc).scaled(340, 310, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            )
         else:
             self.roc.setText("(no ROC curve: no held-out writers)")
         self.name.setText(r.card.name + time.strftime("-%Y%m%d-%H%M"))
@@ -727,10 +815,11 @@ class ResultPage(QWizardPage):
             self.warning.hide()
             self.use_anyway.hide()
         else:
-            head = {"worse": "Do not use this model: it is worse than the base model.",
-                    "unreliable": "These figures are not reliable enough to switch to this model."}[status]
-            self.warning.setText("\u26a0 " + head + "<ul>" + "".join(f"<li>{html_escape(x)}</li>" for x in reasons)
-                                 + "</ul>")
+            head = {
+                "worse": "Do not use this model: it is worse than the base model.",
+                "unreliable": "These figures are not reliable enough to switch to this model.",
+            }[status]
+            self.warning.setText("\u26a0 " + head + "<ul>" + "".join(f"<li>{html_escape(x)}</li>" for x in reasons) + "</ul>")
             self.warning.show()
             self.use_anyway.show()
         self.use_anyway.setChecked(False)
@@ -759,8 +848,9 @@ class ResultPage(QWizardPage):
 
     def use_now(self) -> None:
         if self.assessment[0] != "ok" and not self.use_anyway.isChecked():
-            self.status.setText("<span style='color:#8a1c12'>Read the warning first: this model needs an explicit "
-                                "confirmation.</span>")
+            self.status.setText(
+                "<span style='color:#8a1c12'>Read the warning first: this model needs an explicit confirmation.</span>"
+            )
             return
         mw = self.wiz.main_window
         cmp = getattr(mw, "comparison", None)
@@ -779,8 +869,7 @@ class FinetuneWizard(QWizard):
     training_finished = Signal(str)  # "done" / "cancelled" / "failed"
     model_saved = Signal(str)
 
-    def __init__(self, main_window=None, parent: QWidget | None = None, folder: str | None = None,
-                 base_path: str | None = None):
+    def __init__(self, main_window=None, parent: QWidget | None = None, folder: str | None = None, base_path: str | None = None):
         super().__init__(parent or main_window)
         self.setWindowTitle("Fine-tune on my references")
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)

@@ -54,7 +54,7 @@ def augment_input(img: np.ndarray, rng: np.random.Generator, strength: float = 1
         h, w = out.shape
         ow, oh = int(w * rng.uniform(0.05, 0.15)), int(h * rng.uniform(0.2, 0.5))
         x, y = int(rng.integers(0, w - ow)), int(rng.integers(0, h - oh))
-        out[y:y + oh, x:x + ow] = 0
+        out[y : y + oh, x : x + ow] = 0
     if rng.random() < 0.15:
         q = int(rng.integers(30, 80))
         ok, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])

@@ -71,7 +71,7 @@ def _stamps(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
     big = np.argsort(-areas[1:])[:60] + 1
     for i in big:
         x, y, cw, ch = st[i, :4]
-        v = flat[y:y + ch, x:x + cw][lab[y:y + ch, x:x + cw] == i]
+        v = flat[y : y + ch, x : x + cw][lab[y : y + ch, x : x + cw] == i]
         dark[i] = float(np.percentile(v, 25))
     pen_dark = float(np.average(dark[big[:5]], weights=areas[big[:5]]))
     removed = np.zeros(n, bool)
@@ -82,7 +82,7 @@ def _stamps(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
         fill = areas[i] / float(cw * ch)
         if fill > 0.25:
             continue
-        ys, xs = np.nonzero(lab[y:y + ch, x:x + cw] == i)
+        ys, xs = np.nonzero(lab[y : y + ch, x : x + cw] == i)
         # ring: the pixels sit at one distance from the centre
         cx, cy = xs.mean(), ys.mean()
         d = np.hypot(xs - cx, ys - cy)
@@ -99,8 +99,13 @@ def _stamps(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
             removed[i] = True
             # what is printed inside the stamp: small components wholly inside its box (stamp words are
             # a fraction of the stamp's height; pen strokes through it are larger or cross its edge)
-            inside = ((st[:, 0] >= x) & (st[:, 1] >= y) & (st[:, 0] + st[:, 2] <= x + cw)
-                      & (st[:, 1] + st[:, 3] <= y + ch) & (st[:, 3] < 0.4 * ch))
+            inside = (
+                (st[:, 0] >= x)
+                & (st[:, 1] >= y)
+                & (st[:, 0] + st[:, 2] <= x + cw)
+                & (st[:, 1] + st[:, 3] <= y + ch)
+                & (st[:, 3] < 0.4 * ch)
+            )
             inside[0] = False
             removed |= inside
     # grey stamps: components clearly lighter than the pen's stroke cores

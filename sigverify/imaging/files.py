@@ -23,8 +23,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
-def expand_images_checked(items: Iterable[str | os.PathLike],
-                          max_per_folder: int | None = None) -> tuple[list[str], list[str]]:
+def expand_images_checked(items: Iterable[str | os.PathLike], max_per_folder: int | None = None) -> tuple[list[str], list[str]]:
     """Files stay as given (the loader judges them); folders become their image files, sorted.
 
     Returns ``(files, problems)``: a folder without images, or with more than ``max_per_folder``

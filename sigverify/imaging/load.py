@@ -98,11 +98,11 @@ def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> by
     if not stat.S_ISREG(st.st_mode):
         raise ImageLoadError(f"{name}: is {_file_kind(st.st_mode)}")
     if st.st_size > max_bytes:
-        raise ImageLoadError(f"{name}: the file is too large ({st.st_size / 1e6:.0f} MB; limit "
-                             f"{max_bytes / 1e6:.0f} MB) for a signature image")
+        raise ImageLoadError(
+            f"{name}: the file is too large ({st.st_size / 1e6:.0f} MB; limit {max_bytes / 1e6:.0f} MB) for a signature image"
+        )
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_BINARY", 0))
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise ImageLoadError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
     try:
@@ -135,10 +135,10 @@ def _composite_over_white(rgba: np.ndarray) -> np.ndarray:
     h = rgba.shape[0]
     out = np.empty(rgba.shape[:2] + (3,), np.uint8)
     for y in range(0, h, _CHUNK_ROWS):
-        part = rgba[y:y + _CHUNK_ROWS]
+        part = rgba[y : y + _CHUNK_ROWS]
         alpha = part[:, :, 3:4].astype(np.float32) / 255.0
         o = part[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-        out[y:y + _CHUNK_ROWS] = np.clip(o + 0.5, 0, 255).astype(np.uint8)
+        out[y : y + _CHUNK_ROWS] = np.clip(o + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
@@ -150,7 +150,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         scale = 255.0 / (65535.0 if hi > 255 else max(hi, 255.0))
         grey = np.empty(arr.shape, np.uint8)
         for y in range(0, arr.shape[0], _CHUNK_ROWS):
-            grey[y:y + _CHUNK_ROWS] = np.clip(arr[y:y + _CHUNK_ROWS].astype(np.float64) * scale + 0.5, 0, 255)
+            grey[y : y + _CHUNK_ROWS] = np.clip(arr[y : y + _CHUNK_ROWS].astype(np.float64) * scale + 0.5, 0, 255)
         return _grey3(grey)
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
@@ -186,9 +186,15 @@ def reduce_factor(w: int, h: int, budget: int | None = None) -> int:
     return int(math.ceil(math.sqrt(w * h / budget)))
 
 
-_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
-                7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _reduce_in_strips(img: Image.Image, k: int, rows_out: int = 64) -> Image.Image:

@@ -42,9 +42,30 @@ FOUND_SCORE = 0.5  # signature score a cluster needs for the page to count as si
 NEIGHBOUR_SCORE = 0.25  # ... and a neighbour to be joined to it
 
 FEATURES = (
-    "cx", "cy", "w", "h", "log_ink", "fill", "n_glyphs", "glyph_h", "glyph_h_cv", "base_sd", "stroke",
-    "stroke_cv", "sat", "dark", "line_below", "line_len", "line_cx", "line_cy", "boxed", "aspect",
-    "rel_h", "rank_ink", "right_of_line_mid", "printed_row",
+    "cx",
+    "cy",
+    "w",
+    "h",
+    "log_ink",
+    "fill",
+    "n_glyphs",
+    "glyph_h",
+    "glyph_h_cv",
+    "base_sd",
+    "stroke",
+    "stroke_cv",
+    "sat",
+    "dark",
+    "line_below",
+    "line_len",
+    "line_cx",
+    "line_cy",
+    "boxed",
+    "aspect",
+    "rel_h",
+    "rank_ink",
+    "right_of_line_mid",
+    "printed_row",
 )
 
 
@@ -81,6 +102,7 @@ class Analysis:
 
 
 # ----------------------------------------------------------------------------------------------- ink
+
 
 def work_image(image: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, np.ndarray | None, float]:
     """(grey work image, colour saturation at work size or None for grey scans, scale)."""
@@ -151,6 +173,7 @@ def ink_mask(flat: np.ndarray) -> np.ndarray | None:
 
 # --------------------------------------------------------------------------------------------- lines
 
+
 def _profile(mask: np.ndarray, x1: float, y1: float, x2: float, y2: float, r: int):
     """Samples across a segment: (2r+1, N) ink values and the pixel coordinates of each sample."""
     length = math.hypot(x2 - x1, y2 - y1)
@@ -204,13 +227,13 @@ def find_lines(mask: np.ndarray, min_len: int) -> list[tuple[float, float, float
     f = 2 if max(h, w) >= 400 else 1
     m2 = cv2.resize(mask, (w // f, h // f), interpolation=cv2.INTER_AREA) if f > 1 else mask
     ml = max(20, min_len // f)
-    segs = cv2.HoughLinesP(m2 * 255, 1, np.pi / 180, threshold=max(20, ml // 2), minLineLength=ml,
-                           maxLineGap=max(3, ml // 6))  # bridge the gaps where pen strokes cross
+    segs = cv2.HoughLinesP(
+        m2 * 255, 1, np.pi / 180, threshold=max(20, ml // 2), minLineLength=ml, maxLineGap=max(3, ml // 6)
+    )  # bridge the gaps where pen strokes cross
     if segs is None:
         return []
     found: list[tuple[float, ...]] = []
-    segs = sorted((np.asarray(segs).reshape(-1, 4) * f + (f // 2)).tolist(),
-                  key=lambda s: -math.hypot(s[2] - s[0], s[3] - s[1]))
+    segs = sorted((np.asarray(segs).reshape(-1, 4) * f + (f // 2)).tolist(), key=lambda s: -math.hypot(s[2] - s[0], s[3] - s[1]))
     r = max(7, int(0.012 * max(h, w)))
     for x1, y1, x2, y2 in segs[:40]:
         ang = math.degrees(math.atan2(y2 - y1, x2 - x1)) % 180
@@ -289,8 +312,10 @@ def _skew(lines) -> float:
 
 # ------------------------------------------------------------------------------------------ clusters
 
-def _cluster_features(rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarray, lines, skew: float,
-                      dist: np.ndarray) -> list[Cluster]:
+
+def _cluster_features(
+    rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarray, lines, skew: float, dist: np.ndarray
+) -> list[Cluster]:
     h, w = clean.shape
     kx = max(5, int(0.014 * max(h, w)))
     ky = max(3, int(0.006 * max(h, w)))
@@ -328,8 +353,8 @@ def _cluster_features(rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarra
         if ink_per[i] < min_ink:
             continue
         x, y, cw, ch = (int(v) for v in stats[i, :4])
-        sel = labels[y:y + ch, x:x + cw] == i
-        ink_sel = sel & clean[y:y + ch, x:x + cw].astype(bool)
+        sel = labels[y : y + ch, x : x + cw] == i
+        ink_sel = sel & clean[y : y + ch, x : x + cw].astype(bool)
         gl = np.nonzero(g_cl == i)[0]
         gl = gl[glyph_st[gl, cv2.CC_STAT_AREA] >= 4]
         gh = glyph_st[gl, cv2.CC_STAT_HEIGHT].astype(np.float64)
@@ -337,11 +362,11 @@ def _cluster_features(rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarra
         med_h = float(np.median(gh)) if len(gh) else float(ch)
         cv_h = float(np.std(gh) / max(np.mean(gh), 1)) if len(gh) > 1 else 1.0
         base_sd = float(np.std(gb) / max(med_h, 1)) if len(gb) > 1 else 1.0
-        dv = dist[y:y + ch, x:x + cw][ink_sel]
+        dv = dist[y : y + ch, x : x + cw][ink_sel]
         stroke = float(np.mean(dv)) if dv.size else 0.0
         stroke_cv = float(np.std(dv) / max(stroke, 1e-3)) if dv.size else 0.0
-        s_med = float(np.median(sat[y:y + ch, x:x + cw][ink_sel])) / 255.0 if sat is not None and dv.size else 0.0
-        dark = float(np.percentile(flat[y:y + ch, x:x + cw][ink_sel], 25)) / 255.0 if dv.size else 1.0
+        s_med = float(np.median(sat[y : y + ch, x : x + cw][ink_sel])) / 255.0 if sat is not None and dv.size else 0.0
+        dark = float(np.percentile(flat[y : y + ch, x : x + cw][ink_sel], 25)) / 255.0 if dv.size else 1.0
         # the nearest horizontal line below the cluster's centre that overlaps it horizontally
         cxp, cyp = x + cw / 2, y + ch / 2
         best = None
@@ -363,14 +388,32 @@ def _cluster_features(rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarra
         printed_row = float(len(gh) >= 5 and cv_h < 0.22 and base_sd < 0.15 and med_h < 0.12 * h)
         # deskewed centre
         cy_d = cyp - (cxp - w / 2) * tan
-        f = dict(cx=cxp / w, cy=cy_d / h, w=cw / w, h=ch / h, log_ink=math.log1p(ink_per[i]) / 10, fill=ink_sel.mean(),
-                 n_glyphs=min(len(gh), 40) / 40, glyph_h=med_h / h, glyph_h_cv=min(cv_h, 2), base_sd=min(base_sd, 2),
-                 stroke=stroke / 5, stroke_cv=stroke_cv, sat=s_med, dark=dark,
-                 line_below=1.0 if best else 0.0, line_len=(best[1] / w) if best else 0.0,
-                 line_cx=(best[2] / w) if best else 0.0, line_cy=(best[3] / h) if best else 0.0,
-                 boxed=min(boxed, 1.0), aspect=math.log(max(cw, 1) / max(ch, 1)) / 3, rel_h=0.0,
-                 rank_ink=1.0 / rank[i], right_of_line_mid=((cxp - best[2]) / w) if best else 0.0,
-                 printed_row=printed_row)
+        f = dict(
+            cx=cxp / w,
+            cy=cy_d / h,
+            w=cw / w,
+            h=ch / h,
+            log_ink=math.log1p(ink_per[i]) / 10,
+            fill=ink_sel.mean(),
+            n_glyphs=min(len(gh), 40) / 40,
+            glyph_h=med_h / h,
+            glyph_h_cv=min(cv_h, 2),
+            base_sd=min(base_sd, 2),
+            stroke=stroke / 5,
+            stroke_cv=stroke_cv,
+            sat=s_med,
+            dark=dark,
+            line_below=1.0 if best else 0.0,
+            line_len=(best[1] / w) if best else 0.0,
+            line_cx=(best[2] / w) if best else 0.0,
+            line_cy=(best[3] / h) if best else 0.0,
+            boxed=min(boxed, 1.0),
+            aspect=math.log(max(cw, 1) / max(ch, 1)) / 3,
+            rel_h=0.0,
+            rank_ink=1.0 / rank[i],
+            right_of_line_mid=((cxp - best[2]) / w) if best else 0.0,
+            printed_row=printed_row,
+        )
         raw.append((i, (x, y, cw, ch), int(ink_per[i]), f))
         max_h = max(max_h, ch)
     for i, box, ink, f in raw:
@@ -382,6 +425,7 @@ def _cluster_features(rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarra
 
 
 # --------------------------------------------------------------------------------------------- score
+
 
 class _Scorer:
     def __init__(self, params: dict[str, np.ndarray] | None):
@@ -402,8 +446,16 @@ class _Scorer:
 def _hand_score(X: np.ndarray) -> np.ndarray:
     """Fallback when no trained locator is installed: low and right, over a line, not print."""
     ix = {k: i for i, k in enumerate(FEATURES)}
-    s = (1.5 * X[:, ix["cy"]] + 1.0 * X[:, ix["cx"]] + 1.0 * X[:, ix["line_below"]] + 1.0 * X[:, ix["rel_h"]]
-         - 2.0 * X[:, ix["printed_row"]] - 1.0 * X[:, ix["boxed"]] + 0.5 * X[:, ix["log_ink"]] - 3.0)
+    s = (
+        1.5 * X[:, ix["cy"]]
+        + 1.0 * X[:, ix["cx"]]
+        + 1.0 * X[:, ix["line_below"]]
+        + 1.0 * X[:, ix["rel_h"]]
+        - 2.0 * X[:, ix["printed_row"]]
+        - 1.0 * X[:, ix["boxed"]]
+        + 0.5 * X[:, ix["log_ink"]]
+        - 3.0
+    )
     return (1 / (1 + np.exp(-2 * s))).astype(np.float32)
 
 
@@ -438,6 +490,7 @@ def set_scorer(params: dict[str, np.ndarray] | None) -> None:
 
 
 # ----------------------------------------------------------------------------------------- analysis
+
 
 def analyse(image: np.ndarray, score: bool = True) -> Analysis:
     """Look for printed structure and, on a document, for the signature. ``image``: RGB or grey uint8."""
@@ -485,11 +538,12 @@ def _document_cues(a: Analysis) -> tuple[bool, list[str]]:
     reasons = []
     points = 0
     ys, xs = np.nonzero(a.clean)
-    ix0, ix1 = (np.percentile(xs, [1, 99]) if len(xs) else (0, 0))
+    ix0, ix1 = np.percentile(xs, [1, 99]) if len(xs) else (0, 0)
     # ruler-straight, even, and long for its thickness (phone-drawn strokes are even and straight too,
     # but short and thick)
-    printed = [ln for ln in a.lines if ln[5] < PRINTED_WOBBLE
-               and math.hypot(ln[2] - ln[0], ln[3] - ln[1]) >= max(40.0, 40 * ln[4])]
+    printed = [
+        ln for ln in a.lines if ln[5] < PRINTED_WOBBLE and math.hypot(ln[2] - ln[0], ln[3] - ln[1]) >= max(40.0, 40 * ln[4])
+    ]
     long_h = []
     for x1, y1, x2, y2, t, wob in printed:
         L = math.hypot(x2 - x1, y2 - y1)
@@ -540,11 +594,9 @@ def _choose(a: Analysis) -> tuple[tuple[int, int, int, int] | None, float]:
             vov = min(box[3], cy + ch) - max(box[1], cy)
             refh = box[3] - box[1]
             # a neighbour that also looks like the signature, on the same line of writing ...
-            side = c.score >= NEIGHBOUR_SCORE and hgap <= 0.8 * refh and vov >= 0.3 * min(ch, refh) \
-                and ch <= 1.6 * refh
+            side = c.score >= NEIGHBOUR_SCORE and hgap <= 0.8 * refh and vov >= 0.3 * min(ch, refh) and ch <= 1.6 * refh
             # ... or a small piece of pen ink right at it (dots, a flourish, a stroke cut by a line)
-            piece = c.ink < 0.35 * ink0 and c.score >= 0.05 and hgap <= 0.25 * refh and vgap <= 0.25 * refh \
-                and ch <= refh
+            piece = c.ink < 0.35 * ink0 and c.score >= 0.05 and hgap <= 0.25 * refh and vgap <= 0.25 * refh and ch <= refh
             if side or piece:
                 box = [min(box[0], cx), min(box[1], cy), max(box[2], cx + cw), max(box[3], cy + ch)]
                 used.add(i)
@@ -572,8 +624,13 @@ class Location:
     reasons: list[str]
 
     def to_dict(self) -> dict:
-        return {"region": list(self.region) if self.region else None, "signature_found": self.signature_found,
-                "document": self.is_document, "score": round(self.score, 3), "cues": self.reasons}
+        return {
+            "region": list(self.region) if self.region else None,
+            "signature_found": self.signature_found,
+            "document": self.is_document,
+            "score": round(self.score, 3),
+            "cues": self.reasons,
+        }
 
 
 def locate(image: np.ndarray) -> Location:
@@ -596,5 +653,17 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
     return (x, y, w, h)
 
 
-__all__ = ["analyse", "locate", "Analysis", "Location", "find_lines", "erase_lines", "parse_crop", "to_original",
-           "FEATURES", "set_scorer", "scorer", "locator_path"]
+__all__ = [
+    "analyse",
+    "locate",
+    "Analysis",
+    "Location",
+    "find_lines",
+    "erase_lines",
+    "parse_crop",
+    "to_original",
+    "FEATURES",
+    "set_scorer",
+    "scorer",
+    "locator_path",
+]

@@ -116,8 +116,10 @@ def _threshold(flat: np.ndarray, min_ink_fraction: float, grey_before_flat: np.n
     mask = (blurred < t).astype(np.uint8)
     if mask.mean() < min_ink_fraction:
         if float(np.median(grey_before_flat)) < 60:
-            raise BlankImageError("no signature found: the page is (almost) entirely dark - an underexposed or "
-                                  "inverted scan, or a covered scanner lid")
+            raise BlankImageError(
+                "no signature found: the page is (almost) entirely dark - an underexposed or "
+                "inverted scan, or a covered scanner lid"
+            )
         raise BlankImageError("no signature found: the page looks blank (no ink)")
     paper_mask = (1 - mask).astype(np.uint8)
     n_paper = int(paper_mask.sum())
@@ -150,8 +152,9 @@ def _threshold(flat: np.ndarray, min_ink_fraction: float, grey_before_flat: np.n
 def _estimate_skew(mask: np.ndarray) -> float:
     """Angle (degrees) of long straight printed lines, or 0 when there are none."""
     h, w = mask.shape
-    lines = cv2.HoughLinesP(mask * 255, 1, np.pi / 360, threshold=max(40, int(0.3 * w)),
-                            minLineLength=int(0.45 * w), maxLineGap=max(3, w // 200))
+    lines = cv2.HoughLinesP(
+        mask * 255, 1, np.pi / 360, threshold=max(40, int(0.3 * w)), minLineLength=int(0.45 * w), maxLineGap=max(3, w // 200)
+    )
     if lines is None:
         return 0.0
     angles = []
@@ -249,12 +252,17 @@ def _place(mask: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, tuple[i
     top = min(max(top, 0), H - nh)
     left = min(max(left, 0), W - nw)
     canvas = np.zeros((H, W), np.float32)
-    canvas[top:top + nh, left:left + nw] = small
+    canvas[top : top + nh, left : left + nw] = small
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8), (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
-def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_stages: bool = False,
-               crop: tuple[int, int, int, int] | None = None, document: bool | None = None) -> Preprocessed:
+def preprocess(
+    image: np.ndarray,
+    config: PreprocessConfig | None = None,
+    keep_stages: bool = False,
+    crop: tuple[int, int, int, int] | None = None,
+    document: bool | None = None,
+) -> Preprocessed:
     """Preprocess an RGB (H, W, 3) or grey (H, W) uint8 image into the network input.
 
     ``crop`` (x, y, w, h in the image's pixels): use only that rectangle, cleaned as a document.
@@ -282,9 +290,12 @@ def preprocess(image: np.ndarray, config: PreprocessConfig | None = None, keep_s
         page = a.is_document and "many fields" in a.reasons and max(image.shape[:2]) >= 1000
         if page or (document and not a.blank):
             if a.region is None:
-                raise BlankImageError("no signature found: the page has printed fields (" + ", ".join(a.reasons)
-                                      + ") but no handwritten signature was found on it - crop it by hand if "
-                                      "there is one")
+                raise BlankImageError(
+                    "no signature found: the page has printed fields ("
+                    + ", ".join(a.reasons)
+                    + ") but no handwritten signature was found on it - crop it by hand if "
+                    "there is one"
+                )
             return _preprocess_document(image, cfg, keep_stages, a.region, a.reasons, "located")
     return _preprocess_clean(image, cfg, keep_stages)
 
@@ -299,18 +310,28 @@ def _clip_crop(crop, shape) -> tuple[int, int, int, int]:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def _preprocess_document(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool,
-                         region: tuple[int, int, int, int], cues: list[str], source: str) -> Preprocessed:
+def _preprocess_document(
+    image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool, region: tuple[int, int, int, int], cues: list[str], source: str
+) -> Preprocessed:
     from sigverify.imaging.document import clean_document
 
     x, y, w, h = region
-    part = np.ascontiguousarray(image[y:y + h, x:x + w])
+    part = np.ascontiguousarray(image[y : y + h, x : x + w])
     mask, skew, stages = clean_document(part, cfg, keep_stages)
     net, bbox = _place(mask, cfg)
     if keep_stages:
         stages = {"region": part, **stages, "input": net}
-    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()),
-                        region=(int(x), int(y), int(w), int(h)), document=True, cues=list(cues), region_source=source)
+    return Preprocessed(
+        input=net,
+        stages=stages,
+        bbox=bbox,
+        skew_deg=skew,
+        ink_fraction=float(mask.mean()),
+        region=(int(x), int(y), int(w), int(h)),
+        document=True,
+        cues=list(cues),
+        region_source=source,
+    )
 
 
 def _preprocess_clean(image: np.ndarray, cfg: PreprocessConfig, keep_stages: bool) -> Preprocessed:
@@ -346,17 +367,25 @@ def _preprocess_clean(image: np.ndarray, cfg: PreprocessConfig, keep_stages: boo
         stages["input"] = net
     bx, by, bw, bh = bbox
     if scale < 1.0:
-        region = (int(bx / scale), int(by / scale), min(w0, int(math.ceil((bx + bw) / scale))) - int(bx / scale),
-                  min(h0, int(math.ceil((by + bh) / scale))) - int(by / scale))
+        region = (
+            int(bx / scale),
+            int(by / scale),
+            min(w0, int(math.ceil((bx + bw) / scale))) - int(bx / scale),
+            min(h0, int(math.ceil((by + bh) / scale))) - int(by / scale),
+        )
     else:
         region = (int(bx), int(by), int(bw), int(bh))
-    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()),
-                        region=region)
+    return Preprocessed(input=net, stages=stages, bbox=bbox, skew_deg=skew, ink_fraction=float(mask.mean()), region=region)
 
 
-def preprocess_named(image: np.ndarray, name: str, config: PreprocessConfig | None = None,
-                     keep_stages: bool = False, crop: tuple[int, int, int, int] | None = None,
-                     document: bool | None = None) -> Preprocessed:
+def preprocess_named(
+    image: np.ndarray,
+    name: str,
+    config: PreprocessConfig | None = None,
+    keep_stages: bool = False,
+    crop: tuple[int, int, int, int] | None = None,
+    document: bool | None = None,
+) -> Preprocessed:
     """``preprocess`` for a loaded file: a blank-page error names it, and with ``keep_stages`` the loaded
     image is kept as ``stages['original']``."""
     try:
@@ -368,8 +397,13 @@ def preprocess_named(image: np.ndarray, name: str, config: PreprocessConfig | No
     return out
 
 
-def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = None, keep_stages: bool = False,
-                    crop: tuple[int, int, int, int] | None = None, document: bool | None = None) -> Preprocessed:
+def preprocess_file(
+    path: str | os.PathLike,
+    config: PreprocessConfig | None = None,
+    keep_stages: bool = False,
+    crop: tuple[int, int, int, int] | None = None,
+    document: bool | None = None,
+) -> Preprocessed:
     from sigverify.imaging.load import load_image
 
     return preprocess_named(load_image(path), os.path.basename(str(path)), config, keep_stages, crop, document)

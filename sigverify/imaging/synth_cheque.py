@@ -27,12 +27,23 @@ LAYOUTS_TRAIN = ("us", "uk", "eu", "in")
 LAYOUTS_HELD_OUT = ("box", "wide")
 ALL_LAYOUTS = LAYOUTS_TRAIN + LAYOUTS_HELD_OUT
 
-_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
-          cv2.FONT_HERSHEY_PLAIN)
+_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+)
 _SCRIPT_FONTS = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
 _PEN_RGB = {"blue": (25, 45, 150), "black": (25, 25, 30), "darkblue": (20, 30, 90), "violet": (70, 30, 120)}
-_STAMP_RGB = {"red": (200, 35, 45), "blue": (40, 70, 190), "green": (30, 140, 60), "purple": (120, 40, 150),
-              "grey": (120, 120, 120), "black": (40, 40, 40)}
+_STAMP_RGB = {
+    "red": (200, 35, 45),
+    "blue": (40, 70, 190),
+    "green": (30, 140, 60),
+    "purple": (120, 40, 150),
+    "grey": (120, 120, 120),
+    "black": (40, 40, 40),
+}
 _PRINT_RGB = ((30, 30, 35), (25, 35, 80), (60, 60, 65), (40, 50, 60))
 
 
@@ -70,7 +81,7 @@ def _trim(a: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(a > 0.3)
     if len(ys) == 0:
         return a
-    return a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def _fit(a: np.ndarray, height: int, max_width: int) -> np.ndarray:
@@ -97,14 +108,13 @@ def _paste(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, 
     x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
     if x1 <= x0 or y1 <= y0:
         return (0, 0, 0, 0)
-    sub = a[y0 - y:y1 - y, x0 - x:x1 - x]
+    sub = a[y0 - y : y1 - y, x0 - x : x1 - x]
     np.maximum(layer[y0:y1, x0:x1], sub, out=layer[y0:y1, x0:x1])
     return (x0, y0, x1 - x0, y1 - y0)
 
 
 def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    base = np.array(rng.choice([(236, 242, 238), (240, 236, 226), (232, 238, 246), (246, 240, 240), (248, 248, 246)]),
-                    np.float32)
+    base = np.array(rng.choice([(236, 242, 238), (240, 236, 226), (232, 238, 246), (246, 240, 240), (248, 248, 246)]), np.float32)
     base += rng.uniform(-4, 4, 3)
     img = np.empty((h, w, 3), np.float32)
     img[:] = base
@@ -153,25 +163,67 @@ def _hand_text(s: str, height: int, rng: np.random.Generator) -> np.ndarray:
 
 # Layout: fractions of the cheque (W, H). sig = (x0, x1, y_line); labels near it.
 _LAYOUT_SPECS = {
-    "us": dict(date=(0.62, 0.80, 0.22), payee=(0.14, 0.70, 0.38), amount_box=(0.76, 0.95, 0.31, 0.42),
-               words=(0.05, 0.80, 0.52), memo=(0.05, 0.42, 0.80), sig=(0.56, 0.93, 0.80),
-               sig_label=("", "below"), payee_label="PAY TO THE ORDER OF"),
-    "uk": dict(date=(0.70, 0.93, 0.14), payee=(0.08, 0.70, 0.30), amount_box=(0.72, 0.95, 0.40, 0.52),
-               words=(0.08, 0.68, 0.46), memo=None, sig=(0.62, 0.95, 0.76),
-               sig_label=("Please sign above", "below"), payee_label="Pay"),
-    "eu": dict(date=(0.55, 0.75, 0.66), payee=(0.10, 0.85, 0.42), amount_box=(0.70, 0.95, 0.12, 0.24),
-               words=(0.10, 0.85, 0.28), memo=(0.05, 0.40, 0.66), sig=(0.60, 0.92, 0.84),
-               sig_label=("Signature", "left"), payee_label="A l'ordre de"),
-    "in": dict(date=(0.72, 0.95, 0.12), payee=(0.06, 0.80, 0.30), amount_box=(0.74, 0.95, 0.42, 0.54),
-               words=(0.06, 0.70, 0.44), memo=None, sig=(0.64, 0.95, 0.74),
-               sig_label=("Authorised Signatory", "below"), payee_label="PAY"),
+    "us": dict(
+        date=(0.62, 0.80, 0.22),
+        payee=(0.14, 0.70, 0.38),
+        amount_box=(0.76, 0.95, 0.31, 0.42),
+        words=(0.05, 0.80, 0.52),
+        memo=(0.05, 0.42, 0.80),
+        sig=(0.56, 0.93, 0.80),
+        sig_label=("", "below"),
+        payee_label="PAY TO THE ORDER OF",
+    ),
+    "uk": dict(
+        date=(0.70, 0.93, 0.14),
+        payee=(0.08, 0.70, 0.30),
+        amount_box=(0.72, 0.95, 0.40, 0.52),
+        words=(0.08, 0.68, 0.46),
+        memo=None,
+        sig=(0.62, 0.95, 0.76),
+        sig_label=("Please sign above", "below"),
+        payee_label="Pay",
+    ),
+    "eu": dict(
+        date=(0.55, 0.75, 0.66),
+        payee=(0.10, 0.85, 0.42),
+        amount_box=(0.70, 0.95, 0.12, 0.24),
+        words=(0.10, 0.85, 0.28),
+        memo=(0.05, 0.40, 0.66),
+        sig=(0.60, 0.92, 0.84),
+        sig_label=("Signature", "left"),
+        payee_label="A l'ordre de",
+    ),
+    "in": dict(
+        date=(0.72, 0.95, 0.12),
+        payee=(0.06, 0.80, 0.30),
+        amount_box=(0.74, 0.95, 0.42, 0.54),
+        words=(0.06, 0.70, 0.44),
+        memo=None,
+        sig=(0.64, 0.95, 0.74),
+        sig_label=("Authorised Signatory", "below"),
+        payee_label="PAY",
+    ),
     # held out: the signature inside a printed box; a wide cheque with the signature low and more central
-    "box": dict(date=(0.66, 0.92, 0.16), payee=(0.10, 0.74, 0.34), amount_box=(0.77, 0.96, 0.28, 0.40),
-                words=(0.04, 0.74, 0.50), memo=(0.04, 0.36, 0.78), sig=(0.50, 0.90, 0.80),
-                sig_label=("SIGNATURE", "box"), payee_label="PAY TO"),
-    "wide": dict(date=(0.74, 0.96, 0.10), payee=(0.12, 0.66, 0.28), amount_box=(0.70, 0.96, 0.25, 0.36),
-                 words=(0.04, 0.66, 0.42), memo=(0.04, 0.30, 0.74), sig=(0.45, 0.80, 0.76),
-                 sig_label=("Signature(s)", "below"), payee_label="Payee"),
+    "box": dict(
+        date=(0.66, 0.92, 0.16),
+        payee=(0.10, 0.74, 0.34),
+        amount_box=(0.77, 0.96, 0.28, 0.40),
+        words=(0.04, 0.74, 0.50),
+        memo=(0.04, 0.36, 0.78),
+        sig=(0.50, 0.90, 0.80),
+        sig_label=("SIGNATURE", "box"),
+        payee_label="PAY TO",
+    ),
+    "wide": dict(
+        date=(0.74, 0.96, 0.10),
+        payee=(0.12, 0.66, 0.28),
+        amount_box=(0.70, 0.96, 0.25, 0.36),
+        words=(0.04, 0.66, 0.42),
+        memo=(0.04, 0.30, 0.74),
+        sig=(0.45, 0.80, 0.76),
+        sig_label=("Signature(s)", "below"),
+        payee_label="Payee",
+    ),
 }
 
 
@@ -195,7 +247,8 @@ def _stamp(h: int, w: int, rng: np.random.Generator, kind: str) -> np.ndarray:
     font = _FONTS[int(rng.integers(0, 3))]
     words = ["PAID", "RECEIVED", "CLEARED", "VOID", "COPY", "PROCESSED"]
     word = words[int(rng.integers(0, len(words)))]
-    date = f"{int(rng.integers(1, 29)):02d} {['JAN', 'MAR', 'JUN', 'SEP', 'NOV'][int(rng.integers(0, 5))]} 20{int(rng.integers(10, 30))}"
+    month = ["JAN", "MAR", "JUN", "SEP", "NOV"][int(rng.integers(0, 5))]
+    date = f"{int(rng.integers(1, 29)):02d} {month} 20{int(rng.integers(10, 30))}"
     if kind == "circle":
         r = min(h, w) // 2 - t
         cv2.circle(a, (w // 2, h // 2), r, 255, t, cv2.LINE_AA)
@@ -210,8 +263,9 @@ def _stamp(h: int, w: int, rng: np.random.Generator, kind: str) -> np.ndarray:
         cv2.putText(a, word, (max(t * 2, w // 2 - tw // 2), h // 2), font, s, 255, max(2, t // 2), cv2.LINE_AA)
         s2 = s * 0.6
         (tw2, th2), _ = cv2.getTextSize(date, font, s2, max(1, t // 3))
-        cv2.putText(a, date, (max(t * 2, w // 2 - tw2 // 2), h // 2 + int(1.6 * th2) + t), font, s2, 255,
-                    max(1, t // 3), cv2.LINE_AA)
+        cv2.putText(
+            a, date, (max(t * 2, w // 2 - tw2 // 2), h // 2 + int(1.6 * th2) + t), font, s2, 255, max(1, t // 3), cv2.LINE_AA
+        )
     else:  # date stamp: text only
         s = h / 40.0
         cv2.putText(a, date, (t, h * 2 // 3), font, s, 255, max(2, t // 2), cv2.LINE_AA)
@@ -221,9 +275,17 @@ def _stamp(h: int, w: int, rng: np.random.Generator, kind: str) -> np.ndarray:
     return _rotate_alpha(af * noise, float(rng.uniform(-25, 25)))
 
 
-def make_cheque(signature: np.ndarray | None, hands: list[np.ndarray], seed: int, layout: str | None = None,
-                size: tuple[int, int] | None = None, stamps: int | None = None, jpeg: bool = True,
-                rotation: float | None = None, pen: str | None = None) -> Cheque:
+def make_cheque(
+    signature: np.ndarray | None,
+    hands: list[np.ndarray],
+    seed: int,
+    layout: str | None = None,
+    size: tuple[int, int] | None = None,
+    stamps: int | None = None,
+    jpeg: bool = True,
+    rotation: float | None = None,
+    pen: str | None = None,
+) -> Cheque:
     """Compose a filled cheque.
 
     ``signature``: a scan of the signature (ink on paper, grey or RGB) or None for an unsigned cheque.
@@ -246,13 +308,20 @@ def make_cheque(signature: np.ndarray | None, hands: list[np.ndarray], seed: int
     lt = max(2, int(round(rng.uniform(2, 4) * fs)))
 
     # bank name, address, cheque number, MICR
-    _text(printed, str(rng.choice(["FIRST NATIONAL BANK", "Bank of Examples", "CITY SAVINGS BANK", "Union Credit",
-                                   "Banque Exemple"])), int(0.04 * W), int(0.10 * H), 1.6 * fs, max(2, int(3 * fs)),
-          font)
+    _text(
+        printed,
+        str(rng.choice(["FIRST NATIONAL BANK", "Bank of Examples", "CITY SAVINGS BANK", "Union Credit", "Banque Exemple"])),
+        int(0.04 * W),
+        int(0.10 * H),
+        1.6 * fs,
+        max(2, int(3 * fs)),
+        font,
+    )
     _text(printed, "123 Main Street, Springfield", int(0.04 * W), int(0.15 * H), 0.8 * fs, max(1, int(2 * fs)), font)
-    _text(printed, f"No. {int(rng.integers(100000, 999999))}", int(0.82 * W), int(0.07 * H), 0.9 * fs,
-          max(1, int(2 * fs)), font)
-    micr = f"C{int(rng.integers(100000, 999999))}C A{int(rng.integers(10**8, 10**9 - 1))}A {int(rng.integers(10**9, 10**10 - 1))}C"
+    _text(printed, f"No. {int(rng.integers(100000, 999999))}", int(0.82 * W), int(0.07 * H), 0.9 * fs, max(1, int(2 * fs)), font)
+    micr = (
+        f"C{int(rng.integers(100000, 999999))}C A{int(rng.integers(10**8, 10**9 - 1))}A {int(rng.integers(10**9, 10**10 - 1))}C"
+    )
     _text(printed, micr, int(0.10 * W), int(0.95 * H), 1.3 * fs, max(2, int(3 * fs)), cv2.FONT_HERSHEY_PLAIN)
 
     hand = np.zeros((H, W), np.float32)
@@ -260,8 +329,7 @@ def make_cheque(signature: np.ndarray | None, hands: list[np.ndarray], seed: int
     dx0, dx1, dy = spec["date"]
     _text(printed, "Date", int(dx0 * W) - int(110 * fs), int(dy * H), 0.9 * fs, max(1, int(2 * fs)), font)
     _line(printed, int(dx0 * W), int(dx1 * W), int(dy * H) + 6, lt)
-    d = _hand_text(f"{int(rng.integers(1, 29))}/{int(rng.integers(1, 13))}/20{int(rng.integers(10, 30))}",
-                   int(60 * fs), rng)
+    d = _hand_text(f"{int(rng.integers(1, 29))}/{int(rng.integers(1, 13))}/20{int(rng.integers(10, 30))}", int(60 * fs), rng)
     _paste(hand, d, int(dx0 * W + rng.uniform(0.05, 0.3) * (dx1 - dx0) * W), int(dy * H) - d.shape[0] + 4)
     # payee
     px0, px1, py = spec["payee"]
@@ -276,16 +344,22 @@ def make_cheque(signature: np.ndarray | None, hands: list[np.ndarray], seed: int
     # amount box with figures
     ax0, ax1, ay0, ay1 = spec["amount_box"]
     cv2.rectangle(printed, (int(ax0 * W), int(ay0 * H)), (int(ax1 * W), int(ay1 * H)), 255, lt, cv2.LINE_AA)
-    _text(printed, str(rng.choice(["$", "EUR", "Rs.", "GBP"])), int(ax0 * W) - int(90 * fs), int(ay1 * H) - 10,
-          1.1 * fs, max(2, int(3 * fs)), font)
+    _text(
+        printed,
+        str(rng.choice(["$", "EUR", "Rs.", "GBP"])),
+        int(ax0 * W) - int(90 * fs),
+        int(ay1 * H) - 10,
+        1.1 * fs,
+        max(2, int(3 * fs)),
+        font,
+    )
     amt = _hand_text(f"{int(rng.integers(10, 99999)):,}.{int(rng.integers(0, 99)):02d}", int(70 * fs), rng)
     amt = _fit(amt, int(70 * fs), int((ax1 - ax0) * W * 0.85))
     _paste(hand, amt, int(ax0 * W) + 15, int((ay0 + ay1) / 2 * H - amt.shape[0] / 2))
     # amount in words
     wx0, wx1, wy = spec["words"]
     _line(printed, int(wx0 * W), int(wx1 * W), int(wy * H) + 6, lt, dotted=bool(rng.random() < 0.3))
-    _text(printed, "DOLLARS" if layout == "us" else "only", int(wx1 * W) + 10, int(wy * H), 0.8 * fs,
-          max(1, int(2 * fs)), font)
+    _text(printed, "DOLLARS" if layout == "us" else "only", int(wx1 * W) + 10, int(wy * H), 0.8 * fs, max(1, int(2 * fs)), font)
     if len(hs) > 1:
         a = _fit(_trim(ink_alpha(hs[1])), int(rng.uniform(70, 110) * fs), int((wx1 - wx0) * W * 0.6))
         _paste(hand, a, int(wx0 * W + 20), int(wy * H) - int(a.shape[0] * 0.8))
@@ -374,8 +448,12 @@ def make_cheque(signature: np.ndarray | None, hands: list[np.ndarray], seed: int
         q = int(rng.integers(55, 95))
         ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
         img = cv2.imdecode(enc, cv2.IMREAD_COLOR)[..., ::-1].copy()
-    return Cheque(img, sig_box, layout, {"pen": pen, "stamps": n_st, "rotation": rot, "line_angle": line_angle,
-                                         "signature_angle": sig_angle, "y_line": y_line})
+    return Cheque(
+        img,
+        sig_box,
+        layout,
+        {"pen": pen, "stamps": n_st, "rotation": rot, "line_angle": line_angle, "signature_angle": sig_angle, "y_line": y_line},
+    )
 
 
 def signature_area(cheque: Cheque, seed: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -404,5 +482,4 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["Cheque", "make_cheque", "signature_area", "box_iou", "ink_alpha", "LAYOUTS_TRAIN", "LAYOUTS_HELD_OUT",
-           "ALL_LAYOUTS"]
+__all__ = ["Cheque", "make_cheque", "signature_area", "box_iou", "ink_alpha", "LAYOUTS_TRAIN", "LAYOUTS_HELD_OUT", "ALL_LAYOUTS"]

@@ -53,9 +53,13 @@ class EmbedderBase:
     def preprocess(self, path: str | os.PathLike, keep_stages: bool = False) -> Preprocessed:
         return preprocess_file(path, self.preprocess_config, keep_stages)
 
-    def embed_files(self, paths: Sequence[str | os.PathLike], keep_stages: bool = False,
-                    progress: Callable[[float, str], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> list[FileEmbedding]:
+    def embed_files(
+        self,
+        paths: Sequence[str | os.PathLike],
+        keep_stages: bool = False,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[FileEmbedding]:
         """Preprocess and embed many files; a bad file gets an error entry, the rest go on."""
         n = len(paths)
 
@@ -72,7 +76,7 @@ class EmbedderBase:
         for start in range(0, n, window):
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
-            chunk = list(paths[start:start + window])
+            chunk = list(paths[start : start + window])
             results += list(pool.map(one, chunk)) if len(chunk) > 1 else [one(chunk[0])]
             if progress:
                 progress(0.9 * len(results) / max(n, 1), f"preprocessed {Path(chunk[-1]).name}")
@@ -80,7 +84,7 @@ class EmbedderBase:
         for j in range(0, len(ok), self.batch_size):
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
-            chunk = ok[j:j + self.batch_size]
+            chunk = ok[j : j + self.batch_size]
             embs = self.embed_arrays([r.preprocessed.input for r in chunk])
             for r, e in zip(chunk, embs):
                 r.embedding = e

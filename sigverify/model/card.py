@@ -136,13 +136,17 @@ class ModelCard:
     def verify_seal(self, label: str = "model card") -> None:
         """Refuse a card whose ``card_sha256`` is missing or does not match its decision fields."""
         if not self.card_sha256:
-            raise ModelError(f"{label}: the model card is not sealed (no card_sha256: written by hand or by an "
-                             "older sigverify); check its thresholds and seal it with "
-                             "'python -m sigverify.model.card --seal FILE'; refusing it")
+            raise ModelError(
+                f"{label}: the model card is not sealed (no card_sha256: written by hand or by an "
+                "older sigverify); check its thresholds and seal it with "
+                "'python -m sigverify.model.card --seal FILE'; refusing it"
+            )
         if self.card_sha256 != self.seal_digest():
-            raise ModelError(f"{label}: the model card was changed after it was saved (card_sha256 does not "
-                             "match its decision fields: weights hash, architecture, embedding size, "
-                             "preprocessing, distance, calibration, decision thresholds); refusing it")
+            raise ModelError(
+                f"{label}: the model card was changed after it was saved (card_sha256 does not "
+                "match its decision fields: weights hash, architecture, embedding size, "
+                "preprocessing, distance, calibration, decision thresholds); refusing it"
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike, check_seal: bool = True) -> "ModelCard":
@@ -168,14 +172,28 @@ def card_path_for(weights_path: str | os.PathLike) -> Path:
 
 # ---- seal and validation (issue 14) ------------------------------------------------------------------
 #: the fields a verdict depends on; ``card_sha256`` covers exactly these
-SEALED_FIELDS = ("format", "weights_sha256", "architecture", "embedding_dim", "preprocessing", "distance",
-                 "calibration", "decision", "random_init")
+SEALED_FIELDS = (
+    "format",
+    "weights_sha256",
+    "architecture",
+    "embedding_dim",
+    "preprocessing",
+    "distance",
+    "calibration",
+    "decision",
+    "random_init",
+)
 #: largest distance between two unit-length embeddings (Euclidean) and largest cosine distance
 MAX_DISTANCE = 2.0
 #: (min, max) of each preprocessing value; anything outside is refused (margin 0.6 shrinks every
 #: signature to a dot, which made anyone "genuine")
-PREPROCESS_RANGES = {"input_height": (32, 1024), "input_width": (32, 1024), "margin": (0.0, 0.3),
-                     "work_max_side": (64, 10000), "min_ink_fraction": (0.0, 0.05)}
+PREPROCESS_RANGES = {
+    "input_height": (32, 1024),
+    "input_width": (32, 1024),
+    "margin": (0.0, 0.3),
+    "work_max_side": (64, 10000),
+    "min_ink_fraction": (0.0, 0.05),
+}
 _CAL_KEYS = ("accept", "reject", "eer_threshold", "score_a", "score_b", "ref_spread")
 
 
@@ -184,8 +202,9 @@ def card_digest(d: dict) -> str:
 
     sealed = {k: d.get(k) for k in SEALED_FIELDS}
     sealed["decision"] = sealed.get("decision") or {}
-    return sha256_bytes(json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                   allow_nan=False).encode("utf-8"))
+    return sha256_bytes(
+        json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    )
 
 
 def _num(v, where: str, lo: float | None = None, hi: float | None = None, integer: bool = False) -> float:
@@ -215,8 +234,9 @@ def _validate_calibration(cal, where: str, lo: float = 0.0, hi: float = MAX_DIST
     _num(cal["ref_spread"], f"{where}.ref_spread", 0.0, MAX_DISTANCE)
     _num(cal["score_a"], f"{where}.score_a", 1e-9, 1e9)  # > 0: a negative slope would invert the score
     if cal["accept"] > cal["reject"]:
-        raise ModelError(f"model card: {where}.accept ({cal['accept']}) is above {where}.reject "
-                         f"({cal['reject']}); refusing the model")
+        raise ModelError(
+            f"model card: {where}.accept ({cal['accept']}) is above {where}.reject ({cal['reject']}); refusing the model"
+        )
     for k, v in cal.items():  # new optional keys are accepted when they are numbers
         if k == "expected" and isinstance(v, dict):  # the validation verdict rates the fit promises
             for kk, vv in v.items():
@@ -262,8 +282,9 @@ def validate_card(d: dict) -> None:
     defaults = {f.name: f.default for f in dc_fields(PreprocessConfig)}
     for k, v in pre.items():
         if k not in defaults:
-            raise ModelError(f"model card: unknown preprocessing setting {k!r} (this sigverify would ignore it); "
-                             "refusing the model")
+            raise ModelError(
+                f"model card: unknown preprocessing setting {k!r} (this sigverify would ignore it); refusing the model"
+            )
         ref = defaults[k]
         where = f"preprocessing.{k}"
         if isinstance(ref, bool):

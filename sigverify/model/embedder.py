@@ -109,8 +109,7 @@ class Embedder(EmbedderBase):
     to torch automatically.
     """
 
-    def __init__(self, model: LoadedModel, device: str | torch.device | None = None, batch_size: int = 64,
-                 backend: str = "auto"):
+    def __init__(self, model: LoadedModel, device: str | torch.device | None = None, batch_size: int = 64, backend: str = "auto"):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model
         self.net = model.network.to(self.device).eval()
@@ -143,8 +142,7 @@ class Embedder(EmbedderBase):
         return self._tensors
 
     def _ort_usable(self) -> bool:
-        return (self._ort is not None and not self.net.training
-                and _weights_version(self._weight_tensors()) == self._ort_version)
+        return self._ort is not None and not self.net.training and _weights_version(self._weight_tensors()) == self._ort_version
 
     def _inference_net(self) -> nn.Module:
         if self.net.training:  # someone is training it: use it as it is
@@ -189,7 +187,7 @@ class Embedder(EmbedderBase):
                 torch.set_num_threads(want)
         out = []
         for i in range(0, len(images), step):
-            x = to_batch(images[i:i + step], self.device)
+            x = to_batch(images[i : i + step], self.device)
             out.append(net(x).float().cpu().numpy())
         return np.concatenate(out)
 

@@ -24,7 +24,7 @@ def _is_onnx(model) -> bool:
 
 
 def resolve_device(device: str | None = None):
-    d = (device or os.environ.get("SIGVERIFY_DEVICE") or "auto")
+    d = device or os.environ.get("SIGVERIFY_DEVICE") or "auto"
     if isinstance(d, str) and d.lower() == "cpu":
         return "cpu"
     from sigverify.model.embedder import resolve_device as real

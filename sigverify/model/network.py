@@ -15,7 +15,9 @@ from torch import nn
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 0) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class SigNet(nn.Module):
@@ -37,9 +39,13 @@ class SigNet(nn.Module):
             n_flat = self.features(torch.zeros(1, 1, *input_hw)).numel()
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(n_flat, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(inplace=True),
+            nn.Linear(n_flat, fc, bias=False),
+            nn.BatchNorm1d(fc),
+            nn.ReLU(inplace=True),
             nn.Dropout(0.3),
-            nn.Linear(fc, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(inplace=True),
+            nn.Linear(fc, fc, bias=False),
+            nn.BatchNorm1d(fc),
+            nn.ReLU(inplace=True),
         )
         self.embed = nn.Linear(fc, embedding_dim)
         self.embedding_dim = embedding_dim

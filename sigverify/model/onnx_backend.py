@@ -91,8 +91,10 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
     except OSError as exc:
         raise ModelError(f"{p.name}: cannot be read ({exc.strerror or exc})") from exc
     if actual != meta.get("onnx_sha256"):
-        raise ModelError(f"{p.name}: SHA-256 {actual[:12]}… does not match its description "
-                         f"({str(meta.get('onnx_sha256'))[:12]}…): the file was changed or damaged; refusing it")
+        raise ModelError(
+            f"{p.name}: SHA-256 {actual[:12]}… does not match its description "
+            f"({str(meta.get('onnx_sha256'))[:12]}…): the file was changed or damaged; refusing it"
+        )
     return meta
 
 
@@ -113,8 +115,7 @@ def find_export(card: ModelCard, weights_path: str | os.PathLike | None) -> Path
 
 
 # ---------------------------------------------------------------------------------------- export
-def export_onnx(model, out: str | os.PathLike | None = None, opset: int = DEFAULT_OPSET,
-                parity_images: int = 16) -> dict:
+def export_onnx(model, out: str | os.PathLike | None = None, opset: int = DEFAULT_OPSET, parity_images: int = 16) -> dict:
     """Export ``model`` (a ``LoadedModel``) to ONNX + sidecar, atomically; returns the sidecar dict
     plus ``path``. The parity check (max abs difference of embeddings against the torch path on
     ``parity_images`` random inputs, batch 1 and batch N) runs when onnxruntime is installed."""
@@ -141,18 +142,33 @@ def export_onnx(model, out: str | os.PathLike | None = None, opset: int = DEFAUL
         import logging
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        prog = torch.onnx.export(net, (example,), input_names=["input"], output_names=["embedding"],
-                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
-                                 opset_version=opset, dynamo=True, verbose=False, optimize=True)
+        prog = torch.onnx.export(
+            net,
+            (example,),
+            input_names=["input"],
+            output_names=["embedding"],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+            optimize=True,
+        )
     proto = prog.model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = "sigverify_card", card.to_json()
     data = proto.SerializeToString()
     write_bytes_atomic(out, data)
-    meta = {"format": ONNX_FORMAT, "onnx_sha256": sha256_file(out), "source_weights_sha256": card.weights_sha256,
-            "model_id": model.model_id, "opset": opset, "torch": torch.__version__,
-            "exported_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "parity_max_abs_diff": None, "card": card.to_dict()}
+    meta = {
+        "format": ONNX_FORMAT,
+        "onnx_sha256": sha256_file(out),
+        "source_weights_sha256": card.weights_sha256,
+        "model_id": model.model_id,
+        "opset": opset,
+        "torch": torch.__version__,
+        "exported_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "parity_max_abs_diff": None,
+        "card": card.to_dict(),
+    }
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -219,7 +235,7 @@ class OnnxRuntime:
         s = self.session(threads)
         out = []
         for i in range(0, len(images), self.micro_batch):
-            x = np.stack(images[i:i + self.micro_batch]).astype(np.float32)
+            x = np.stack(images[i : i + self.micro_batch]).astype(np.float32)
             x *= np.float32(1.0 / 255.0)
             out.append(s.run(None, {self._input: x[:, None]})[0])
         return np.concatenate(out).astype(np.float32, copy=False)
@@ -297,5 +313,18 @@ class OnnxEmbedder(EmbedderBase):
         self.embed_arrays([np.zeros((h, w), np.uint8)] * 2)
 
 
-__all__ = ["ONNX_FORMAT", "available", "export_onnx", "parity", "find_export", "read_sidecar", "sidecar_for",
-           "default_export_path", "OnnxRuntime", "runtime_for", "OnnxModel", "open_onnx_model", "OnnxEmbedder"]
+__all__ = [
+    "ONNX_FORMAT",
+    "available",
+    "export_onnx",
+    "parity",
+    "find_export",
+    "read_sidecar",
+    "sidecar_for",
+    "default_export_path",
+    "OnnxRuntime",
+    "runtime_for",
+    "OnnxModel",
+    "open_onnx_model",
+    "OnnxEmbedder",
+]

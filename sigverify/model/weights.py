@@ -158,7 +158,6 @@ def random_model(architecture: str = "signet-s", seed: int = 0, device: str | to
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = build_network(architecture)
-    card = ModelCard(name="random-untrained", architecture=architecture, random_init=True,
-                     calibration=placeholder_calibration())
+    card = ModelCard(name="random-untrained", architecture=architecture, random_init=True, calibration=placeholder_calibration())
     net.eval().to(device)
     return LoadedModel(net, card, None)

@@ -9,7 +9,8 @@ Two tables live in the library database:
 
 Append-only is enforced by SQLite itself: ``BEFORE UPDATE`` and ``BEFORE DELETE`` triggers on both
 tables ``RAISE(ABORT)`` (and a ``BEFORE INSERT`` trigger refuses ``INSERT OR REPLACE`` of an existing id,
-which would otherwise delete the old row without firing the delete trigger), so even a raw ``sqlite3`` session cannot change or remove a record without
+which would otherwise delete the old row without firing the delete trigger), so even a raw ``sqlite3`` session cannot
+change or remove a record without
 first dropping the triggers (which a periodic ``verify_append_only`` check reports). This module has
 no update or delete API at all. Every append runs in its own transaction on a WAL database with
 ``synchronous=FULL``: a process killed mid-write leaves either the whole record or none of it.
@@ -124,15 +125,44 @@ ANCHOR_FORMAT = "sigverify-audit-anchor/1"
 #: meta key set once the chained audit trail exists in a database (it must never vanish again)
 CHAIN_META_KEY = "audit_chain"
 
-APPEND_ONLY_TRIGGERS = ("audit_verifications_no_update", "audit_verifications_no_delete",
-                        "audit_verifications_no_replace", "audit_decisions_no_update", "audit_decisions_no_delete",
-                        "audit_decisions_no_replace")
+APPEND_ONLY_TRIGGERS = (
+    "audit_verifications_no_update",
+    "audit_verifications_no_delete",
+    "audit_verifications_no_replace",
+    "audit_decisions_no_update",
+    "audit_decisions_no_delete",
+    "audit_decisions_no_replace",
+)
 
-CSV_COLUMNS = ["verification_id", "time_utc", "operator", "source", "customer_id", "questioned_name",
-               "questioned_sha256", "model_id", "weights_sha256", "metric", "distances", "distance", "score",
-               "verdict", "threshold_accept", "threshold_reject", "reference_ids", "decision", "decision_source",
-               "decision_operator", "decision_time_utc", "overrides_verdict", "reason",
-               "chain_seq", "record_hash", "prev_hash", "decision_hash"]
+CSV_COLUMNS = [
+    "verification_id",
+    "time_utc",
+    "operator",
+    "source",
+    "customer_id",
+    "questioned_name",
+    "questioned_sha256",
+    "model_id",
+    "weights_sha256",
+    "metric",
+    "distances",
+    "distance",
+    "score",
+    "verdict",
+    "threshold_accept",
+    "threshold_reject",
+    "reference_ids",
+    "decision",
+    "decision_source",
+    "decision_operator",
+    "decision_time_utc",
+    "overrides_verdict",
+    "reason",
+    "chain_seq",
+    "record_hash",
+    "prev_hash",
+    "decision_hash",
+]
 
 
 def utc_now() -> str:
@@ -202,21 +232,35 @@ class AuditRecord:
 
     def csv_row(self) -> dict:
         fd = self.final_decision
-        return {"verification_id": self.id, "time_utc": self.time_utc, "operator": self.operator,
-                "source": self.source, "customer_id": self.customer_id or "", "questioned_name": self.questioned_name,
-                "questioned_sha256": self.questioned_sha256, "model_id": self.model_id,
-                "weights_sha256": self.weights_sha256, "metric": self.metric,
-                "distances": " ".join(f"{x:.6f}" for x in self.distances), "distance": f"{self.distance:.6f}",
-                "score": f"{self.score:.2f}", "verdict": self.verdict,
-                "threshold_accept": "" if self.threshold_accept is None else f"{self.threshold_accept:.6f}",
-                "threshold_reject": "" if self.threshold_reject is None else f"{self.threshold_reject:.6f}",
-                "reference_ids": " ".join(map(str, self.reference_ids)),
-                "decision": fd.decision if fd else "", "decision_source": fd.source if fd else "",
-                "decision_operator": fd.operator if fd else "", "decision_time_utc": fd.time_utc if fd else "",
-                "overrides_verdict": ("yes" if fd.overrides_verdict else "no") if fd else "",
-                "reason": fd.reason if fd else "", "chain_seq": "" if self.chain_seq is None else self.chain_seq,
-                "record_hash": self.record_hash, "prev_hash": self.prev_hash,
-                "decision_hash": fd.record_hash if fd else ""}
+        return {
+            "verification_id": self.id,
+            "time_utc": self.time_utc,
+            "operator": self.operator,
+            "source": self.source,
+            "customer_id": self.customer_id or "",
+            "questioned_name": self.questioned_name,
+            "questioned_sha256": self.questioned_sha256,
+            "model_id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "metric": self.metric,
+            "distances": " ".join(f"{x:.6f}" for x in self.distances),
+            "distance": f"{self.distance:.6f}",
+            "score": f"{self.score:.2f}",
+            "verdict": self.verdict,
+            "threshold_accept": "" if self.threshold_accept is None else f"{self.threshold_accept:.6f}",
+            "threshold_reject": "" if self.threshold_reject is None else f"{self.threshold_reject:.6f}",
+            "reference_ids": " ".join(map(str, self.reference_ids)),
+            "decision": fd.decision if fd else "",
+            "decision_source": fd.source if fd else "",
+            "decision_operator": fd.operator if fd else "",
+            "decision_time_utc": fd.time_utc if fd else "",
+            "overrides_verdict": ("yes" if fd.overrides_verdict else "no") if fd else "",
+            "reason": fd.reason if fd else "",
+            "chain_seq": "" if self.chain_seq is None else self.chain_seq,
+            "record_hash": self.record_hash,
+            "prev_hash": self.prev_hash,
+            "decision_hash": fd.record_hash if fd else "",
+        }
 
 
 @dataclass
@@ -239,21 +283,43 @@ class VerificationEntry:
     details: dict = field(default_factory=dict)
 
 
-def entry_from_decision(decision, questioned_name: str, questioned_sha256: str, verifier,
-                        customer_id: str | None = None, reference_ids: Sequence[int] = (),
-                        details: dict | None = None) -> VerificationEntry:
+def entry_from_decision(
+    decision,
+    questioned_name: str,
+    questioned_sha256: str,
+    verifier,
+    customer_id: str | None = None,
+    reference_ids: Sequence[int] = (),
+    details: dict | None = None,
+) -> VerificationEntry:
     """Build an entry from a core ``ReferenceDecision`` and the ``Verifier`` that produced it."""
     v = decision.verdict
-    det = {"aggregate": decision.aggregate, "min_distance": decision.min_distance,
-           "mean_distance": decision.mean_distance, "reference_spread": decision.ref_spread,
-           "person_threshold_scale": decision.person_scale, "warnings": list(decision.warnings),
-           "random_weights": bool(verifier.card.random_init)}
+    det = {
+        "aggregate": decision.aggregate,
+        "min_distance": decision.min_distance,
+        "mean_distance": decision.mean_distance,
+        "reference_spread": decision.ref_spread,
+        "person_threshold_scale": decision.person_scale,
+        "warnings": list(decision.warnings),
+        "random_weights": bool(verifier.card.random_init),
+    }
     det.update(details or {})
-    return VerificationEntry(questioned_name=questioned_name, questioned_sha256=questioned_sha256,
-                             model_id=verifier.model.model_id, weights_sha256=verifier.card.weights_sha256 or "",
-                             metric=verifier.metric, distances=list(decision.distances), distance=v.distance,
-                             score=v.score, verdict=v.zone, customer_id=customer_id, threshold_accept=v.accept,
-                             threshold_reject=v.reject, reference_ids=list(reference_ids), details=det)
+    return VerificationEntry(
+        questioned_name=questioned_name,
+        questioned_sha256=questioned_sha256,
+        model_id=verifier.model.model_id,
+        weights_sha256=verifier.card.weights_sha256 or "",
+        metric=verifier.metric,
+        distances=list(decision.distances),
+        distance=v.distance,
+        score=v.score,
+        verdict=v.zone,
+        customer_id=customer_id,
+        threshold_accept=v.accept,
+        threshold_reject=v.reject,
+        reference_ids=list(reference_ids),
+        details=det,
+    )
 
 
 def questioned_identity(sig) -> tuple[str, str]:
@@ -279,8 +345,14 @@ class AuditLog:
     guards it; ``Library.audit`` hands out one sharing the library's connection.
     """
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None, operator: str | None = None,
-                 anchor_path: str | os.PathLike | None = None, problems: Sequence[str] = ()):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        lock: threading.RLock | None = None,
+        operator: str | None = None,
+        anchor_path: str | os.PathLike | None = None,
+        problems: Sequence[str] = (),
+    ):
         self._conn = conn
         self._lock = lock or threading.RLock()
         self.operator = operator or default_operator()
@@ -307,8 +379,7 @@ class AuditLog:
           nothing is re-created; the missing objects are returned as problems."""
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
         audit_objects = set(AUDIT_TABLES) | set(APPEND_ONLY_TRIGGERS) | set(CHAIN_TRIGGERS)
-        have_meta = "meta" in names and conn.execute(
-            "SELECT 1 FROM meta WHERE key = ?", (CHAIN_META_KEY,)).fetchone() is not None
+        have_meta = "meta" in names and conn.execute("SELECT 1 FROM meta WHERE key = ?", (CHAIN_META_KEY,)).fetchone() is not None
         anchor = read_anchor(anchor_path)
         # an anchor at entry 0 (a trail that never held a record) does not make a new database suspicious
         if have_meta or (anchor is not None and int(anchor.get("seq", 0) or 0) > 0):
@@ -325,8 +396,10 @@ class AuditLog:
             if legacy:
                 _chain_existing(conn)
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                         (CHAIN_META_KEY, "sha256/1" + (" migrated " + utc_now() if legacy else "")))
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                (CHAIN_META_KEY, "sha256/1" + (" migrated " + utc_now() if legacy else "")),
+            )
         if anchor_path:
             head = conn.execute("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
             write_anchor(anchor_path, int(head[0]) if head else 0, head[1] if head else GENESIS_HASH)
@@ -335,9 +408,11 @@ class AuditLog:
     def _refuse_if_broken(self) -> None:
         if self.problems:
             raise AuditIntegrityError(
-                "the audit trail is damaged or was tampered with (" + "; ".join(self.problems)
+                "the audit trail is damaged or was tampered with ("
+                + "; ".join(self.problems)
                 + "): no verification can be recorded. Run 'sigverify-cli audit verify' and ask an administrator",
-                {"problem": self.problems[0]})
+                {"problem": self.problems[0]},
+            )
 
     def _chain_append(self, kind: str, table: str, record_id: int) -> tuple[int, str]:
         """Inside the caller's write transaction: add ``record_id`` of ``table`` to the chain."""
@@ -345,8 +420,10 @@ class AuditLog:
         head = self._conn.execute("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (int(head[0]) + 1, head[1]) if head else (1, GENESIS_HASH)
         h = chain_hash(prev, kind, content)
-        self._conn.execute("INSERT INTO audit_chain (seq, kind, record_id, content, prev_hash, hash)"
-                           " VALUES (?,?,?,?,?,?)", (seq, kind, record_id, content, prev, h))
+        self._conn.execute(
+            "INSERT INTO audit_chain (seq, kind, record_id, content, prev_hash, hash) VALUES (?,?,?,?,?,?)",
+            (seq, kind, record_id, content, prev, h),
+        )
         return seq, h
 
     def _begin_write(self) -> None:
@@ -368,9 +445,14 @@ class AuditLog:
     def append_verification(self, entry: VerificationEntry, source: str = "gui", operator: str | None = None) -> int:
         return self.append_many([entry], source, operator)[0]
 
-    def append_many(self, entries: Iterable[VerificationEntry], source: str = "gui",
-                    operator: str | None = None, decide_automatically: bool = False,
-                    in_transaction=None) -> list[int]:
+    def append_many(
+        self,
+        entries: Iterable[VerificationEntry],
+        source: str = "gui",
+        operator: str | None = None,
+        decide_automatically: bool = False,
+        in_transaction=None,
+    ) -> list[int]:
         """Append verifications in one transaction (all or nothing). With ``decide_automatically``
         each also gets a decision row equal to its verdict, with ``source`` as the decision source
         (batch runs: nobody looked at them). ``in_transaction(conn, ids)``, if given, runs inside the
@@ -392,11 +474,26 @@ class AuditLog:
                         " questioned_sha256, model_id, weights_sha256, metric, distances, distance, score, verdict,"
                         " threshold_accept, threshold_reject, reference_ids, details)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (t, op, source, e.customer_id, display_name(e.questioned_name), e.questioned_sha256,
-                         e.model_id,
-                         e.weights_sha256, e.metric, json.dumps([float(x) for x in e.distances]), float(e.distance),
-                         float(e.score), e.verdict, _opt_float(e.threshold_accept), _opt_float(e.threshold_reject),
-                         json.dumps([int(x) for x in e.reference_ids]), json.dumps(e.details, default=str)))
+                        (
+                            t,
+                            op,
+                            source,
+                            e.customer_id,
+                            display_name(e.questioned_name),
+                            e.questioned_sha256,
+                            e.model_id,
+                            e.weights_sha256,
+                            e.metric,
+                            json.dumps([float(x) for x in e.distances]),
+                            float(e.distance),
+                            float(e.score),
+                            e.verdict,
+                            _opt_float(e.threshold_accept),
+                            _opt_float(e.threshold_reject),
+                            json.dumps([int(x) for x in e.reference_ids]),
+                            json.dumps(e.details, default=str),
+                        ),
+                    )
                     vid = int(cur.lastrowid)
                     ids.append(vid)
                     head = self._chain_append("verification", "audit_verifications", vid)
@@ -404,15 +501,17 @@ class AuditLog:
                         cur = self._conn.execute(
                             "INSERT INTO audit_decisions (verification_id, time_utc, operator, source, decision,"
                             " overrides_verdict, reason) VALUES (?,?,?,?,?,0,'')",
-                            (vid, t, op, source, VERDICT_DECISION.get(e.verdict, "refer")))
+                            (vid, t, op, source, VERDICT_DECISION.get(e.verdict, "refer")),
+                        )
                         head = self._chain_append("decision", "audit_decisions", int(cur.lastrowid))
                 if in_transaction is not None:
                     in_transaction(self._conn, ids)
         self._after_commit(head)
         return ids
 
-    def append_decision(self, verification_id: int, decision: str, reason: str = "",
-                        operator: str | None = None, source: str = "clerk") -> int:
+    def append_decision(
+        self, verification_id: int, decision: str, reason: str = "", operator: str | None = None, source: str = "clerk"
+    ) -> int:
         """Append the clerk's final decision for a verification. A decision that differs from the
         verdict is flagged as an override (a reason is recommended there but not required)."""
         decision = (decision or "").strip().lower()
@@ -420,8 +519,7 @@ class AuditLog:
             raise SigverifyError(f"decision must be one of {', '.join(DECISIONS)} (got {decision!r})")
         self._refuse_if_broken()
         with self._lock:
-            row = self._conn.execute("SELECT verdict FROM audit_verifications WHERE id = ?",
-                                     (int(verification_id),)).fetchone()
+            row = self._conn.execute("SELECT verdict FROM audit_verifications WHERE id = ?", (int(verification_id),)).fetchone()
             if row is None:
                 raise SigverifyError(f"no verification #{verification_id} in the audit log")
             overrides = int(VERDICT_DECISION.get(row[0]) != decision)
@@ -430,16 +528,23 @@ class AuditLog:
                 cur = self._conn.execute(
                     "INSERT INTO audit_decisions (verification_id, time_utc, operator, source, decision,"
                     " overrides_verdict, reason) VALUES (?,?,?,?,?,?,?)",
-                    (int(verification_id), utc_now(), display_name(operator or self.operator), source, decision,
-                     overrides, display_name((reason or "").strip())))
+                    (
+                        int(verification_id),
+                        utc_now(),
+                        display_name(operator or self.operator),
+                        source,
+                        decision,
+                        overrides,
+                        display_name((reason or "").strip()),
+                    ),
+                )
                 did = int(cur.lastrowid)
                 head = self._chain_append("decision", "audit_decisions", did)
         self._after_commit(head)
         return did
 
     # ---- read -----------------------------------------------------------------------------------
-    def records(self, customer_id: str | None = None, limit: int | None = None,
-                newest_first: bool = False) -> list[AuditRecord]:
+    def records(self, customer_id: str | None = None, limit: int | None = None, newest_first: bool = False) -> list[AuditRecord]:
         q = "SELECT * FROM audit_verifications"
         args: list = []
         if customer_id is not None:
@@ -457,23 +562,51 @@ class AuditLog:
             if ids:
                 # chunked IN lists keep under SQLite's variable limit
                 for k in range(0, len(ids), 500):
-                    part = ids[k:k + 500]
+                    part = ids[k : k + 500]
                     for d in self._conn.execute(
-                            f"SELECT * FROM audit_decisions WHERE verification_id IN ({','.join('?' * len(part))})"
-                            " ORDER BY id", part):
-                        decs[d["verification_id"]].append(Decision(
-                            d["id"], d["verification_id"], d["time_utc"], d["operator"], d["source"], d["decision"],
-                            bool(d["overrides_verdict"]), d["reason"]))
+                        f"SELECT * FROM audit_decisions WHERE verification_id IN ({','.join('?' * len(part))}) ORDER BY id", part
+                    ):
+                        decs[d["verification_id"]].append(
+                            Decision(
+                                d["id"],
+                                d["verification_id"],
+                                d["time_utc"],
+                                d["operator"],
+                                d["source"],
+                                d["decision"],
+                                bool(d["overrides_verdict"]),
+                                d["reason"],
+                            )
+                        )
             chain = self._chain_rows(ids, [d.id for ds in decs.values() for d in ds])
             for ds in decs.values():
                 for d in ds:
                     d.record_hash = chain.get(("decision", d.id), (None, "", ""))[1]
-        return [AuditRecord(r["id"], r["time_utc"], r["operator"], r["source"], r["customer_id"], r["questioned_name"],
-                            r["questioned_sha256"], r["model_id"], r["weights_sha256"], r["metric"],
-                            json.loads(r["distances"]), r["distance"], r["score"], r["verdict"], r["threshold_accept"],
-                            r["threshold_reject"], json.loads(r["reference_ids"]), json.loads(r["details"]),
-                            decs.get(r["id"], []), *chain.get(("verification", r["id"]), (None, "", "")))
-                for r in rows]
+        return [
+            AuditRecord(
+                r["id"],
+                r["time_utc"],
+                r["operator"],
+                r["source"],
+                r["customer_id"],
+                r["questioned_name"],
+                r["questioned_sha256"],
+                r["model_id"],
+                r["weights_sha256"],
+                r["metric"],
+                json.loads(r["distances"]),
+                r["distance"],
+                r["score"],
+                r["verdict"],
+                r["threshold_accept"],
+                r["threshold_reject"],
+                json.loads(r["reference_ids"]),
+                json.loads(r["details"]),
+                decs.get(r["id"], []),
+                *chain.get(("verification", r["id"]), (None, "", "")),
+            )
+            for r in rows
+        ]
 
     def history(self, customer_id: str, limit: int | None = None) -> list[AuditRecord]:
         """A customer's verifications, newest first."""
@@ -481,8 +614,7 @@ class AuditLog:
 
     def get(self, verification_id: int) -> AuditRecord | None:
         with self._lock:
-            r = self._conn.execute("SELECT customer_id FROM audit_verifications WHERE id = ?",
-                                   (int(verification_id),)).fetchone()
+            r = self._conn.execute("SELECT customer_id FROM audit_verifications WHERE id = ?", (int(verification_id),)).fetchone()
         if r is None:
             return None
         return next((x for x in self.records(r[0]) if x.id == int(verification_id)), None)
@@ -505,10 +637,12 @@ class AuditLog:
         try:
             for kind, idl in (("verification", list(verification_ids)), ("decision", list(decision_ids))):
                 for k in range(0, len(idl), 500):
-                    part = idl[k:k + 500]
+                    part = idl[k : k + 500]
                     for r in self._conn.execute(
-                            "SELECT record_id, seq, hash, prev_hash FROM audit_chain WHERE kind = ? AND record_id IN"
-                            f" ({','.join('?' * len(part))})", [kind, *part]):
+                        "SELECT record_id, seq, hash, prev_hash FROM audit_chain WHERE kind = ? AND record_id IN"
+                        f" ({','.join('?' * len(part))})",
+                        [kind, *part],
+                    ):
                         out[(kind, int(r[0]))] = (int(r[1]), r[2], r[3])
         except sqlite3.OperationalError:  # chain table missing: reported by verify_chain
             return {}
@@ -540,18 +674,30 @@ class AuditLog:
                     live[t] = {int(r[0]): dict(zip(cols, r)) for r in cur}
                 chained = {"audit_verifications": set(), "audit_decisions": set()}
                 for seq, kind, rid, content, prev_hash, h in conn.execute(
-                        "SELECT seq, kind, record_id, content, prev_hash, hash FROM audit_chain ORDER BY seq"):
+                    "SELECT seq, kind, record_id, content, prev_hash, hash FROM audit_chain ORDER BY seq"
+                ):
                     label = f"{kind} #{rid} (chain entry {seq})"
                     chk.records += 1
                     if seq != expect_seq:
-                        chk.fail("gap", f"chain entries {expect_seq}..{seq - 1} are missing before {label}", seq=seq,
-                                 kind=kind, record_id=rid)
+                        chk.fail(
+                            "gap",
+                            f"chain entries {expect_seq}..{seq - 1} are missing before {label}",
+                            seq=seq,
+                            kind=kind,
+                            record_id=rid,
+                        )
                     if prev_hash != prev:
-                        chk.fail("link", f"{label} does not follow the entry before it (previous hash differs)",
-                                 seq=seq, kind=kind, record_id=rid)
+                        chk.fail(
+                            "link",
+                            f"{label} does not follow the entry before it (previous hash differs)",
+                            seq=seq,
+                            kind=kind,
+                            record_id=rid,
+                        )
                     if chain_hash(prev_hash, kind, content) != h:
-                        chk.fail("hash", f"{label}: the chain entry was altered (hash mismatch)", seq=seq, kind=kind,
-                                 record_id=rid)
+                        chk.fail(
+                            "hash", f"{label}: the chain entry was altered (hash mismatch)", seq=seq, kind=kind, record_id=rid
+                        )
                     table = "audit_verifications" if kind == "verification" else "audit_decisions"
                     if table in live:
                         chained[table].add(int(rid))
@@ -561,42 +707,67 @@ class AuditLog:
                         except ValueError:
                             stored = None
                         if row is None:
-                            chk.fail("deleted", f"{label} is missing from {table} (deleted or the table replaced)",
-                                     seq=seq, kind=kind, record_id=rid)
+                            chk.fail(
+                                "deleted",
+                                f"{label} is missing from {table} (deleted or the table replaced)",
+                                seq=seq,
+                                kind=kind,
+                                record_id=rid,
+                            )
                         elif stored is None or any(_norm(row.get(k)) != _norm(v) for k, v in stored.items()):
-                            fields = [] if stored is None else [k for k, v in stored.items()
-                                                                if _norm(row.get(k)) != _norm(v)]
-                            chk.fail("changed", f"{label} was changed after it was recorded"
-                                     + (f" (field {', '.join(fields)})" if fields else ""), seq=seq, kind=kind,
-                                     record_id=rid, fields=fields)
+                            fields = [] if stored is None else [k for k, v in stored.items() if _norm(row.get(k)) != _norm(v)]
+                            chk.fail(
+                                "changed",
+                                f"{label} was changed after it was recorded"
+                                + (f" (field {', '.join(fields)})" if fields else ""),
+                                seq=seq,
+                                kind=kind,
+                                record_id=rid,
+                                fields=fields,
+                            )
                     prev, expect_seq = h, seq + 1
                 chk.head_seq, chk.head_hash = expect_seq - 1, prev
                 for table, kind in (("audit_verifications", "verification"), ("audit_decisions", "decision")):
                     for rid in sorted(set(live.get(table, {})) - chained[table]):
-                        chk.fail("unchained", f"{kind} #{rid} is not in the hash chain (written behind the "
-                                 "application's back)", kind=kind, record_id=rid)
+                        chk.fail(
+                            "unchained",
+                            f"{kind} #{rid} is not in the hash chain (written behind the application's back)",
+                            kind=kind,
+                            record_id=rid,
+                        )
                 chk.verifications = len(live.get("audit_verifications", {}))
                 chk.decisions = len(live.get("audit_decisions", {}))
             if self.anchor_path is not None:
                 if anchor is None:
                     if chk.head_seq > 0:
-                        chk.fail("anchor_missing", f"the anchor file {self.anchor_path} is missing, so truncation "
-                                 "cannot be ruled out (re-anchor with 'sigverify-cli audit verify --reanchor' after "
-                                 "checking the trail)")
+                        chk.fail(
+                            "anchor_missing",
+                            f"the anchor file {self.anchor_path} is missing, so truncation "
+                            "cannot be ruled out (re-anchor with 'sigverify-cli audit verify --reanchor' after "
+                            "checking the trail)",
+                        )
                 else:
                     chk.anchor_seq, chk.anchor_hash = int(anchor.get("seq", 0)), str(anchor.get("hash", ""))
                     if chk.anchor_seq > chk.head_seq:
-                        chk.fail("truncated", f"the trail has {chk.head_seq} chain entries but its anchor recorded "
-                                 f"{chk.anchor_seq}: records were removed or the tables replaced",
-                                 seq=chk.head_seq + 1)
+                        chk.fail(
+                            "truncated",
+                            f"the trail has {chk.head_seq} chain entries but its anchor recorded "
+                            f"{chk.anchor_seq}: records were removed or the tables replaced",
+                            seq=chk.head_seq + 1,
+                        )
                     elif chk.anchor_seq > 0 and "audit_chain" in names:
                         r = conn.execute("SELECT hash FROM audit_chain WHERE seq = ?", (chk.anchor_seq,)).fetchone()
                         if r is None or r[0] != chk.anchor_hash:
-                            chk.fail("anchor_mismatch", f"chain entry {chk.anchor_seq} does not match the anchor "
-                                     "file: the trail was rebuilt or replaced", seq=chk.anchor_seq)
+                            chk.fail(
+                                "anchor_mismatch",
+                                f"chain entry {chk.anchor_seq} does not match the anchor file: the trail was rebuilt or replaced",
+                                seq=chk.anchor_seq,
+                            )
                     if chk.head_seq > chk.anchor_seq:
-                        chk.warnings.append(f"the anchor is {chk.head_seq - chk.anchor_seq} entry(ies) behind the "
-                                            "chain (a crash between commit and anchor update); harmless")
+                        chk.warnings.append(
+                            f"the anchor is {chk.head_seq - chk.anchor_seq} entry(ies) behind the "
+                            "chain (a crash between commit and anchor update); harmless"
+                        )
         chk.problems.sort(key=lambda p: (p.get("seq") is None, p.get("seq") or 0))
         return chk
 
@@ -674,18 +845,27 @@ def _chain_existing(conn: sqlite3.Connection) -> int:
     caller's transaction). Returns the number of entries added."""
     head = conn.execute("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS_HASH)
-    todo = [("verification", "audit_verifications", int(r[0]), r[1]) for r in conn.execute(
-        "SELECT id, time_utc FROM audit_verifications WHERE id NOT IN"
-        " (SELECT record_id FROM audit_chain WHERE kind = 'verification')")]
-    todo += [("decision", "audit_decisions", int(r[0]), r[1]) for r in conn.execute(
-        "SELECT id, time_utc FROM audit_decisions WHERE id NOT IN"
-        " (SELECT record_id FROM audit_chain WHERE kind = 'decision')")]
+    todo = [
+        ("verification", "audit_verifications", int(r[0]), r[1])
+        for r in conn.execute(
+            "SELECT id, time_utc FROM audit_verifications WHERE id NOT IN"
+            " (SELECT record_id FROM audit_chain WHERE kind = 'verification')"
+        )
+    ]
+    todo += [
+        ("decision", "audit_decisions", int(r[0]), r[1])
+        for r in conn.execute(
+            "SELECT id, time_utc FROM audit_decisions WHERE id NOT IN (SELECT record_id FROM audit_chain WHERE kind = 'decision')"
+        )
+    ]
     todo.sort(key=lambda t: (t[3], t[0] != "verification", t[2]))
     for kind, table, rid, _t in todo:
         content = canonical_json(_select_dict(conn, table, rid))
         seq, h = seq + 1, chain_hash(prev, kind, content)
-        conn.execute("INSERT INTO audit_chain (seq, kind, record_id, content, prev_hash, hash) VALUES (?,?,?,?,?,?)",
-                     (seq, kind, rid, content, prev, h))
+        conn.execute(
+            "INSERT INTO audit_chain (seq, kind, record_id, content, prev_hash, hash) VALUES (?,?,?,?,?,?)",
+            (seq, kind, rid, content, prev, h),
+        )
         prev = h
     return len(todo)
 
@@ -727,17 +907,21 @@ def read_anchor(path: str | os.PathLike | None) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {"format": "damaged", "seq": 10 ** 12, "hash": ""}
+        return {"format": "damaged", "seq": 10**12, "hash": ""}
     if not isinstance(d, dict) or d.get("format") != ANCHOR_FORMAT:
-        return {"format": "damaged", "seq": 10 ** 12, "hash": ""}
+        return {"format": "damaged", "seq": 10**12, "hash": ""}
     return d
 
 
 def write_anchor(path: str | os.PathLike, seq: int, head_hash: str, database: str | None = None) -> None:
     from sigverify.atomic import write_text_atomic
 
-    write_text_atomic(Path(path), json.dumps({"format": ANCHOR_FORMAT, "seq": int(seq), "hash": head_hash,
-                                              "database": database, "time_utc": utc_now()}, indent=1))
+    write_text_atomic(
+        Path(path),
+        json.dumps(
+            {"format": ANCHOR_FORMAT, "seq": int(seq), "hash": head_hash, "database": database, "time_utc": utc_now()}, indent=1
+        ),
+    )
 
 
 @dataclass
@@ -769,18 +953,30 @@ class AuditCheck:
 
     def message(self) -> str:
         if self.ok:
-            return (f"audit trail intact: {self.records} chain entries ({self.verifications} verification(s), "
-                    f"{self.decisions} decision(s)), head {self.head_hash[:16]}"
-                    + (f", anchored at entry {self.anchor_seq}" if self.anchor_seq is not None else ""))
+            return (
+                f"audit trail intact: {self.records} chain entries ({self.verifications} verification(s), "
+                f"{self.decisions} decision(s)), head {self.head_hash[:16]}"
+                + (f", anchored at entry {self.anchor_seq}" if self.anchor_seq is not None else "")
+            )
         more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
         return f"audit trail BROKEN: {self.problems[0]['message']}{more}"
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "records": self.records, "verifications": self.verifications,
-                "decisions": self.decisions, "head_seq": self.head_seq, "head_hash": self.head_hash,
-                "anchor_path": self.anchor_path, "anchor_seq": self.anchor_seq, "anchor_hash": self.anchor_hash,
-                "first_bad": self.first_bad, "problems": self.problems, "warnings": self.warnings,
-                "message": self.message()}
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "verifications": self.verifications,
+            "decisions": self.decisions,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "anchor_path": self.anchor_path,
+            "anchor_seq": self.anchor_seq,
+            "anchor_hash": self.anchor_hash,
+            "first_bad": self.first_bad,
+            "problems": self.problems,
+            "warnings": self.warnings,
+            "message": self.message(),
+        }
 
 
 def check_audit(db_path: str | os.PathLike | None = None) -> AuditCheck:
@@ -804,6 +1000,23 @@ def check_audit(db_path: str | os.PathLike | None = None) -> AuditCheck:
         return chk
 
 
-__all__ = ["AuditLog", "AuditRecord", "Decision", "VerificationEntry", "entry_from_decision", "questioned_identity",
-           "default_operator", "sha256_bytes", "sha256_file", "DECISIONS", "VERDICT_DECISION", "utc_now",
-           "AuditCheck", "check_audit", "anchor_path_for", "canonical_json", "chain_hash", "GENESIS_HASH"]
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "Decision",
+    "VerificationEntry",
+    "entry_from_decision",
+    "questioned_identity",
+    "default_operator",
+    "sha256_bytes",
+    "sha256_file",
+    "DECISIONS",
+    "VERDICT_DECISION",
+    "utc_now",
+    "AuditCheck",
+    "check_audit",
+    "anchor_path_for",
+    "canonical_json",
+    "chain_hash",
+    "GENESIS_HASH",
+]

@@ -160,9 +160,15 @@ class Customer:
         return f"{self.account_id} - {self.name}" if self.name else self.account_id
 
     def to_dict(self) -> dict:
-        return {"account_id": self.account_id, "name": self.name, "notes": self.notes,
-                "created_utc": self.created_utc, "active_references": self.n_active,
-                "total_references": self.n_total, "needs_more_specimens": self.needs_more_specimens}
+        return {
+            "account_id": self.account_id,
+            "name": self.name,
+            "notes": self.notes,
+            "created_utc": self.created_utc,
+            "active_references": self.n_active,
+            "total_references": self.n_total,
+            "needs_more_specimens": self.needs_more_specimens,
+        }
 
 
 @dataclass
@@ -190,10 +196,17 @@ class Reference:
         return self.status() == "active"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "account_id": self.account_id, "file_name": self.file_name,
-                "image_sha256": self.image_sha256, "enrolled_utc": self.enrolled_utc,
-                "expires_utc": self.expires_utc, "active": self.active, "removed_utc": self.removed_utc,
-                "status": self.status()}
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "file_name": self.file_name,
+            "image_sha256": self.image_sha256,
+            "enrolled_utc": self.enrolled_utc,
+            "expires_utc": self.expires_utc,
+            "active": self.active,
+            "removed_utc": self.removed_utc,
+            "status": self.status(),
+        }
 
 
 @dataclass
@@ -203,8 +216,11 @@ class EnrolReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
 
     def to_dict(self) -> dict:
-        return {"account_id": self.account_id, "added_reference_ids": self.added,
-                "errors": [{"path": p, "error": e} for p, e in self.errors]}
+        return {
+            "account_id": self.account_id,
+            "added_reference_ids": self.added,
+            "errors": [{"path": p, "error": e} for p, e in self.errors],
+        }
 
 
 @dataclass
@@ -215,8 +231,12 @@ class RefreshReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (reference id, message)
 
     def to_dict(self) -> dict:
-        return {"model_id": self.model_id, "computed": self.computed, "already_cached": self.already_cached,
-                "errors": [{"reference_id": i, "error": e} for i, e in self.errors]}
+        return {
+            "model_id": self.model_id,
+            "computed": self.computed,
+            "already_cached": self.already_cached,
+            "errors": [{"reference_id": i, "error": e} for i, e in self.errors],
+        }
 
 
 @dataclass
@@ -246,8 +266,12 @@ class LibraryVerification:
     audit_id: int | None = None
 
     def to_dict(self) -> dict:
-        d = {"customer": self.account_id, "questioned": getattr(self.questioned, "source", ""),
-             "reference_ids": self.reference_ids, "audit_id": self.audit_id}
+        d = {
+            "customer": self.account_id,
+            "questioned": getattr(self.questioned, "source", ""),
+            "reference_ids": self.reference_ids,
+            "audit_id": self.audit_id,
+        }
         d.update(self.decision.to_dict())
         return d
 
@@ -269,8 +293,13 @@ def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool
 class Library:
     """The reference library and its audit log, in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike | None = None, operator: str | None = None, timeout: float = 30.0,
-                 anchor_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        operator: str | None = None,
+        timeout: float = 30.0,
+        anchor_path: str | os.PathLike | None = None,
+    ):
         from sigverify.atomic import check_output_path
         from sigverify.store.audit import anchor_path_for
 
@@ -292,11 +321,12 @@ class Library:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 with conn:
-                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                                 (str(SCHEMA_VERSION),))
+                    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
-                raise SigverifyError(f"{self.path.name}: library database is from a newer sigverify "
-                                     f"(schema {row[0]} > {SCHEMA_VERSION}); update the application")
+                raise SigverifyError(
+                    f"{self.path.name}: library database is from a newer sigverify "
+                    f"(schema {row[0]} > {SCHEMA_VERSION}); update the application"
+                )
         except sqlite3.DatabaseError as exc:
             raise SigverifyError(f"{self.path}: cannot open the library database ({exc})") from exc
         self.journal_mode = str(mode).lower()
@@ -331,29 +361,41 @@ class Library:
         if not account_id:
             raise SigverifyError("an account id is required")
         with self._lock, self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
-                               (account_id, (name or "").strip(), (notes or "").strip(), utc_now()))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
+                (account_id, (name or "").strip(), (notes or "").strip(), utc_now()),
+            )
             if name is not None:
                 self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
             if notes is not None:
                 self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
         return self.require_customer(account_id)
 
-    def _customers(self, where: str = "", args: Sequence = (), order: str = "c.account_id",
-                   order_args: Sequence = (), limit: int | None = None):
+    def _customers(
+        self,
+        where: str = "",
+        args: Sequence = (),
+        order: str = "c.account_id",
+        order_args: Sequence = (),
+        limit: int | None = None,
+    ):
         now = utc_now()
-        sql = ("SELECT c.*, "
-               " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id AND r.active = 1"
-               "   AND r.removed_utc IS NULL AND (r.expires_utc IS NULL OR r.expires_utc > ?)) AS n_active,"
-               " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id"
-               "   AND r.removed_utc IS NULL) AS n_total"
-               f" FROM customers c {where} ORDER BY {order}")
+        sql = (
+            "SELECT c.*, "
+            " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id AND r.active = 1"
+            "   AND r.removed_utc IS NULL AND (r.expires_utc IS NULL OR r.expires_utc > ?)) AS n_active,"
+            " (SELECT COUNT(*) FROM reference_images r WHERE r.account_id = c.account_id"
+            "   AND r.removed_utc IS NULL) AS n_total"
+            f" FROM customers c {where} ORDER BY {order}"
+        )
         params = [now, *args, *order_args]
         if limit:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [Customer(r["account_id"], r["name"], r["notes"], r["created_utc"], r["n_active"], r["n_total"])
-                for r in self._q(sql, params)]
+        return [
+            Customer(r["account_id"], r["name"], r["notes"], r["created_utc"], r["n_active"], r["n_total"])
+            for r in self._q(sql, params)
+        ]
 
     def get_customer(self, account_id: str) -> Customer | None:
         found = self._customers("WHERE c.account_id = ?", [account_id])
@@ -377,9 +419,12 @@ class Library:
         esc = t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         like = f"%{esc}%"
         return self._customers(
-            "WHERE c.account_id LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\'", [like, like],
+            "WHERE c.account_id LIKE ? ESCAPE '\\' OR c.name LIKE ? ESCAPE '\\'",
+            [like, like],
             order="(c.account_id = ? COLLATE NOCASE) DESC, (c.account_id LIKE ? ESCAPE '\\') DESC, c.account_id",
-            order_args=[t, esc + "%"], limit=limit)
+            order_args=[t, esc + "%"],
+            limit=limit,
+        )
 
     def remove_customer(self, account_id: str) -> None:
         """Delete a customer with their specimens and embeddings (the audit trail is kept)."""
@@ -388,9 +433,17 @@ class Library:
             self._conn.execute("DELETE FROM customers WHERE account_id = ?", (account_id,))
 
     # ---- references -----------------------------------------------------------------------------
-    def enrol(self, account_id: str, paths: Iterable[str | os.PathLike], verifier=None, name: str | None = None,
-              notes: str | None = None, expires: str | datetime | None = None, progress: Progress | None = None,
-              should_stop: ShouldStop | None = None) -> EnrolReport:
+    def enrol(
+        self,
+        account_id: str,
+        paths: Iterable[str | os.PathLike],
+        verifier=None,
+        name: str | None = None,
+        notes: str | None = None,
+        expires: str | datetime | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> EnrolReport:
         """Enrol image files (folders expand to their images) as references of ``account_id``
         (created if new). Each file is checked (decodes, has ink); bad files and duplicates are
         reported and skipped. With a ``verifier`` the embeddings are computed and cached at once."""
@@ -402,8 +455,12 @@ class Library:
         exp = parse_time(expires)
         rep = EnrolReport(account_id)
         cfg = verifier.embedder.preprocess_config if verifier is not None else None
-        have = {r["image_sha256"]: r["id"] for r in self._q(
-            "SELECT id, image_sha256 FROM reference_images WHERE account_id = ? AND removed_utc IS NULL", [account_id])}
+        have = {
+            r["image_sha256"]: r["id"]
+            for r in self._q(
+                "SELECT id, image_sha256 FROM reference_images WHERE account_id = ? AND removed_utc IS NULL", [account_id]
+            )
+        }
         staged: list[tuple[str, bytes, str, object]] = []
         n = len(files)
         for i, f in enumerate(files):
@@ -433,17 +490,20 @@ class Library:
             now = utc_now()
             added: list[int] = []
             with self._lock, self._conn:
-                self._conn.execute("INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc)"
-                                   " VALUES (?,?,?,?)", (account_id, (name or "").strip(), (notes or "").strip(), now))
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
+                    (account_id, (name or "").strip(), (notes or "").strip(), now),
+                )
                 if name is not None:
                     self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
                 if notes is not None:
-                    self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?",
-                                       (notes.strip(), account_id))
+                    self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
                 for k, (name_, data, digest, _pre) in enumerate(staged):
                     cur = self._conn.execute(
                         "INSERT INTO reference_images (account_id, file_name, image, image_sha256, enrolled_utc,"
-                        " expires_utc, active) VALUES (?,?,?,?,?,?,1)", (account_id, name_, data, digest, now, exp))
+                        " expires_utc, active) VALUES (?,?,?,?,?,?,1)",
+                        (account_id, name_, data, digest, now, exp),
+                    )
                     rid = int(cur.lastrowid)
                     added.append(rid)
                     if embs is not None:
@@ -464,18 +524,29 @@ class Library:
     def _put_embedding(self, ref_id: int, model_id: str, emb: np.ndarray, image_sha256: str) -> None:
         v = np.asarray(emb, np.float32)
         b = v.tobytes()
-        self._conn.execute("INSERT OR REPLACE INTO embeddings (reference_id, model_id, dim, vector, computed_utc,"
-                           " image_sha256, digest) VALUES (?,?,?,?,?,?,?)",
-                           (ref_id, model_id, int(v.shape[0]), b, utc_now(), image_sha256,
-                            embedding_digest(model_id, image_sha256, b)))
+        self._conn.execute(
+            "INSERT OR REPLACE INTO embeddings (reference_id, model_id, dim, vector, computed_utc,"
+            " image_sha256, digest) VALUES (?,?,?,?,?,?,?)",
+            (ref_id, model_id, int(v.shape[0]), b, utc_now(), image_sha256, embedding_digest(model_id, image_sha256, b)),
+        )
 
     def references(self, account_id: str, include_removed: bool = False) -> list[Reference]:
         sql = "SELECT * FROM reference_images WHERE account_id = ?"
         if not include_removed:
             sql += " AND removed_utc IS NULL"
-        return [Reference(r["id"], r["account_id"], r["file_name"], r["image_sha256"], r["enrolled_utc"],
-                          r["expires_utc"], bool(r["active"]), r["removed_utc"])
-                for r in self._q(sql + " ORDER BY id", [account_id])]
+        return [
+            Reference(
+                r["id"],
+                r["account_id"],
+                r["file_name"],
+                r["image_sha256"],
+                r["enrolled_utc"],
+                r["expires_utc"],
+                bool(r["active"]),
+                r["removed_utc"],
+            )
+            for r in self._q(sql + " ORDER BY id", [account_id])
+        ]
 
     def active_references(self, account_id: str) -> list[Reference]:
         now = utc_now()
@@ -486,8 +557,16 @@ class Library:
         if not rows:
             raise SigverifyError(f"no reference #{ref_id} in the library")
         r = rows[0]
-        return Reference(r["id"], r["account_id"], r["file_name"], r["image_sha256"], r["enrolled_utc"],
-                         r["expires_utc"], bool(r["active"]), r["removed_utc"])
+        return Reference(
+            r["id"],
+            r["account_id"],
+            r["file_name"],
+            r["image_sha256"],
+            r["enrolled_utc"],
+            r["expires_utc"],
+            bool(r["active"]),
+            r["removed_utc"],
+        )
 
     def reference_image(self, ref_id: int) -> bytes:
         rows = self._q("SELECT image FROM reference_images WHERE id = ?", [int(ref_id)])
@@ -503,16 +582,19 @@ class Library:
             if purge:
                 self._conn.execute("DELETE FROM reference_images WHERE id = ?", (int(ref_id),))
             else:
-                self._conn.execute("UPDATE reference_images SET active = 0, removed_utc = ? WHERE id = ?"
-                                   " AND removed_utc IS NULL", (utc_now(), int(ref_id)))
+                self._conn.execute(
+                    "UPDATE reference_images SET active = 0, removed_utc = ? WHERE id = ? AND removed_utc IS NULL",
+                    (utc_now(), int(ref_id)),
+                )
         return ref if purge else self.get_reference(ref_id)
 
     def expire_reference(self, ref_id: int, when: str | datetime | None = None) -> Reference:
         """Set a specimen's expiry (default: now, i.e. expired from this moment)."""
         self.get_reference(ref_id)
         with self._lock, self._conn:
-            self._conn.execute("UPDATE reference_images SET expires_utc = ? WHERE id = ?",
-                               (parse_time(when) or utc_now(), int(ref_id)))
+            self._conn.execute(
+                "UPDATE reference_images SET expires_utc = ? WHERE id = ?", (parse_time(when) or utc_now(), int(ref_id))
+            )
         return self.get_reference(ref_id)
 
     def set_reference_active(self, ref_id: int, active: bool, expires: str | datetime | None = "keep") -> Reference:
@@ -520,14 +602,20 @@ class Library:
         with self._lock, self._conn:
             self._conn.execute("UPDATE reference_images SET active = ? WHERE id = ?", (int(bool(active)), int(ref_id)))
             if expires != "keep":
-                self._conn.execute("UPDATE reference_images SET expires_utc = ? WHERE id = ?",
-                                   (parse_time(expires), int(ref_id)))
+                self._conn.execute("UPDATE reference_images SET expires_utc = ? WHERE id = ?", (parse_time(expires), int(ref_id)))
         return self.get_reference(ref_id)
 
     # ---- embeddings -----------------------------------------------------------------------------
-    def _compute_embeddings(self, ref_ids: Sequence[int], verifier, report: RefreshReport | None = None,
-                            progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                            done0: int = 0, total: int = 0) -> dict[int, np.ndarray]:
+    def _compute_embeddings(
+        self,
+        ref_ids: Sequence[int],
+        verifier,
+        report: RefreshReport | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
+        done0: int = 0,
+        total: int = 0,
+    ) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
         cfg = verifier.embedder.preprocess_config
         model_id = verifier.model.model_id
@@ -536,9 +624,11 @@ class Library:
         for j in range(0, len(ref_ids), bs):
             if should_stop and should_stop():
                 raise Cancelled("cancelled")
-            chunk = list(ref_ids[j:j + bs])
-            rows = self._q("SELECT id, file_name, image, image_sha256 FROM reference_images WHERE id IN"
-                           f" ({','.join('?' * len(chunk))})", chunk)
+            chunk = list(ref_ids[j : j + bs])
+            rows = self._q(
+                f"SELECT id, file_name, image, image_sha256 FROM reference_images WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
             ok_ids, inputs, hashes = [], [], {}
             for r in rows:
                 try:
@@ -564,16 +654,17 @@ class Library:
         out: dict[int, np.ndarray] = {}
         ids = list(ref_ids)
         for k in range(0, len(ids), 500):
-            part = ids[k:k + 500]
-            for r in self._q("SELECT e.reference_id, e.vector, e.dim, e.image_sha256, e.digest, r.image_sha256"
-                             " FROM embeddings e JOIN reference_images r ON r.id = e.reference_id"
-                             f" WHERE e.model_id = ? AND e.reference_id IN ({','.join('?' * len(part))})",
-                             [model_id, *part]):
+            part = ids[k : k + 500]
+            for r in self._q(
+                "SELECT e.reference_id, e.vector, e.dim, e.image_sha256, e.digest, r.image_sha256"
+                " FROM embeddings e JOIN reference_images r ON r.id = e.reference_id"
+                f" WHERE e.model_id = ? AND e.reference_id IN ({','.join('?' * len(part))})",
+                [model_id, *part],
+            ):
                 vec = bytes(r[1])
                 # keyed by the specimen image and the model: a row moved to another specimen, a changed
                 # vector or a row from before the key counts as missing and is recomputed
-                if (r[3] is None or r[3] != r[5] or r[4] != embedding_digest(model_id, r[3], vec)
-                        or len(vec) != 4 * int(r[2])):
+                if r[3] is None or r[3] != r[5] or r[4] != embedding_digest(model_id, r[3], vec) or len(vec) != 4 * int(r[2]):
                     continue
                 out[int(r[0])] = np.frombuffer(vec, np.float32).copy()
         return out
@@ -591,8 +682,9 @@ class Library:
         dim = verifier.card.embedding_dim
         return ids, (np.stack([got[i] for i in ids]) if ids else np.zeros((0, dim), np.float32))
 
-    def refresh_embeddings(self, verifier, progress: Progress | None = None,
-                           should_stop: ShouldStop | None = None) -> RefreshReport:
+    def refresh_embeddings(
+        self, verifier, progress: Progress | None = None, should_stop: ShouldStop | None = None
+    ) -> RefreshReport:
         """Compute the embeddings missing for ``verifier``'s model over every kept specimen (run it
         when the active model changes). Finished batches are committed; cancelling raises
         ``Cancelled`` and keeps them."""
@@ -626,8 +718,9 @@ class Library:
         for rid, e in zip(ids, embs):
             ref = self.get_reference(rid)
             pre = decode_and_preprocess(self.reference_image(rid), ref.file_name, cfg, keep_stages)
-            sigs.append(Signature(signature_source(account_id, rid, ref.file_name), pre, e, reference_id=int(rid),
-                                  account_id=account_id))
+            sigs.append(
+                Signature(signature_source(account_id, rid, ref.file_name), pre, e, reference_id=int(rid), account_id=account_id)
+            )
         return sigs
 
     # ---- decisions ------------------------------------------------------------------------------
@@ -646,14 +739,25 @@ class Library:
         if len(ids) == 0:
             warnings.append("no active reference signature: enrol specimens before verifying")
         elif len(ids) < MIN_REFS_FOR_ADAPTATION:
-            warnings.append(f"only {len(ids)} active reference signature(s): add more specimens "
-                            f"(at least {MIN_REFS_FOR_ADAPTATION}) for a per-customer threshold")
-        return CustomerStatus(account_id, verifier.model.model_id, len(ids), spread, float(scale),
-                              float(cal.accept * scale), float(cal.reject * scale),
-                              len(ids) < MIN_REFS_FOR_ADAPTATION, warnings)
+            warnings.append(
+                f"only {len(ids)} active reference signature(s): add more specimens "
+                f"(at least {MIN_REFS_FOR_ADAPTATION}) for a per-customer threshold"
+            )
+        return CustomerStatus(
+            account_id,
+            verifier.model.model_id,
+            len(ids),
+            spread,
+            float(scale),
+            float(cal.accept * scale),
+            float(cal.reject * scale),
+            len(ids) < MIN_REFS_FOR_ADAPTATION,
+            warnings,
+        )
 
-    def verify(self, account_id: str, questioned, verifier, record: bool = True, source: str = "cli",
-               operator: str | None = None) -> LibraryVerification:
+    def verify(
+        self, account_id: str, questioned, verifier, record: bool = True, source: str = "cli", operator: str | None = None
+    ) -> LibraryVerification:
         """Questioned signature (path or ``Signature``) against the customer's active references;
         appended to the audit log unless ``record`` is False."""
         self.require_customer(account_id)
@@ -666,18 +770,25 @@ class Library:
         if record:
             name, digest = questioned_identity(q)
             res.audit_id = self.audit.append_verification(
-                entry_from_decision(dec, name, digest, verifier, account_id, ids), source, operator)
+                entry_from_decision(dec, name, digest, verifier, account_id, ids), source, operator
+            )
         return res
 
-    def audit_result(self, result, account_id: str, verifier, source: str = "gui",
-                     operator: str | None = None) -> int:
+    def audit_result(self, result, account_id: str, verifier, source: str = "gui", operator: str | None = None) -> int:
         """Append a core ``VerificationResult`` (GUI) for ``account_id`` to the audit log; the ids of
         library references are read back from the reference sources."""
-        ids = [i for i in (r.reference_id if getattr(r, "reference_id", None) is not None else reference_id_of(r.source)
-                           for r in result.references) if i is not None]
+        ids = [
+            i
+            for i in (
+                r.reference_id if getattr(r, "reference_id", None) is not None else reference_id_of(r.source)
+                for r in result.references
+            )
+            if i is not None
+        ]
         name, digest = questioned_identity(result.questioned)
-        entry = entry_from_decision(result.decision, name, digest, verifier, account_id, ids,
-                                    {"elapsed_ms": round(float(result.elapsed_ms), 2)})
+        entry = entry_from_decision(
+            result.decision, name, digest, verifier, account_id, ids, {"elapsed_ms": round(float(result.elapsed_ms), 2)}
+        )
         entry.model_id = result.model_id
         entry.metric = result.metric
         return self.audit.append_verification(entry, source, operator)
@@ -687,20 +798,30 @@ class Library:
         import json
 
         with self._lock, self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO batch_runs (run_key, input, n_items, model_id, settings,"
-                               " created_utc) VALUES (?,?,?,?,?,?)",
-                               (run_key, display_name(input_name), int(n_items), model_id,
-                                json.dumps(settings or {}), utc_now()))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO batch_runs (run_key, input, n_items, model_id, settings,"
+                " created_utc) VALUES (?,?,?,?,?,?)",
+                (run_key, display_name(input_name), int(n_items), model_id, json.dumps(settings or {}), utc_now()),
+            )
 
     def batch_done(self, run_key: str) -> dict[int, dict]:
         """Stored results of a run that need no new attempt (verified items; errors are retried)."""
         import json
 
-        return {int(r["item_index"]): {"customer": r["customer"], "file": r["file"], "verdict": r["verdict"],
-                                       "score": r["score"], "distance": r["distance"], "error": r["error"],
-                                       "audit_id": r["audit_id"], "warnings": json.loads(r["warnings"] or "[]"),
-                                       "item_key": r["item_key"]}
-                for r in self._q("SELECT * FROM batch_results WHERE run_key = ? AND error = ''", [run_key])}
+        return {
+            int(r["item_index"]): {
+                "customer": r["customer"],
+                "file": r["file"],
+                "verdict": r["verdict"],
+                "score": r["score"],
+                "distance": r["distance"],
+                "error": r["error"],
+                "audit_id": r["audit_id"],
+                "warnings": json.loads(r["warnings"] or "[]"),
+                "item_key": r["item_key"],
+            }
+            for r in self._q("SELECT * FROM batch_results WHERE run_key = ? AND error = ''", [run_key])
+        }
 
     def batch_store(self, conn, run_key: str, rows) -> None:
         """Store ``(index, item_key, BatchResult)`` rows; inside ``conn``'s open transaction when given
@@ -711,10 +832,24 @@ class Library:
             c.executemany(
                 "INSERT OR REPLACE INTO batch_results (run_key, item_index, item_key, customer, file, verdict, score,"
                 " distance, error, audit_id, warnings, done_utc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(run_key, int(i), key, display_name(r.customer), display_name(r.file), r.verdict or "",
-                  None if r.score is None else float(r.score), None if r.distance is None else float(r.distance),
-                  display_name(r.error or ""), r.audit_id, json.dumps(list(r.warnings)), utc_now())
-                 for i, key, r in rows])
+                [
+                    (
+                        run_key,
+                        int(i),
+                        key,
+                        display_name(r.customer),
+                        display_name(r.file),
+                        r.verdict or "",
+                        None if r.score is None else float(r.score),
+                        None if r.distance is None else float(r.distance),
+                        display_name(r.error or ""),
+                        r.audit_id,
+                        json.dumps(list(r.warnings)),
+                        utc_now(),
+                    )
+                    for i, key, r in rows
+                ],
+            )
 
         if conn is not None:
             write(conn)
@@ -724,18 +859,26 @@ class Library:
 
     def batch_finish(self, run_key: str) -> None:
         with self._lock, self._conn:
-            self._conn.execute("UPDATE batch_runs SET finished_utc = ? WHERE run_key = ? AND finished_utc IS NULL",
-                               (utc_now(), run_key))
+            self._conn.execute(
+                "UPDATE batch_runs SET finished_utc = ? WHERE run_key = ? AND finished_utc IS NULL", (utc_now(), run_key)
+            )
 
     def stats(self) -> dict:
-        r = self._q("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM reference_images"
-                    " WHERE removed_utc IS NULL)")[0]
+        r = self._q("SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM reference_images WHERE removed_utc IS NULL)")[
+            0
+        ]
         try:
             n_audit = self._q("SELECT COUNT(*) FROM audit_verifications")[0][0]
         except sqlite3.OperationalError:  # the audit table is missing (reported by audit.problems)
             n_audit = None
-        return {"path": str(self.path), "customers": r[0], "references": r[1], "audit_records": n_audit,
-                "journal_mode": self.journal_mode, "audit_problems": list(self.audit.problems)}
+        return {
+            "path": str(self.path),
+            "customers": r[0],
+            "references": r[1],
+            "audit_records": n_audit,
+            "journal_mode": self.journal_mode,
+            "audit_problems": list(self.audit.problems),
+        }
 
 
 def signature_source(account_id: str, ref_id: int, file_name: str) -> str:
@@ -746,7 +889,7 @@ def reference_id_of(source: str) -> int | None:
     """The reference id in a ``library://ACCOUNT/REF_ID/FILE`` source, else None."""
     if not str(source).startswith("library://"):
         return None
-    parts = str(source)[len("library://"):].split("/")
+    parts = str(source)[len("library://") :].split("/")
     try:
         return int(parts[-2])
     except (IndexError, ValueError):
@@ -756,16 +899,29 @@ def reference_id_of(source: str) -> int | None:
 def account_of(source: str) -> str | None:
     if not str(source).startswith("library://"):
         return None
-    parts = str(source)[len("library://"):].split("/")
+    parts = str(source)[len("library://") :].split("/")
     return "/".join(parts[:-2]) if len(parts) >= 3 else None
 
 
-def refresh_embeddings(library: Library, verifier, progress: Progress | None = None,
-                       should_stop: ShouldStop | None = None) -> RefreshReport:
+def refresh_embeddings(
+    library: Library, verifier, progress: Progress | None = None, should_stop: ShouldStop | None = None
+) -> RefreshReport:
     """Module-level twin of ``Library.refresh_embeddings`` (for worker threads)."""
     return library.refresh_embeddings(verifier, progress, should_stop)
 
 
-__all__ = ["Library", "Customer", "Reference", "EnrolReport", "RefreshReport", "CustomerStatus",
-           "LibraryVerification", "default_db_path", "refresh_embeddings", "signature_source", "reference_id_of",
-           "account_of", "parse_time"]
+__all__ = [
+    "Library",
+    "Customer",
+    "Reference",
+    "EnrolReport",
+    "RefreshReport",
+    "CustomerStatus",
+    "LibraryVerification",
+    "default_db_path",
+    "refresh_embeddings",
+    "signature_source",
+    "reference_id_of",
+    "account_of",
+    "parse_time",
+]

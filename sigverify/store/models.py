@@ -45,8 +45,14 @@ class SavedModel:
     def summary(self) -> dict:
         """Key facts for a table row: base model, data, before/after EER on held-out writers."""
         c = self.card
-        out = {"name": self.name, "file": self.path.name, "shipped": self.shipped, "created": self.created,
-               "base_model": getattr(c, "base_model", None) if c else None, "error": self.error}
+        out = {
+            "name": self.name,
+            "file": self.path.name,
+            "shipped": self.shipped,
+            "created": self.created,
+            "base_model": getattr(c, "base_model", None) if c else None,
+            "error": self.error,
+        }
         if c is not None:
             tr = c.training or {}
             data = tr.get("data") if isinstance(tr.get("data"), dict) else {}
@@ -99,7 +105,7 @@ def list_models(include_shipped: bool = True) -> list[SavedModel]:
         from sigverify.model.weights import recover_model
 
         for staged in d.glob(".*.safetensors.new"):  # a save interrupted after its commit point
-            recover_model(staged.with_name(staged.name[1:-len(".new")]))
+            recover_model(staged.with_name(staged.name[1 : -len(".new")]))
         user = [_read(p, False) for p in d.glob("*.safetensors") if p.is_file() and not p.name.startswith(".")]
         user.sort(key=lambda m: m.modified, reverse=True)
         out += user
@@ -161,7 +167,6 @@ def rename_model(path: str | os.PathLike, new_name: str) -> Path:
 def delete_model(path: str | os.PathLike) -> None:
     """Delete a saved model (weights first - it is gone from the list at once - then its card)."""
     from sigverify.model.card import card_path_for
-
     from sigverify.model.weights import pending_path
 
     p = _is_user_model(path)

@@ -60,7 +60,7 @@ OVERRIDE_LIMITS = (0.8, 1.25)
 DEFAULT_IDLE_LOCK_MIN = 5
 CLI_SESSION_HOURS = 12
 #: scrypt cost: N=2^14, r=8, p=1 (16 MiB, ~50 ms), the parameters the Python docs and OWASP name
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 OPERATORS_SCHEMA = f"""
@@ -170,8 +170,15 @@ def check_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, want = stored.split("$")
         if kind != "scrypt":
             return False
-        dk = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                            maxmem=256 * 1024 * 1024, dklen=32)
+        dk = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=256 * 1024 * 1024,
+            dklen=32,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(dk, base64.b64decode(want))
@@ -220,8 +227,15 @@ class Operator:
         return "removed" if self.removed_utc else ("locked" if self.locked else "active")
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "username": self.username, "display_name": self.display_name, "role": self.role,
-                "created_utc": self.created_utc, "status": self.status(), "failed_attempts": self.failed_attempts}
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role,
+            "created_utc": self.created_utc,
+            "status": self.status(),
+            "failed_attempts": self.failed_attempts,
+        }
 
 
 @dataclass
@@ -296,8 +310,7 @@ class OperatorStore:
     move it forward to check rate limits and expiry).
     """
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None, clock: Callable[[], float] = time.time):
         self._conn = conn
         self._lock = lock or threading.RLock()
         self.clock = clock
@@ -375,8 +388,17 @@ class OperatorStore:
 
     # ---- accounts -------------------------------------------------------------------------------
     def _row(self, r) -> Operator:
-        return Operator(int(r["id"]), r["username"], r["display_name"], r["role"], r["created_utc"],
-                        bool(r["locked"]), int(r["failed_attempts"]), r["removed_utc"], bool(r["password_hash"]))
+        return Operator(
+            int(r["id"]),
+            r["username"],
+            r["display_name"],
+            r["role"],
+            r["created_utc"],
+            bool(r["locked"]),
+            int(r["failed_attempts"]),
+            r["removed_utc"],
+            bool(r["password_hash"]),
+        )
 
     def _fetch(self, where: str, args) -> sqlite3.Row | None:
         with self._lock:
@@ -397,20 +419,30 @@ class OperatorStore:
 
     def list(self, include_removed: bool = True) -> list[Operator]:
         with self._lock:
-            cur = self._conn.execute("SELECT * FROM operators" + ("" if include_removed else
-                                     " WHERE removed_utc IS NULL") + " ORDER BY id")
+            cur = self._conn.execute(
+                "SELECT * FROM operators" + ("" if include_removed else " WHERE removed_utc IS NULL") + " ORDER BY id"
+            )
             cur.row_factory = sqlite3.Row
             return [self._row(r) for r in cur.fetchall()]
 
     def _insert(self, username: str, display_name: str, role: str, pw_hash: str) -> Operator:
         with self._lock, self._conn:
-            cur = self._conn.execute("INSERT INTO operators (username, display_name, role, password_hash, created_utc)"
-                                     " VALUES (?,?,?,?,?)", (username, display_name, role, pw_hash, self.now()))
+            cur = self._conn.execute(
+                "INSERT INTO operators (username, display_name, role, password_hash, created_utc) VALUES (?,?,?,?,?)",
+                (username, display_name, role, pw_hash, self.now()),
+            )
             oid = int(cur.lastrowid)
         return self.require(oid)
 
-    def add(self, actor: Operator | None, username: str, password: str, role: str = "clerk",
-            display_name: str = "", _first: bool = False) -> Operator:
+    def add(
+        self,
+        actor: Operator | None,
+        username: str,
+        password: str,
+        role: str = "clerk",
+        display_name: str = "",
+        _first: bool = False,
+    ) -> Operator:
         """Create an account (administrators only, except the first one at set-up)."""
         if not _first:
             require_role(actor, "administrator", "adding an operator")
@@ -419,8 +451,10 @@ class OperatorStore:
         username = _check_username(username)
         _check_password(password)
         if self.get(username) is not None:
-            raise SigverifyError(f"the user name {username!r} is taken (also by removed operators: names are "
-                                 "never reused, so old audit records stay unambiguous)")
+            raise SigverifyError(
+                f"the user name {username!r} is taken (also by removed operators: names are "
+                "never reused, so old audit records stay unambiguous)"
+            )
         op = self._insert(username, (display_name or "").strip(), role, hash_password(password))
         self.log(actor or op, "operator_added", details={"operator_id": op.id, "username": op.username, "role": role})
         return op
@@ -431,8 +465,11 @@ class OperatorStore:
 
     def _active_admins(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM operators WHERE role = 'administrator' AND"
-                                          " removed_utc IS NULL AND locked = 0").fetchone()[0])
+            return int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM operators WHERE role = 'administrator' AND removed_utc IS NULL AND locked = 0"
+                ).fetchone()[0]
+            )
 
     def set_role(self, actor: Operator, username: str, role: str) -> Operator:
         require_role(actor, "administrator", "changing a role")
@@ -442,8 +479,7 @@ class OperatorStore:
         if op.role == "administrator" and role != "administrator" and self._active_admins() <= 1:
             raise SigverifyError("the last administrator cannot lose the role: make another administrator first")
         self._update(op.id, "role = ?", (role,))
-        self.log(actor, "role_changed", details={"operator_id": op.id, "username": op.username,
-                                                 "old": op.role, "new": role})
+        self.log(actor, "role_changed", details={"operator_id": op.id, "username": op.username, "old": op.role, "new": role})
         return self.require(op.id)
 
     def set_password(self, actor: Operator, username: str, password: str) -> None:
@@ -509,8 +545,15 @@ class OperatorStore:
         op = self.get(name) if name else None
         if op is None or op.removed_utc:
             _burn_time(password or "")
-            self.log(None, "signin_failed", details={"username": name[:64], "why": "unknown operator"
-                                                     if op is None else "removed operator", "source": source})
+            self.log(
+                None,
+                "signin_failed",
+                details={
+                    "username": name[:64],
+                    "why": "unknown operator" if op is None else "removed operator",
+                    "source": source,
+                },
+            )
             raise AccessDenied("wrong user name or password")
         if op.locked:
             self.log(op, "signin_refused", details={"why": "account locked", "source": source})
@@ -526,13 +569,14 @@ class OperatorStore:
         if not check_password(password or "", r["password_hash"]):
             n = op.failed_attempts + 1
             lock = n >= LOCK_AFTER
-            self._update(op.id, "failed_attempts = ?, last_failed_utc = ?, locked = ?",
-                         (n, self.now(), int(lock or op.locked)))
+            self._update(op.id, "failed_attempts = ?, last_failed_utc = ?, locked = ?", (n, self.now(), int(lock or op.locked)))
             self.log(op, "signin_failed", details={"failed_attempts": n, "source": source})
             if lock:
                 self.log(op, "account_locked", reason=f"{n} wrong passwords in a row", details={"operator_id": op.id})
-                raise AccessDenied(f"wrong password; after {n} wrong passwords in a row the account {op.username!r}"
-                                   " is locked: ask an administrator to unlock it")
+                raise AccessDenied(
+                    f"wrong password; after {n} wrong passwords in a row the account {op.username!r}"
+                    " is locked: ask an administrator to unlock it"
+                )
             raise AccessDenied("wrong user name or password")
         self._update(op.id, "failed_attempts = 0, last_failed_utc = NULL")
         op = self.require(op.id)
@@ -545,9 +589,10 @@ class OperatorStore:
         now = self.clock()
         created, expires = utc_text(now), utc_text(now + hours * 3600)
         with self._lock, self._conn:
-            self._conn.execute("INSERT INTO operator_sessions (token_sha256, operator_id, source, created_utc,"
-                               " expires_utc) VALUES (?,?,?,?,?)", (_token_digest(token), op.id, source, created,
-                                                                     expires))
+            self._conn.execute(
+                "INSERT INTO operator_sessions (token_sha256, operator_id, source, created_utc, expires_utc) VALUES (?,?,?,?,?)",
+                (_token_digest(token), op.id, source, created, expires),
+            )
         return Session(op, token, source, created, expires)
 
     def session_operator(self, token: str) -> Operator:
@@ -557,8 +602,9 @@ class OperatorStore:
         if not tok:
             raise AccessDenied("not signed in: run `sigverify-cli operator login` (or set SIGVERIFY_TOKEN)")
         with self._lock:
-            r = self._conn.execute("SELECT operator_id, expires_utc, ended_utc FROM operator_sessions"
-                                   " WHERE token_sha256 = ?", (_token_digest(tok),)).fetchone()
+            r = self._conn.execute(
+                "SELECT operator_id, expires_utc, ended_utc FROM operator_sessions WHERE token_sha256 = ?", (_token_digest(tok),)
+            ).fetchone()
         if r is None:
             raise AccessDenied("unknown session token: sign in again (`sigverify-cli operator login`)")
         if r[2] is not None:
@@ -571,11 +617,14 @@ class OperatorStore:
     def sign_out(self, token: str | None = None, operator: Operator | None = None, source: str = "gui") -> None:
         if token:
             with self._lock:
-                r = self._conn.execute("SELECT operator_id FROM operator_sessions WHERE token_sha256 = ?",
-                                       (_token_digest(token),)).fetchone()
+                r = self._conn.execute(
+                    "SELECT operator_id FROM operator_sessions WHERE token_sha256 = ?", (_token_digest(token),)
+                ).fetchone()
             with self._lock, self._conn:
-                self._conn.execute("UPDATE operator_sessions SET ended_utc = ? WHERE token_sha256 = ? AND"
-                                   " ended_utc IS NULL", (self.now(), _token_digest(token)))
+                self._conn.execute(
+                    "UPDATE operator_sessions SET ended_utc = ? WHERE token_sha256 = ? AND ended_utc IS NULL",
+                    (self.now(), _token_digest(token)),
+                )
             if r is not None and operator is None:
                 operator = self.get(int(r[0]))
         if operator is not None:
@@ -583,23 +632,41 @@ class OperatorStore:
 
     def _end_sessions(self, oid: int) -> None:
         with self._lock, self._conn:
-            self._conn.execute("UPDATE operator_sessions SET ended_utc = ? WHERE operator_id = ? AND ended_utc IS NULL",
-                               (self.now(), oid))
+            self._conn.execute(
+                "UPDATE operator_sessions SET ended_utc = ? WHERE operator_id = ? AND ended_utc IS NULL", (self.now(), oid)
+            )
 
     # ---- event log ------------------------------------------------------------------------------
-    def log(self, actor: Operator | None, event: str, case_id: int | None = None, customer_id: str | None = None,
-            reason: str = "", details: dict | None = None) -> int:
+    def log(
+        self,
+        actor: Operator | None,
+        event: str,
+        case_id: int | None = None,
+        customer_id: str | None = None,
+        reason: str = "",
+        details: dict | None = None,
+    ) -> int:
         """Append one event (append-only table). ``actor`` None = nobody signed in (failed sign-ins)."""
         with self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO operator_events (time_utc, operator_id, operator, event, case_id, customer_id, reason,"
                 " details) VALUES (?,?,?,?,?,?,?,?)",
-                (self.now(), None if actor is None else actor.id, "" if actor is None else actor.username, event,
-                 case_id, customer_id, (reason or "").strip(), json.dumps(details or {}, default=str)))
+                (
+                    self.now(),
+                    None if actor is None else actor.id,
+                    "" if actor is None else actor.username,
+                    event,
+                    case_id,
+                    customer_id,
+                    (reason or "").strip(),
+                    json.dumps(details or {}, default=str),
+                ),
+            )
             return int(cur.lastrowid)
 
-    def events(self, case_id: int | None = None, event: str | None = None, operator_id: int | None = None,
-               limit: int | None = None) -> list[OperatorEvent]:
+    def events(
+        self, case_id: int | None = None, event: str | None = None, operator_id: int | None = None, limit: int | None = None
+    ) -> list[OperatorEvent]:
         q, args = "SELECT * FROM operator_events WHERE 1=1", []
         for col, val in (("case_id", case_id), ("event", event), ("operator_id", operator_id)):
             if val is not None:
@@ -612,8 +679,20 @@ class OperatorStore:
             cur = self._conn.execute(q, args)
             cur.row_factory = sqlite3.Row
             rows = cur.fetchall()
-        return [OperatorEvent(int(r["id"]), r["time_utc"], r["operator_id"], r["operator"], r["event"], r["case_id"],
-                              r["customer_id"], r["reason"], json.loads(r["details"])) for r in rows]
+        return [
+            OperatorEvent(
+                int(r["id"]),
+                r["time_utc"],
+                r["operator_id"],
+                r["operator"],
+                r["event"],
+                r["case_id"],
+                r["customer_id"],
+                r["reason"],
+                json.loads(r["details"]),
+            )
+            for r in rows
+        ]
 
     # ---- per-customer threshold overrides ---------------------------------------------------------
     def set_threshold_override(self, actor: Operator, customer_id: str, scale: float, reason: str) -> ThresholdOverride:
@@ -633,18 +712,28 @@ class OperatorStore:
             raise SigverifyError("a customer account id is required")
         old = self.threshold_override(cid)
         with self._lock, self._conn:
-            cur = self._conn.execute("INSERT INTO threshold_overrides (customer_id, scale, reason, operator_id,"
-                                     " operator, time_utc) VALUES (?,?,?,?,?,?)",
-                                     (cid, scale, reason.strip(), actor.id, actor.username, self.now()))
+            cur = self._conn.execute(
+                "INSERT INTO threshold_overrides (customer_id, scale, reason, operator_id,"
+                " operator, time_utc) VALUES (?,?,?,?,?,?)",
+                (cid, scale, reason.strip(), actor.id, actor.username, self.now()),
+            )
             oid = int(cur.lastrowid)
-        self.log(actor, "threshold_override", customer_id=cid, reason=reason,
-                 details={"old": None if old is None else old.scale, "new": scale, "override_id": oid})
+        self.log(
+            actor,
+            "threshold_override",
+            customer_id=cid,
+            reason=reason,
+            details={"old": None if old is None else old.scale, "new": scale, "override_id": oid},
+        )
         return self._overrides(cid)[-1]
 
     def _overrides(self, customer_id: str) -> list[ThresholdOverride]:
         with self._lock:
-            rows = self._conn.execute("SELECT id, customer_id, scale, reason, operator_id, operator, time_utc FROM"
-                                      " threshold_overrides WHERE customer_id = ? ORDER BY id", (customer_id,)).fetchall()
+            rows = self._conn.execute(
+                "SELECT id, customer_id, scale, reason, operator_id, operator, time_utc FROM"
+                " threshold_overrides WHERE customer_id = ? ORDER BY id",
+                (customer_id,),
+            ).fetchall()
         return [ThresholdOverride(int(r[0]), r[1], float(r[2]), r[3], int(r[4]), r[5], r[6]) for r in rows]
 
     def threshold_override(self, customer_id: str | None) -> ThresholdOverride | None:
@@ -661,16 +750,19 @@ class OperatorStore:
     def put_case_image(self, verification_id: int, file_name: str, data: bytes, digest: str) -> bool:
         """Keep a case's questioned image (the first one stored wins). False when one was already kept."""
         with self._lock, self._conn:
-            cur = self._conn.execute("INSERT OR IGNORE INTO case_images (verification_id, file_name, image,"
-                                     " image_sha256, stored_utc) VALUES (?,?,?,?,?)",
-                                     (int(verification_id), file_name, data, digest, self.now()))
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO case_images (verification_id, file_name, image,"
+                " image_sha256, stored_utc) VALUES (?,?,?,?,?)",
+                (int(verification_id), file_name, data, digest, self.now()),
+            )
             return cur.rowcount == 1
 
     def case_image(self, verification_id: int) -> tuple[str, bytes, str] | None:
         """(file name, image bytes, SHA-256 as in the audit record) or None."""
         with self._lock:
-            r = self._conn.execute("SELECT file_name, image, image_sha256 FROM case_images WHERE verification_id = ?",
-                                   (int(verification_id),)).fetchone()
+            r = self._conn.execute(
+                "SELECT file_name, image, image_sha256 FROM case_images WHERE verification_id = ?", (int(verification_id),)
+            ).fetchone()
         return None if r is None else (r[0], bytes(r[1]), r[2])
 
 
@@ -686,6 +778,21 @@ def _check_password(pw: str) -> None:
         raise SigverifyError(f"a password needs at least {MIN_PASSWORD_LEN} characters")
 
 
-__all__ = ["OperatorStore", "Operator", "Session", "OperatorEvent", "ThresholdOverride", "AccessDenied",
-           "SignInThrottled", "require_role", "hash_password", "check_password", "ROLES", "MODES",
-           "OVERRIDE_LIMITS", "FREE_ATTEMPTS", "LOCK_AFTER", "local_user_name"]
+__all__ = [
+    "OperatorStore",
+    "Operator",
+    "Session",
+    "OperatorEvent",
+    "ThresholdOverride",
+    "AccessDenied",
+    "SignInThrottled",
+    "require_role",
+    "hash_password",
+    "check_password",
+    "ROLES",
+    "MODES",
+    "OVERRIDE_LIMITS",
+    "FREE_ATTEMPTS",
+    "LOCK_AFTER",
+    "local_user_name",
+]

@@ -17,8 +17,8 @@ import numpy as np
 from sigverify.errors import Cancelled, SigverifyError
 from sigverify.hashing import sha256_bytes
 from sigverify.imaging.preprocess import PreprocessConfig, preprocess_file
-from sigverify.train.datasets import SignatureSet
 from sigverify.progress import Progress
+from sigverify.train.datasets import SignatureSet
 
 
 @dataclass
@@ -36,8 +36,15 @@ class CachedSet:
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, images=self.images, writers=self.writers, genuine=self.genuine,
-                                    datasets=self.datasets, paths=self.paths, digests=self.digests)
+                np.savez_compressed(
+                    fh,
+                    images=self.images,
+                    writers=self.writers,
+                    genuine=self.genuine,
+                    datasets=self.datasets,
+                    paths=self.paths,
+                    digests=self.digests,
+                )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CachedSet":
@@ -45,8 +52,15 @@ class CachedSet:
         return cls(z["images"], z["writers"], z["genuine"], z["datasets"], z["paths"], z["digests"], [])
 
     def select(self, mask: np.ndarray) -> "CachedSet":
-        return CachedSet(self.images[mask], self.writers[mask], self.genuine[mask], self.datasets[mask],
-                         self.paths[mask], self.digests[mask], self.failed)
+        return CachedSet(
+            self.images[mask],
+            self.writers[mask],
+            self.genuine[mask],
+            self.datasets[mask],
+            self.paths[mask],
+            self.digests[mask],
+            self.failed,
+        )
 
     def rows_of(self, paths) -> np.ndarray:
         """Row indices of ``paths`` in this set (a path may repeat: relabelled sets duplicate rows)."""
@@ -83,9 +97,14 @@ def _one(args):
         return None, None, f"{type(exc).__name__}: {exc}"
 
 
-def build_cache(data: SignatureSet, cfg: PreprocessConfig | None = None, workers: int = 0,
-                progress: Progress | None = None,
-                should_stop: Callable[[], bool] | None = None, augment_seed: int | None = None) -> CachedSet:
+def build_cache(
+    data: SignatureSet,
+    cfg: PreprocessConfig | None = None,
+    workers: int = 0,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    augment_seed: int | None = None,
+) -> CachedSet:
     """Preprocess every sample. With ``augment_seed``, each raw scan first gets a seeded messy-scan
     augmentation (``augment_scan``), so the cache holds what preprocessing makes of bad scans."""
     cfg = cfg or PreprocessConfig()

@@ -55,8 +55,15 @@ def trials(writers: np.ndarray, genuine: np.ndarray, k: int, digests: np.ndarray
                 yield w, kind, q, spec
 
 
-def clerk_scores(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarray, decide: DecideFn, k: int,
-                 digests: np.ndarray | None = None, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, list[str]], int]:
+def clerk_scores(
+    emb: np.ndarray,
+    writers: np.ndarray,
+    genuine: np.ndarray,
+    decide: DecideFn,
+    k: int,
+    digests: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]], int]:
     """Decision scores and zones by kind at one K, and the number of writers decided."""
     scores: dict[str, list[float]] = {kind: [] for kind in KINDS}
     zones: dict[str, list[str]] = {kind: [] for kind in KINDS}
@@ -69,8 +76,15 @@ def clerk_scores(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarray, deci
     return {kind: np.array(v, np.float64) for kind, v in scores.items()}, zones, len(seen)
 
 
-def clerk_protocol(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarray, decide: DecideFn,
-                   ks=(1, 3, 5), digests: np.ndarray | None = None, seed: int = 0) -> dict[str, dict]:
+def clerk_protocol(
+    emb: np.ndarray,
+    writers: np.ndarray,
+    genuine: np.ndarray,
+    decide: DecideFn,
+    ks=(1, 3, 5),
+    digests: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Per K (as a string key): eer, eer_random, verdict fractions, writers and counts."""
     out: dict[str, dict] = {}
     for k in ks:
@@ -84,13 +98,18 @@ def clerk_protocol(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarray, de
             return float(np.mean([x == zone for x in z])) if z else None
 
         out[str(k)] = {
-            "eer": eer(pos, sk).eer if len(sk) else None, "eer_random": eer(pos, rd).eer if len(rd) else None,
-            "genuine_accepted": frac("genuine", "genuine"), "genuine_referred": frac("genuine", "refer"),
+            "eer": eer(pos, sk).eer if len(sk) else None,
+            "eer_random": eer(pos, rd).eer if len(rd) else None,
+            "genuine_accepted": frac("genuine", "genuine"),
+            "genuine_referred": frac("genuine", "refer"),
             "genuine_rejected": frac("genuine", "forgery"),
-            "skilled_accepted": frac("skilled", "genuine"), "skilled_referred": frac("skilled", "refer"),
+            "skilled_accepted": frac("skilled", "genuine"),
+            "skilled_referred": frac("skilled", "refer"),
             "skilled_rejected": frac("skilled", "forgery"),
-            "random_accepted": frac("random", "genuine"), "random_referred": frac("random", "refer"),
+            "random_accepted": frac("random", "genuine"),
+            "random_referred": frac("random", "refer"),
             "random_rejected": frac("random", "forgery"),
-            "writers": n_writers, "questioned": {kind: len(zones[kind]) for kind in KINDS},
+            "writers": n_writers,
+            "questioned": {kind: len(zones[kind]) for kind in KINDS},
         }
     return out

@@ -150,8 +150,8 @@ def split_writers(data: SignatureSet, val_frac: float = 0.1, test_frac: float = 
             n_test = max(n_test, 1 if test_frac > 0 else 0)
             n_val = max(n_val, 1 if val_frac > 0 else 0)
         test += ws[:n_test]
-        val += ws[n_test:n_test + n_val]
-        train += ws[n_test + n_val:]
+        val += ws[n_test : n_test + n_val]
+        train += ws[n_test + n_val :]
     return WriterSplit(sorted(train), sorted(val), sorted(test), seed)
 
 

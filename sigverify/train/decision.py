@@ -45,18 +45,33 @@ def pick_cohort(emb: np.ndarray, cs: CachedSet, n: int = COHORT_SIZE, seed: int 
     return emb[sel], dss
 
 
-def _decider(cal: MetricCalibration, metric: str, policy: str, cohort: Cohort | None, mix: float,
-             decision_cal: MetricCalibration | None = None):
+def _decider(
+    cal: MetricCalibration,
+    metric: str,
+    policy: str,
+    cohort: Cohort | None,
+    mix: float,
+    decision_cal: MetricCalibration | None = None,
+):
     def decide(q, refs):
-        d = verify_against_references(q, refs, cal, metric, policy, True, decision_cal=decision_cal,
-                                      cohort=cohort, mix=mix)
+        d = verify_against_references(q, refs, cal, metric, policy, True, decision_cal=decision_cal, cohort=cohort, mix=mix)
         return d.verdict.zone, float(d.decision_score)
+
     return decide
 
 
-def fit_decisions(emb: np.ndarray, val: CachedSet, pair_cal: dict, cohort: Cohort | None, *,
-                  policies=("mean", "min", "writer"), ks=FIT_KS, far_target: float = FAR_TARGET,
-                  frr_target: float = FRR_TARGET, mix: float = COHORT_MIX) -> dict:
+def fit_decisions(
+    emb: np.ndarray,
+    val: CachedSet,
+    pair_cal: dict,
+    cohort: Cohort | None,
+    *,
+    policies=("mean", "min", "writer"),
+    ks=FIT_KS,
+    far_target: float = FAR_TARGET,
+    frr_target: float = FRR_TARGET,
+    mix: float = COHORT_MIX,
+) -> dict:
     """{metric: {policy: {K: MetricCalibration dict + "expected" validation verdict rates}}}."""
     out: dict = {}
     for metric, c in pair_cal.items():
@@ -73,11 +88,22 @@ def fit_decisions(emb: np.ndarray, val: CachedSet, pair_cal: dict, cohort: Cohor
                     continue
                 fit = fit_calibration(sc["genuine"], sc["skilled"], sc["random"], far_target, frr_target)
                 fit.ref_spread = cal.ref_spread
-                exp = clerk_protocol(emb, val.writers, val.genuine, _decider(cal, metric, policy, cohort, mix, fit),
-                                     (k,), val.digests).get(str(k), {})
+                exp = clerk_protocol(
+                    emb, val.writers, val.genuine, _decider(cal, metric, policy, cohort, mix, fit), (k,), val.digests
+                ).get(str(k), {})
                 d = dict(fit.__dict__)
-                d["expected"] = {key: exp.get(key) for key in ("eer", "genuine_accepted", "genuine_referred", "genuine_rejected",
-                                                               "skilled_accepted", "skilled_rejected", "random_accepted")}
+                d["expected"] = {
+                    key: exp.get(key)
+                    for key in (
+                        "eer",
+                        "genuine_accepted",
+                        "genuine_referred",
+                        "genuine_rejected",
+                        "skilled_accepted",
+                        "skilled_rejected",
+                        "random_accepted",
+                    )
+                }
                 d["expected"]["writers"] = exp.get("writers")
                 by_k[str(k)] = d
             if by_k:
@@ -85,9 +111,17 @@ def fit_decisions(emb: np.ndarray, val: CachedSet, pair_cal: dict, cohort: Cohor
     return out
 
 
-def attach_decision(card: ModelCard, model_path: str | os.PathLike, emb_train: np.ndarray, trn: CachedSet,
-                    emb_val: np.ndarray, val: CachedSet, *, far_target: float = FAR_TARGET,
-                    frr_target: float = FRR_TARGET) -> ModelCard:
+def attach_decision(
+    card: ModelCard,
+    model_path: str | os.PathLike,
+    emb_train: np.ndarray,
+    trn: CachedSet,
+    emb_val: np.ndarray,
+    val: CachedSet,
+    *,
+    far_target: float = FAR_TARGET,
+    frr_target: float = FRR_TARGET,
+) -> ModelCard:
     """Write the cohort file beside ``model_path`` and put the fitted decision stage on ``card``.
     The cohort file name carries its hash, so an old card never meets a new cohort."""
     from sigverify.hashing import sha256_file
@@ -102,8 +136,15 @@ def attach_decision(card: ModelCard, model_path: str | os.PathLike, emb_train: n
     os.replace(tmp, final)
     dec = fit_decisions(emb_val, val, card.calibration, cohort, far_target=far_target, frr_target=frr_target)
     dec["default"] = "writer" if any("writer" in v for v in dec.values() if isinstance(v, dict)) else "mean"
-    dec["cohort"] = {"file": final.name, "sha256": sha, "n": int(len(cohort_emb)), "datasets": dss,
-                     "reg": COHORT_REG, "mix": COHORT_MIX, "source": "genuine signatures of training writers"}
+    dec["cohort"] = {
+        "file": final.name,
+        "sha256": sha,
+        "n": int(len(cohort_emb)),
+        "datasets": dss,
+        "reg": COHORT_REG,
+        "mix": COHORT_MIX,
+        "source": "genuine signatures of training writers",
+    }
     dec["targets"] = {"skilled_far": far_target, "genuine_frr": frr_target, "fitted_on": "validation writers"}
     card.decision = dec
     return card

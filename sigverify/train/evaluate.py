@@ -77,13 +77,31 @@ class EvalResult:
     distances: dict = field(default_factory=dict, repr=False)  # pos / skilled / random arrays (for curves)
 
     def to_dict(self) -> dict:
-        return {"eer": self.eer, "eer_random": self.eer_random, "auc": self.auc, "auc_random": self.auc_random,
-                "far": self.far, "frr": self.frr, "far_random": self.far_random, "threshold": self.threshold,
-                "eer_threshold": self.eer_threshold, "writers": self.writers, "pairs": self.pairs, "metric": self.metric}
+        return {
+            "eer": self.eer,
+            "eer_random": self.eer_random,
+            "auc": self.auc,
+            "auc_random": self.auc_random,
+            "far": self.far,
+            "frr": self.frr,
+            "far_random": self.far_random,
+            "threshold": self.threshold,
+            "eer_threshold": self.eer_threshold,
+            "writers": self.writers,
+            "pairs": self.pairs,
+            "metric": self.metric,
+        }
 
 
-def evaluate_embeddings(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarray, digests: np.ndarray | None = None,
-                        metric: str = "euclidean", threshold: float | None = None, seed: int = 0) -> EvalResult:
+def evaluate_embeddings(
+    emb: np.ndarray,
+    writers: np.ndarray,
+    genuine: np.ndarray,
+    digests: np.ndarray | None = None,
+    metric: str = "euclidean",
+    threshold: float | None = None,
+    seed: int = 0,
+) -> EvalResult:
     ps = make_pairs(writers, genuine, digests, seed)
     pos = pair_distances(emb, ps.pos, metric)
     sk = pair_distances(emb, ps.skilled, metric)
@@ -94,9 +112,21 @@ def evaluate_embeddings(emb: np.ndarray, writers: np.ndarray, genuine: np.ndarra
         far = float((sk <= threshold).mean()) if len(sk) else None
         far_r = float((rd <= threshold).mean()) if len(rd) else None
         frr = float((pos > threshold).mean()) if len(pos) else None
-    return EvalResult(e_s.eer, e_r.eer, auc(pos, sk), auc(pos, rd), far, frr, far_r, threshold, e_s.threshold,
-                      len(set(map(str, writers))), {"positive": len(pos), "skilled": len(sk), "random": len(rd)}, metric,
-                      {"pos": pos, "skilled": sk, "random": rd})
+    return EvalResult(
+        e_s.eer,
+        e_r.eer,
+        auc(pos, sk),
+        auc(pos, rd),
+        far,
+        frr,
+        far_r,
+        threshold,
+        e_s.threshold,
+        len(set(map(str, writers))),
+        {"positive": len(pos), "skilled": len(sk), "random": len(rd)},
+        metric,
+        {"pos": pos, "skilled": sk, "random": rd},
+    )
 
 
 def save_curves(results: dict[str, "EvalResult"], out_prefix: str, title: str = "") -> list[str]:

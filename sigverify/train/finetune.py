@@ -37,12 +37,24 @@ import numpy as np
 from sigverify.errors import Cancelled, DataError
 from sigverify.model.card import MetricCalibration
 from sigverify.progress import Progress, ShouldStop, format_duration
-from sigverify.train.finetune_card import (base_threshold, build_card, calibration_from_embeddings, model_filename,
-                                           save_curves_for, save_finetuned)
-from sigverify.train.finetune_data import (MIN_GENUINE_PER_WRITER, MIN_TRAIN_WRITERS, MIN_VAL_WRITERS, DataReport,
-                                           check_data, split_writers, writer_label)
-from sigverify.train.finetune_loop import (HEADS, LOSSES, MININGS, FinetuneConfig, TrunkPass, cpu_threads, make_head,
-                                           train_head)
+from sigverify.train.finetune_card import (
+    base_threshold,
+    build_card,
+    calibration_from_embeddings,
+    model_filename,
+    save_curves_for,
+    save_finetuned,
+)
+from sigverify.train.finetune_data import (
+    MIN_GENUINE_PER_WRITER,
+    MIN_TRAIN_WRITERS,
+    MIN_VAL_WRITERS,
+    DataReport,
+    check_data,
+    split_writers,
+    writer_label,
+)
+from sigverify.train.finetune_loop import HEADS, LOSSES, MININGS, FinetuneConfig, TrunkPass, cpu_threads, make_head, train_head
 
 #: Seconds per image on a 2-core CPU (measured with a training job running beside it, signet-s,
 #: 150x220): preprocessing, and one trunk pass (an augmented copy costs one more pass).
@@ -51,8 +63,15 @@ SEC_TRUNK = {"signet-s": 0.009, "signet-half": 0.022, "signet": 0.075}
 SEC_STEP = 0.008  # one head step on cached features (batch of ~100)
 
 
-def estimate_seconds(n_images: int, epochs: int, augment_copies: int = 2, architecture: str = "signet-s",
-                     device: str = "cpu", preprocessed: bool = False, val_frac: float = 0.3) -> float:
+def estimate_seconds(
+    n_images: int,
+    epochs: int,
+    augment_copies: int = 2,
+    architecture: str = "signet-s",
+    device: str = "cpu",
+    preprocessed: bool = False,
+    val_frac: float = 0.3,
+) -> float:
     """Rough wall time of :func:`finetune` on a 2-core CPU (a GPU does the trunk pass ~20x faster)."""
     n = max(int(n_images), 0)
     trunk = SEC_TRUNK.get(architecture, 0.01) * (1 - val_frac + val_frac / (1 + augment_copies)) * n * (1 + augment_copies)
@@ -75,8 +94,16 @@ class FinetuneResult:
     cohort: object = None  # (M, D) embeddings of the bank's training writers for the decision stage (saved beside)
 
 
-def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | None = None,
-             progress: Progress | None = None, should_stop: ShouldStop | None = None, workers: int = 0):
+def finetune(
+    source,
+    base,
+    cfg: FinetuneConfig | None = None,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    workers: int = 0,
+):
     """Fine-tune the head of ``base`` (a ``LoadedModel``) on ``source``: a folder, or a
     :class:`DataReport` from :func:`check_data` (its preprocessed images are reused when the base
     model's preprocessing matches). Returns a :class:`FinetuneResult`; writes nothing."""
@@ -113,8 +140,10 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
     cached = rep.cached
     train_w, val_w = split_writers(cached, cfg.val_frac, cfg.seed)
     if not val_w:
-        notes.append(f"too few writers ({len(train_w)}) for a held-out validation group: all were used for "
-                     f"training, before/after accuracy was not measured and the base model's calibration is kept")
+        notes.append(
+            f"too few writers ({len(train_w)}) for a held-out validation group: all were used for "
+            f"training, before/after accuracy was not measured and the base model's calibration is kept"
+        )
     trn = cached.of_writers(train_w)
     val = cached.of_writers(val_w) if val_w else None
 
@@ -124,8 +153,9 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
     fast = fuse_for_inference(net).to(device).to(memory_format=torch.channels_last)  # BN folded: ~1.5x faster
     rng = np.random.default_rng(cfg.seed)
     copies = max(0, int(cfg.augment_copies))
-    trunk = TrunkPass(fast, cfg, device, rng, len(trn.images) * (1 + copies) + (len(val.images) if val is not None else 0),
-                      report, check_stop)
+    trunk = TrunkPass(
+        fast, cfg, device, rng, len(trn.images) * (1 + copies) + (len(val.images) if val is not None else 0), report, check_stop
+    )
     feats_train = [trunk(trn.images, False)] + [trunk(trn.images, True) for _ in range(copies)]
     feats_val = trunk(val.images, False) if val is not None else None
     trunk_s = trunk.seconds
@@ -158,8 +188,9 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
             with torch.inference_mode():
                 emb_a = new_net.project(feats_val.cpu()).numpy()
             calibration = calibration_from_embeddings(emb_a, val)
-            after = evaluate_embeddings(emb_a, val.writers, val.genuine, val.digests, metric,
-                                        calibration[metric]["eer_threshold"])
+            after = evaluate_embeddings(
+                emb_a, val.writers, val.genuine, val.digests, metric, calibration[metric]["eer_threshold"]
+            )
             cal_note = f"recalibrated on {len(val_w)} held-out writers"
         cohort_emb, clerk = None, None
         if val is not None:
@@ -167,17 +198,38 @@ def finetune(source, base, cfg: FinetuneConfig | None = None, *, name: str | Non
             cohort_emb, clerk = _fit_decision_stage(base, emb_t, trn, emb_b, emb_a, val, calibration)
         seconds = time.perf_counter() - t0
         s = rep.summary()
-        s.update({"train_writers": len(train_w), "val_writers": len(val_w), "train_images": int(len(trn.images)),
-                  "val_images": int(len(val.images)) if val is not None else 0})
-        card = build_card(base, name=name, calibration=calibration, data_summary=s, cfg=cfg, best_epoch=run.best_epoch,
-                          cal_note=cal_note, seconds=seconds, trunk_seconds=trunk_s, device=device, notes=notes,
-                          history=run.history, before=before, after=after, val_writers=len(val_w))
+        s.update(
+            {
+                "train_writers": len(train_w),
+                "val_writers": len(val_w),
+                "train_images": int(len(trn.images)),
+                "val_images": int(len(val.images)) if val is not None else 0,
+            }
+        )
+        card = build_card(
+            base,
+            name=name,
+            calibration=calibration,
+            data_summary=s,
+            cfg=cfg,
+            best_epoch=run.best_epoch,
+            cal_note=cal_note,
+            seconds=seconds,
+            trunk_seconds=trunk_s,
+            device=device,
+            notes=notes,
+            history=run.history,
+            before=before,
+            after=after,
+            val_writers=len(val_w),
+        )
         if clerk is not None:
             card.decision = clerk.pop("decision")
             card.metrics["validation"]["clerk"] = clerk
         report(1.0, f"done in {format_duration(seconds)}" + (f"; {notes[0]}" if notes else ""), {})
-        return FinetuneResult(new_net, card, before, after, run.history, seconds, notes,
-                              {"train": len(train_w), "val": len(val_w)}, cohort_emb)
+        return FinetuneResult(
+            new_net, card, before, after, run.history, seconds, notes, {"train": len(train_w), "val": len(val_w)}, cohort_emb
+        )
 
 
 def _project(net, feats) -> np.ndarray:
@@ -203,8 +255,14 @@ def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibr
     cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
     decision = dec.fit_decisions(emb_after, val, calibration, cohort)
     decision["default"] = "writer"
-    decision["cohort"] = {"file": "", "sha256": "", "n": int(len(cohort_emb)), "reg": dec.COHORT_REG,
-                          "mix": dec.COHORT_MIX, "source": "genuine signatures of the bank's training writers"}
+    decision["cohort"] = {
+        "file": "",
+        "sha256": "",
+        "n": int(len(cohort_emb)),
+        "reg": dec.COHORT_REG,
+        "mix": dec.COHORT_MIX,
+        "source": "genuine signatures of the bank's training writers",
+    }
     decision["targets"] = {"skilled_far": dec.FAR_TARGET, "genuine_frr": dec.FRR_TARGET, "fitted_on": "held-out writers"}
     metric = base.card.distance
     bv = Verifier(base, "cpu", aggregate=None)
@@ -223,11 +281,33 @@ def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibr
     ks = (1, 3, 5)
     b = clerk_protocol(emb_before, val.writers, val.genuine, before_fn, ks, val.digests)
     a = clerk_protocol(emb_after, val.writers, val.genuine, after_fn, ks, val.digests)
-    return cohort_emb, {"decision": decision, "policy_before": bv.aggregate, "before": b, "after": a,
-                        "note": "EER is threshold-free; verdict rates 'after' use thresholds fitted on these same writers"}
+    return cohort_emb, {
+        "decision": decision,
+        "policy_before": bv.aggregate,
+        "before": b,
+        "after": a,
+        "note": "EER is threshold-free; verdict rates 'after' use thresholds fitted on these same writers",
+    }
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "DataReport", "check_data", "finetune", "estimate_seconds",
-           "format_duration", "save_finetuned", "save_curves_for", "model_filename", "writer_label", "make_head",
-           "split_writers", "MIN_GENUINE_PER_WRITER", "MIN_VAL_WRITERS", "MIN_TRAIN_WRITERS", "LOSSES", "MININGS",
-           "HEADS"]
+__all__ = [
+    "FinetuneConfig",
+    "FinetuneResult",
+    "DataReport",
+    "check_data",
+    "finetune",
+    "estimate_seconds",
+    "format_duration",
+    "save_finetuned",
+    "save_curves_for",
+    "model_filename",
+    "writer_label",
+    "make_head",
+    "split_writers",
+    "MIN_GENUINE_PER_WRITER",
+    "MIN_VAL_WRITERS",
+    "MIN_TRAIN_WRITERS",
+    "LOSSES",
+    "MININGS",
+    "HEADS",
+]

@@ -39,9 +39,24 @@ def model_name_for(folder_label: str) -> str:
     return f"finetuned-{re.sub(r'[^A-Za-z0-9_.-]+', '-', folder_label).strip('-') or 'references'}"
 
 
-def build_card(base, *, name: str | None, calibration: dict, data_summary: dict, cfg, best_epoch: int,
-               cal_note: str, seconds: float, trunk_seconds: float, device, notes: list[str], history: list[dict],
-               before, after, val_writers: int):
+def build_card(
+    base,
+    *,
+    name: str | None,
+    calibration: dict,
+    data_summary: dict,
+    cfg,
+    best_epoch: int,
+    cal_note: str,
+    seconds: float,
+    trunk_seconds: float,
+    device,
+    notes: list[str],
+    history: list[dict],
+    before,
+    after,
+    val_writers: int,
+):
     """The fine-tuned model's card: the base model's architecture and preprocessing, the new calibration,
     and where it came from (base model, data, configuration, timing, held-out before/after)."""
     import torch
@@ -51,20 +66,38 @@ def build_card(base, *, name: str | None, calibration: dict, data_summary: dict,
     base_id = base.model_id if getattr(base, "path", None) or base.card.weights_sha256 else base.card.name
     return ModelCard(
         name=name or model_name_for(data_summary["folder"]),
-        architecture=base.card.architecture, embedding_dim=base.card.embedding_dim,
-        preprocessing=copy.deepcopy(base.card.preprocessing), distance=base.card.distance,
-        calibration=calibration, random_init=False, base_model=base_id,
-        training={"kind": "finetune", "method": "frozen trunk, cached features, trained embedding head"
-                  + (" (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""),
-                  "base_model": base_id, "base_random_init": bool(base.card.random_init),
-                  "data": data_summary, "config": cfg.to_dict(), "best_epoch": best_epoch,
-                  "calibration": cal_note, "seconds": round(seconds, 1), "trunk_seconds": round(trunk_seconds, 1),
-                  "device": str(device), "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
-                  "finished": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-                  "notes": notes, "history": [{k: v for k, v in h.items() if k != "eta_s"} for h in history]},
-        metrics={"validation": {"before": before.to_dict() if before else None,
-                                "after": after.to_dict() if after else None,
-                                "writers": val_writers}},
+        architecture=base.card.architecture,
+        embedding_dim=base.card.embedding_dim,
+        preprocessing=copy.deepcopy(base.card.preprocessing),
+        distance=base.card.distance,
+        calibration=calibration,
+        random_init=False,
+        base_model=base_id,
+        training={
+            "kind": "finetune",
+            "method": "frozen trunk, cached features, trained embedding head"
+            + (" (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""),
+            "base_model": base_id,
+            "base_random_init": bool(base.card.random_init),
+            "data": data_summary,
+            "config": cfg.to_dict(),
+            "best_epoch": best_epoch,
+            "calibration": cal_note,
+            "seconds": round(seconds, 1),
+            "trunk_seconds": round(trunk_seconds, 1),
+            "device": str(device),
+            "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
+            "finished": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "notes": notes,
+            "history": [{k: v for k, v in h.items() if k != "eta_s"} for h in history],
+        },
+        metrics={
+            "validation": {
+                "before": before.to_dict() if before else None,
+                "after": after.to_dict() if after else None,
+                "writers": val_writers,
+            }
+        },
     )
 
 
@@ -82,8 +115,7 @@ def model_filename(name: str) -> str:
     return stem[:80]
 
 
-def save_finetuned(result, name: str | None = None, out: str | os.PathLike | None = None,
-                   overwrite: bool = False) -> Path:
+def save_finetuned(result, name: str | None = None, out: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Write the fine-tuned model (weights + card, atomically). Default place: the user model folder,
     file named after ``name``; an existing file is not replaced unless ``overwrite``."""
     from sigverify.model.weights import save_model
@@ -123,5 +155,4 @@ def save_finetuned(result, name: str | None = None, out: str | os.PathLike | Non
     return p
 
 
-__all__ = ["calibration_from_embeddings", "base_threshold", "build_card", "save_curves_for", "model_filename",
-           "save_finetuned"]
+__all__ = ["calibration_from_embeddings", "base_threshold", "build_card", "save_curves_for", "model_filename", "save_finetuned"]

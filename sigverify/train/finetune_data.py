@@ -47,9 +47,16 @@ class DataReport:
 
     def summary(self) -> dict:
         g = int(self.cached.genuine.sum()) if len(self.cached.genuine) else 0
-        return {"folder": Path(self.folder).name, "writers": self.n_writers, "images": self.n_images,
-                "genuine": g, "forgeries": self.n_images - g, "unreadable": len(self.unreadable),
-                "blank": len(self.blank), "duplicate_groups": len(self.duplicates)}
+        return {
+            "folder": Path(self.folder).name,
+            "writers": self.n_writers,
+            "images": self.n_images,
+            "genuine": g,
+            "forgeries": self.n_images - g,
+            "unreadable": len(self.unreadable),
+            "blank": len(self.blank),
+            "duplicate_groups": len(self.duplicates),
+        }
 
 
 def writer_label(writer: str) -> str:
@@ -57,8 +64,14 @@ def writer_label(writer: str) -> str:
     return writer.split("/", 1)[1] if "/" in writer else writer
 
 
-def check_data(folder, preprocess=None, progress: Progress | None = None,
-               should_stop: ShouldStop | None = None, workers: int = 0, name: str | None = None) -> DataReport:
+def check_data(
+    folder,
+    preprocess=None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    workers: int = 0,
+    name: str | None = None,
+) -> DataReport:
     """Scan and preprocess a reference folder (or a ``SignatureSet``); list per-writer counts and the problems a clerk should
     fix first: writers with fewer than 4 genuine images, unreadable files, blank scans and
     byte-identical duplicate files."""
@@ -90,20 +103,29 @@ def check_data(folder, preprocess=None, progress: Progress | None = None,
     warnings = []
     if few:
         names = ", ".join(writer_label(w) for w in few[:8]) + (" ..." if len(few) > 8 else "")
-        warnings.append(f"{len(few)} writer(s) have fewer than {MIN_GENUINE_PER_WRITER} usable genuine signatures "
-                        f"({names}); they add little and may be skipped")
+        warnings.append(
+            f"{len(few)} writer(s) have fewer than {MIN_GENUINE_PER_WRITER} usable genuine signatures "
+            f"({names}); they add little and may be skipped"
+        )
     if unreadable:
-        warnings.append(f"{len(unreadable)} file(s) could not be read and will be skipped "
-                        f"(e.g. {Path(unreadable[0][0]).name}: {unreadable[0][1]})")
+        warnings.append(
+            f"{len(unreadable)} file(s) could not be read and will be skipped "
+            f"(e.g. {Path(unreadable[0][0]).name}: {unreadable[0][1]})"
+        )
     if blank:
         warnings.append(f"{len(blank)} scan(s) look blank (no ink found) and will be skipped (e.g. {Path(blank[0]).name})")
     if dups:
-        warnings.append(f"{sum(len(d) for d in dups)} files are byte-identical copies in {len(dups)} group(s) "
-                        f"(e.g. {', '.join(Path(p).name for p in dups[0][:3])}); each counts once as a reference")
+        warnings.append(
+            f"{sum(len(d) for d in dups)} files are byte-identical copies in {len(dups)} group(s) "
+            f"(e.g. {', '.join(Path(p).name for p in dups[0][:3])}); each counts once as a reference"
+        )
     rep = DataReport(str(folder), data, cached, cfg.to_dict(), counts, warnings, unreadable, blank, dups, few)
     if not rep.ok:
-        rep.warnings.insert(0, f"fine-tuning needs at least {MIN_TRAIN_WRITERS} writers with 2 or more genuine "
-                               f"signatures each; this folder has {rep.trainable_writers}")
+        rep.warnings.insert(
+            0,
+            f"fine-tuning needs at least {MIN_TRAIN_WRITERS} writers with 2 or more genuine "
+            f"signatures each; this folder has {rep.trainable_writers}",
+        )
     return rep
 
 
@@ -125,5 +147,12 @@ def split_writers(cached, val_frac: float, seed: int) -> tuple[list[str], list[s
     return sorted(ws[n_val:]), sorted(ws[:n_val])
 
 
-__all__ = ["DataReport", "check_data", "split_writers", "writer_label", "MIN_GENUINE_PER_WRITER", "MIN_VAL_WRITERS",
-           "MIN_TRAIN_WRITERS"]
+__all__ = [
+    "DataReport",
+    "check_data",
+    "split_writers",
+    "writer_label",
+    "MIN_GENUINE_PER_WRITER",
+    "MIN_VAL_WRITERS",
+    "MIN_TRAIN_WRITERS",
+]

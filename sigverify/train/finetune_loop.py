@@ -63,8 +63,12 @@ class FinetuneConfig:
         """The trainer's ``TrainConfig`` with this run's batch shape (for ``PKSampler``)."""
         from sigverify.train.trainer import TrainConfig
 
-        return TrainConfig(writers_per_batch=self.writers_per_batch, genuine_per_writer=self.genuine_per_writer,
-                           forgeries_per_writer=self.forgeries_per_writer, seed=self.seed)
+        return TrainConfig(
+            writers_per_batch=self.writers_per_batch,
+            genuine_per_writer=self.genuine_per_writer,
+            forgeries_per_writer=self.forgeries_per_writer,
+            seed=self.seed,
+        )
 
 
 def _torch():
@@ -123,8 +127,16 @@ class TrunkPass:
     """The frozen trunk run over image batches (optionally augmented), reporting progress with an ETA
     over all ``total`` images of the stage; ``check_stop`` is polled between batches."""
 
-    def __init__(self, fast_net, cfg: FinetuneConfig, device, rng: np.random.Generator, total: int,
-                 report: Report, check_stop: Callable[[], None]):
+    def __init__(
+        self,
+        fast_net,
+        cfg: FinetuneConfig,
+        device,
+        rng: np.random.Generator,
+        total: int,
+        report: Report,
+        check_stop: Callable[[], None],
+    ):
         self.fast, self.cfg, self.device, self.rng = fast_net, cfg, device, rng
         self.total, self.report, self.check_stop = total, report, check_stop
         self.done = 0
@@ -137,7 +149,7 @@ class TrunkPass:
         out = []
         for i in range(0, len(images), self.cfg.trunk_batch):
             self.check_stop()
-            chunk = images[i:i + self.cfg.trunk_batch]
+            chunk = images[i : i + self.cfg.trunk_batch]
             if augment:
                 chunk = np.stack([augment_input(im, self.rng, 0.7) for im in chunk])
             x = torch.from_numpy(chunk.astype(np.float32) / 255.0)[:, None].to(self.device)
@@ -146,8 +158,10 @@ class TrunkPass:
             self.done += len(chunk)
             el = time.perf_counter() - self.t0
             eta = el / self.done * (self.total - self.done)
-            self.report(0.15 + 0.55 * self.done / max(self.total, 1),
-                        f"computing base-model features {self.done}/{self.total} (ETA {format_duration(eta)} for this stage)")
+            self.report(
+                0.15 + 0.55 * self.done / max(self.total, 1),
+                f"computing base-model features {self.done}/{self.total} (ETA {format_duration(eta)} for this stage)",
+            )
         return torch.cat(out) if out else torch.zeros(0, self.fast.embed.in_features)
 
     @property
@@ -163,9 +177,21 @@ class HeadRun:
     notes: list[str] = field(default_factory=list)
 
 
-def train_head(net, feats_train: list, trn, feats_val, val, before, cfg: FinetuneConfig, device,
-               rng: np.random.Generator, metric: str, report: Report, check_stop: Callable[[], None],
-               t0: float) -> HeadRun:
+def train_head(
+    net,
+    feats_train: list,
+    trn,
+    feats_val,
+    val,
+    before,
+    cfg: FinetuneConfig,
+    device,
+    rng: np.random.Generator,
+    metric: str,
+    report: Report,
+    check_stop: Callable[[], None],
+    t0: float,
+) -> HeadRun:
     """Train the head on cached trunk features: PK batches from ``trn`` (each image drawn from one of the
     cached feature copies at random), the trainer's schedule, best epoch by held-out EER (skilled + random)
     when ``val`` is given. ``before`` (the base model on ``val``) is epoch 0."""
@@ -286,5 +312,4 @@ class cpu_threads:  # noqa: N801 - used as a context manager
         return False
 
 
-__all__ = ["FinetuneConfig", "LOSSES", "MININGS", "HEADS", "make_head", "TrunkPass", "HeadRun", "train_head",
-           "cpu_threads"]
+__all__ = ["FinetuneConfig", "LOSSES", "MININGS", "HEADS", "make_head", "TrunkPass", "HeadRun", "train_head", "cpu_threads"]

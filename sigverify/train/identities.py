@@ -28,8 +28,9 @@ def name_of(path: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
-def name_identities(cs: CachedSet, negatives_per_identity: int = 8, seed: int = 0,
-                    datasets: tuple[str, ...] = NAME_DATASETS) -> CachedSet:
+def name_identities(
+    cs: CachedSet, negatives_per_identity: int = 8, seed: int = 0, datasets: tuple[str, ...] = NAME_DATASETS
+) -> CachedSet:
     """Relabel writers of ``datasets`` as ``writer#name`` and add up to ``negatives_per_identity``
     same-name images of other writers (in ``cs``) as that identity's forgeries. Seeded."""
     rng = np.random.default_rng(seed)
@@ -66,5 +67,12 @@ def name_identities(cs: CachedSet, negatives_per_identity: int = 8, seed: int = 
         new_writers.append(np.array(extra_w, dtype=str))
         new_genuine.append(np.zeros(len(ei), bool))
     idx = np.concatenate(rows)
-    return CachedSet(cs.images[idx], np.concatenate(new_writers).astype(str), np.concatenate(new_genuine),
-                     cs.datasets[idx], cs.paths[idx], cs.digests[idx], cs.failed)
+    return CachedSet(
+        cs.images[idx],
+        np.concatenate(new_writers).astype(str),
+        np.concatenate(new_genuine),
+        cs.datasets[idx],
+        cs.paths[idx],
+        cs.digests[idx],
+        cs.failed,
+    )

@@ -17,20 +17,29 @@ import torch
 from sigverify.imaging.preprocess import PreprocessConfig
 from sigverify.model.card import METRICS, ModelCard
 from sigverify.model.network import SigNet
+from sigverify.progress import Progress
 from sigverify.train.cache import CachedSet, build_cache
 from sigverify.train.datasets import SignatureSet, WriterSplit, scan_root, split_writers
 from sigverify.train.evaluate import EvalResult, evaluate_embeddings
 from sigverify.train.trainer import TrainConfig, embed_cached, train
 from sigverify.verify.calibration import fit_calibration
-from sigverify.progress import Progress
 
-DATA_TERMS = ("Trained on research datasets (CEDAR; ICDAR SigComp 2011 Dutch; BHSig260 Hindi) published "
-              "for research use; cite their authors. Not trained on any bank's customers: fine-tune on "
-              "your own references before relying on it.")
+DATA_TERMS = (
+    "Trained on research datasets (CEDAR; ICDAR SigComp 2011 Dutch; BHSig260 Hindi) published "
+    "for research use; cite their authors. Not trained on any bank's customers: fine-tune on "
+    "your own references before relying on it."
+)
 
 
-def cached_set(data: SignatureSet, cfg: PreprocessConfig, cache_dir: str | os.PathLike | None,
-               progress=None, should_stop=None, augment_seed: int | None = None, workers: int = 0) -> CachedSet:
+def cached_set(
+    data: SignatureSet,
+    cfg: PreprocessConfig,
+    cache_dir: str | os.PathLike | None,
+    progress=None,
+    should_stop=None,
+    augment_seed: int | None = None,
+    workers: int = 0,
+) -> CachedSet:
     """Preprocess ``data`` once; reuse a cache file keyed by file list + preprocessing parameters."""
     if cache_dir is None:
         return build_cache(data, cfg, workers, progress, should_stop, augment_seed)
@@ -46,8 +55,11 @@ def cached_set(data: SignatureSet, cfg: PreprocessConfig, cache_dir: str | os.Pa
 def _align(variant: CachedSet, clean: CachedSet) -> CachedSet:
     """Variant images in ``clean``'s order; where the messy copy failed, the clean image stands in."""
     pos = {p: i for i, p in enumerate(variant.paths)}
-    imgs = np.stack([variant.images[pos[p]] if p in pos else clean.images[j] for j, p in enumerate(clean.paths)]) \
-        if len(clean.paths) else clean.images
+    imgs = (
+        np.stack([variant.images[pos[p]] if p in pos else clean.images[j] for j, p in enumerate(clean.paths)])
+        if len(clean.paths)
+        else clean.images
+    )
     return CachedSet(imgs, clean.writers, clean.genuine, clean.datasets, clean.paths, clean.digests, [])
 
 
@@ -81,13 +93,24 @@ class TrainJobResult:
     seconds: float
 
 
-def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, *, name: str | None = None,
-              split: WriterSplit | None = None, cache_dir: str | os.PathLike | None = None,
-              scan_variants: int = 0, preprocess: PreprocessConfig | None = None,
-              checkpoint: str | os.PathLike | None = None, resume: bool = False,
-              progress: Progress | None = None,
-              should_stop: Callable[[], bool] | None = None, workers: int = 0,
-              init: str | os.PathLike | None = None, name_identities: bool = False) -> TrainJobResult:
+def train_job(
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: TrainConfig,
+    *,
+    name: str | None = None,
+    split: WriterSplit | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    scan_variants: int = 0,
+    preprocess: PreprocessConfig | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    workers: int = 0,
+    init: str | os.PathLike | None = None,
+    name_identities: bool = False,
+) -> TrainJobResult:
     """``init``: start from this model's weights (fine-tune the whole trunk) instead of random ones.
     ``name_identities``: collections whose writers signed several names (crossmedia-zh) are learned per
     (writer, name), with other writers' images of the same name as hard negatives (train/identities.py)."""
@@ -123,24 +146,46 @@ def train_job(data_dir: str | os.PathLike, out: str | os.PathLike, cfg: TrainCon
         if progress:
             progress(0.1 + 0.85 * f, m, row)
 
-    net, state = train(trn, val, cfg, variants=variants, init=start, checkpoint=checkpoint, resume=resume, progress=tprog,
-                       should_stop=should_stop)
+    net, state = train(
+        trn,
+        val,
+        cfg,
+        variants=variants,
+        init=start,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=tprog,
+        should_stop=should_stop,
+    )
     device = resolve_device(cfg.device)
     cal = calibrate(net, val, device) if len(val.images) else {}
     metric = "euclidean"
     thr = cal[metric]["eer_threshold"] if cal else None
     test = evaluate_set(net, tst, device, metric, thr) if len(tst.images) else {}
     card = ModelCard(
-        name=name or Path(out).stem, architecture=cfg.architecture, embedding_dim=net.embedding_dim,
-        preprocessing=pcfg.to_dict(), distance=metric, calibration=cal,
-        training={"data": str(data_dir), "datasets": data.datasets, "writers": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-                  "split": {"train": split.train, "val": split.val, "test": split.test, "seed": split.seed},
-                  "images": int(len(trn.images)), "scan_variants": len(variants), "config": cfg.to_dict(),
-                  "init": str(init) if init else None, "name_identities": name_identities,
-                  "best_step": state.best_step, "seconds": round(time.perf_counter() - t0, 1),
-                  "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-                  "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}", "terms": DATA_TERMS,
-                  "history": [h for h in state.history if "val_eer" in h]},
+        name=name or Path(out).stem,
+        architecture=cfg.architecture,
+        embedding_dim=net.embedding_dim,
+        preprocessing=pcfg.to_dict(),
+        distance=metric,
+        calibration=cal,
+        training={
+            "data": str(data_dir),
+            "datasets": data.datasets,
+            "writers": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "split": {"train": split.train, "val": split.val, "test": split.test, "seed": split.seed},
+            "images": int(len(trn.images)),
+            "scan_variants": len(variants),
+            "config": cfg.to_dict(),
+            "init": str(init) if init else None,
+            "name_identities": name_identities,
+            "best_step": state.best_step,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "host": f"{platform.system()} {platform.machine()}, torch {torch.__version__}",
+            "terms": DATA_TERMS,
+            "history": [h for h in state.history if "val_eer" in h],
+        },
         metrics={"test": {k: v.to_dict() for k, v in test.items()}},
     )
     path = save_model(net, card, out)

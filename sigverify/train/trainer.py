@@ -53,7 +53,6 @@ class TrainConfig:
     balance_datasets: bool = False  # each collection gets the same share of the writers in a batch
     select_per_dataset: bool = False  # keep the checkpoint with the best mean of per-collection validation EERs
 
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -140,7 +139,7 @@ def embed_cached(net: SigNet, images: np.ndarray, device: torch.device, batch: i
     net.eval()
     out = []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i:i + batch].astype(np.float32) / 255.0)[:, None].to(device)
+        x = torch.from_numpy(images[i : i + batch].astype(np.float32) / 255.0)[:, None].to(device)
         out.append(net(x).float().cpu().numpy())
     net.train(was)
     return np.concatenate(out) if out else np.zeros((0, net.embedding_dim), np.float32)
@@ -180,7 +179,9 @@ def _save_checkpoint(path: Path, net, head, opt, state: TrainState, cfg: TrainCo
     for pid, st in osd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v.detach().cpu().contiguous().reshape(v.shape) if v.dim() else v.detach().cpu().reshape(1)
+                tensors[f"opt.{pid}.{k}"] = (
+                    v.detach().cpu().contiguous().reshape(v.shape) if v.dim() else v.detach().cpu().reshape(1)
+                )
     with atomic_path(path.with_suffix(".safetensors")) as tmp:
         save_file(tensors, str(tmp))
     meta = {"state": asdict(state), "config": cfg.to_dict(), "param_groups": osd["param_groups"]}
@@ -207,10 +208,18 @@ def _load_checkpoint(path: Path, net, head, opt) -> tuple[TrainState, dict | Non
     return TrainState(**meta["state"]), best
 
 
-def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
-          variants: list[CachedSet] | None = None, init: SigNet | None = None,
-          checkpoint: str | os.PathLike | None = None, resume: bool = False,
-          progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> tuple[SigNet, TrainState]:
+def train(
+    train_set: CachedSet,
+    val_set: CachedSet | None,
+    cfg: TrainConfig,
+    *,
+    variants: list[CachedSet] | None = None,
+    init: SigNet | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[SigNet, TrainState]:
     """Train and return (best network by validation EER, state). Raises ``Cancelled`` if stopped.
 
     ``variants``: extra CachedSets aligned image-for-image with ``train_set`` (e.g. messy-scan copies);
@@ -285,8 +294,14 @@ def train(train_set: CachedSet, val_set: CachedSet | None, cfg: TrainConfig, *,
         lv = float(loss.detach())
         running = lv if running is None else 0.95 * running + 0.05 * lv
         state.elapsed_s = time.perf_counter() - t_start
-        row = {"step": state.step, "loss": lv, "pair_loss": float(pair.detach()), "writer_loss": float(wl.detach()),
-               "lr": lr_at(state.step - 1), "elapsed_s": state.elapsed_s}
+        row = {
+            "step": state.step,
+            "loss": lv,
+            "pair_loss": float(pair.detach()),
+            "writer_loss": float(wl.detach()),
+            "lr": lr_at(state.step - 1),
+            "elapsed_s": state.elapsed_s,
+        }
         evaluated = False
         last = state.step >= cfg.steps or progress_frac(state.step) >= 1.0
         if val_set is not None and len(val_set.images) and (state.step % cfg.eval_every == 0 or last):

@@ -38,8 +38,14 @@ class Verdict:
         return ZONE_TEXT[self.zone]
 
     def to_dict(self) -> dict:
-        return {"verdict": self.zone, "verdict_text": self.text, "distance": self.distance,
-                "score": self.score, "threshold_accept": self.accept, "threshold_reject": self.reject}
+        return {
+            "verdict": self.zone,
+            "verdict_text": self.text,
+            "distance": self.distance,
+            "score": self.score,
+            "threshold_accept": self.accept,
+            "threshold_reject": self.reject,
+        }
 
 
 def score_of(d: float, cal: MetricCalibration) -> float:
@@ -87,8 +93,9 @@ def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 500) -> tuple[fl
     return float(a), float(b)
 
 
-def fit_calibration(pos: np.ndarray, neg_skilled: np.ndarray, neg_random: np.ndarray,
-                    far_target: float = 0.10, frr_target: float = 0.10) -> MetricCalibration:
+def fit_calibration(
+    pos: np.ndarray, neg_skilled: np.ndarray, neg_random: np.ndarray, far_target: float = 0.10, frr_target: float = 0.10
+) -> MetricCalibration:
     pos, neg_skilled, neg_random = map(lambda a: np.asarray(a, np.float64), (pos, neg_skilled, neg_random))
     neg_all = np.concatenate([neg_skilled, neg_random])
     neg_for_accept = neg_skilled if len(neg_skilled) else neg_all
@@ -104,8 +111,14 @@ def fit_calibration(pos: np.ndarray, neg_skilled: np.ndarray, neg_random: np.nda
     if accept > reject:  # a model this good needs no refer zone: both meet at the EER threshold
         accept = reject = t_eer
     a, b = fit_logistic(pos, neg_all)
-    return MetricCalibration(accept=accept, reject=reject, eer_threshold=float(t_eer), score_a=a, score_b=b,
-                             ref_spread=float(pos.mean()) if len(pos) else 1.0)
+    return MetricCalibration(
+        accept=accept,
+        reject=reject,
+        eer_threshold=float(t_eer),
+        score_a=a,
+        score_b=b,
+        ref_spread=float(pos.mean()) if len(pos) else 1.0,
+    )
 
 
 __all__ = ["GENUINE", "REFER", "FORGERY", "METRICS", "Verdict", "verdict_for", "fit_calibration", "score_of"]

@@ -34,11 +34,20 @@ class ReferenceDecision:
 
     def to_dict(self) -> dict:
         d = self.verdict.to_dict()
-        d.update({"distances": self.distances, "aggregate": self.aggregate, "min_distance": self.min_distance,
-                  "mean_distance": self.mean_distance, "reference_spread": self.ref_spread,
-                  "person_threshold_scale": self.person_scale, "warnings": self.warnings,
-                  "threshold_override": self.threshold_override, "decision_score": self.decision_score,
-                  "thresholds_calibrated_for": self.calibrated_for})
+        d.update(
+            {
+                "distances": self.distances,
+                "aggregate": self.aggregate,
+                "min_distance": self.min_distance,
+                "mean_distance": self.mean_distance,
+                "reference_spread": self.ref_spread,
+                "person_threshold_scale": self.person_scale,
+                "warnings": self.warnings,
+                "threshold_override": self.threshold_override,
+                "decision_score": self.decision_score,
+                "thresholds_calibrated_for": self.calibrated_for,
+            }
+        )
         return d
 
 
@@ -55,11 +64,20 @@ def person_scale(ref_embs: np.ndarray, metric: str, cal: MetricCalibration) -> t
     return float(np.clip(spread / cal.ref_spread, lo, hi)), spread
 
 
-def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: MetricCalibration,
-                              metric: str = "euclidean", aggregate: str = "mean",
-                              adapt_to_person: bool = True, threshold_scale: float = 1.0, *,
-                              decision_cal: MetricCalibration | None = None, calibrated_for: str = "pairs",
-                              cohort=None, mix: float = 0.5) -> ReferenceDecision:
+def verify_against_references(
+    q_emb: np.ndarray,
+    ref_embs: np.ndarray,
+    cal: MetricCalibration,
+    metric: str = "euclidean",
+    aggregate: str = "mean",
+    adapt_to_person: bool = True,
+    threshold_scale: float = 1.0,
+    *,
+    decision_cal: MetricCalibration | None = None,
+    calibrated_for: str = "pairs",
+    cohort=None,
+    mix: float = 0.5,
+) -> ReferenceDecision:
     """``threshold_scale``: a supervisor's per-customer multiplier on top of the per-person scale.
 
     ``decision_cal``: thresholds fitted for this policy and number of specimens by the clerk's protocol
@@ -89,5 +107,16 @@ def verify_against_references(q_emb: np.ndarray, ref_embs: np.ndarray, cal: Metr
         warnings.append(f"supervisor threshold override x{threshold_scale:.2f} for this customer")
     if len(ref_embs) < MIN_REFS_FOR_ADAPTATION:
         warnings.append(f"only {len(ref_embs)} reference signature(s): add more specimens for a per-person threshold")
-    return ReferenceDecision([float(x) for x in ds], aggregate, float(ds.min()), float(ds.mean()), spread, scale, v, warnings,
-                             float(threshold_scale), float(value / scale), calibrated_for if decision_cal else "pairs")
+    return ReferenceDecision(
+        [float(x) for x in ds],
+        aggregate,
+        float(ds.min()),
+        float(ds.mean()),
+        spread,
+        scale,
+        v,
+        warnings,
+        float(threshold_scale),
+        float(value / scale),
+        calibrated_for if decision_cal else "pairs",
+    )

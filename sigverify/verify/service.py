@@ -45,9 +45,14 @@ class VerificationResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # reference files that failed: (path, error)
 
     def to_dict(self) -> dict:
-        d = {"questioned": self.questioned.source, "references": [r.source for r in self.references],
-             "metric": self.metric, "model": self.model_id, "random_weights": self.random_weights,
-             "elapsed_ms": round(self.elapsed_ms, 2)}
+        d = {
+            "questioned": self.questioned.source,
+            "references": [r.source for r in self.references],
+            "metric": self.metric,
+            "model": self.model_id,
+            "random_weights": self.random_weights,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+        }
         d.update(self.decision.to_dict())
         if self.skipped:
             d["skipped_references"] = [{"path": p, "error": e} for p, e in self.skipped]
@@ -57,8 +62,14 @@ class VerificationResult:
 
 
 class Verifier:
-    def __init__(self, model: LoadedModel | str | os.PathLike | None = None, device: str | None = None,
-                 metric: str | None = None, aggregate: str | None = None, adapt_to_person: bool = True):
+    def __init__(
+        self,
+        model: LoadedModel | str | os.PathLike | None = None,
+        device: str | None = None,
+        metric: str | None = None,
+        aggregate: str | None = None,
+        adapt_to_person: bool = True,
+    ):
         """``aggregate``: the decision policy ("mean", "min", "writer"); ``None`` = the card's default."""
         dev = resolve_device(device)
         loaded = model if isinstance(model, LoadedModel) else open_model(model, dev)
@@ -77,8 +88,12 @@ class Verifier:
     @property
     def policies(self) -> tuple[str, ...]:
         """The decision policies this model offers (each with thresholds of its own)."""
-        return tuple(p for p in AGGREGATES if (p != "writer" or self.cohort is not None)
-                     and (p == "mean" or self.card.decision_calibration(self.metric, p, 5)[0] is not None))
+        return tuple(
+            p
+            for p in AGGREGATES
+            if (p != "writer" or self.cohort is not None)
+            and (p == "mean" or self.card.decision_calibration(self.metric, p, 5)[0] is not None)
+        )
 
     @property
     def model(self) -> LoadedModel:
@@ -93,16 +108,19 @@ class Verifier:
         own = getattr(self.embedder, "device_text", None)  # the lean ONNX embedder describes itself
         return own if isinstance(own, str) else device_label(self.embedder.device)
 
-    def load(self, path: str | os.PathLike, keep_stages: bool = True,
-             crop: tuple[int, int, int, int] | None = None) -> Signature:
+    def load(self, path: str | os.PathLike, keep_stages: bool = True, crop: tuple[int, int, int, int] | None = None) -> Signature:
         """``crop`` (x, y, w, h): use only that rectangle of the image (a clerk's manual crop)."""
         pre = self._preprocess(path, keep_stages, crop)
         emb = self.embedder.embed_arrays([pre.input])[0]
         return Signature(str(path), pre, emb)
 
-    def load_many(self, paths: Sequence[str | os.PathLike], keep_stages: bool = True,
-                  progress: Callable[[float, str], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> tuple[list[Signature], list[tuple[str, str]]]:
+    def load_many(
+        self,
+        paths: Sequence[str | os.PathLike],
+        keep_stages: bool = True,
+        progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[list[Signature], list[tuple[str, str]]]:
         res = self.embedder.embed_files(paths, keep_stages, progress, should_stop)
         ok = [Signature(r.path, r.preprocessed, r.embedding) for r in res if r.error is None]
         bad = [(r.path, r.error) for r in res if r.error is not None]
@@ -115,8 +133,9 @@ class Verifier:
 
         return preprocess_file(path, self.embedder.preprocess_config, keep_stages, crop=crop)
 
-    def load_references(self, references: Sequence[str | os.PathLike | Signature], keep_stages: bool = True
-                        ) -> tuple[list[Signature], list[tuple[str, str]]]:
+    def load_references(
+        self, references: Sequence[str | os.PathLike | Signature], keep_stages: bool = True
+    ) -> tuple[list[Signature], list[tuple[str, str]]]:
         """A reference set: loaded ``Signature``s are kept, files loaded, folders expanded to their images.
         Returns (signatures, skipped [(path, error)]); no usable reference at all raises ``SigverifyError``."""
         from sigverify.imaging.files import expand_images
@@ -132,8 +151,13 @@ class Verifier:
             raise SigverifyError(f"no usable reference signature ({detail})")
         return loaded, skipped
 
-    def signature_from_array(self, image: np.ndarray, source: str = "clipboard", keep_stages: bool = True,
-                             crop: tuple[int, int, int, int] | None = None) -> Signature:
+    def signature_from_array(
+        self,
+        image: np.ndarray,
+        source: str = "clipboard",
+        keep_stages: bool = True,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> Signature:
         pre = preprocess(image, self.embedder.preprocess_config, keep_stages, crop=crop)
         if keep_stages:
             pre.stages = {"original": image, **pre.stages}
@@ -159,26 +183,37 @@ class Verifier:
         extra = {"decision_cal": dcal, "calibrated_for": label}
         if self.aggregate == "writer":
             extra.update(cohort=self.cohort, mix=float(self.card.decision["cohort"].get("mix", 0.5)))
-        return verify_against_references(q_emb, ref_embs, self.calibration, self.metric,
-                                         self.aggregate, self.adapt_to_person, **extra, **options)
+        return verify_against_references(
+            q_emb, ref_embs, self.calibration, self.metric, self.aggregate, self.adapt_to_person, **extra, **options
+        )
 
     def decide(self, questioned: Signature, references: Sequence[Signature], **options) -> ReferenceDecision:
         refs = np.stack([r.embedding for r in references])
         return self.decide_embeddings(questioned.embedding, refs, **options)
 
-    def verify(self, questioned: str | os.PathLike | Signature, references: Sequence[str | os.PathLike | Signature],
-               keep_stages: bool = True) -> VerificationResult:
+    def verify(
+        self,
+        questioned: str | os.PathLike | Signature,
+        references: Sequence[str | os.PathLike | Signature],
+        keep_stages: bool = True,
+    ) -> VerificationResult:
         """Questioned vs a reference set. Bad reference files are skipped and reported; a bad
         questioned file, or no usable reference, raises ``SigverifyError``."""
         t0 = time.perf_counter()
         q = questioned if isinstance(questioned, Signature) else self.load(questioned, keep_stages)
         loaded, skipped = self.load_references(references, keep_stages)
         dec = self.decide(q, loaded)
-        return VerificationResult(q, loaded, dec, self.metric, self.model.model_id, self.card.random_init,
-                                  (time.perf_counter() - t0) * 1000, skipped)
+        return VerificationResult(
+            q, loaded, dec, self.metric, self.model.model_id, self.card.random_init, (time.perf_counter() - t0) * 1000, skipped
+        )
 
-    def compare(self, a: str | os.PathLike, b: str | os.PathLike, crop_a: tuple[int, int, int, int] | None = None,
-                crop_b: tuple[int, int, int, int] | None = None) -> dict:
+    def compare(
+        self,
+        a: str | os.PathLike,
+        b: str | os.PathLike,
+        crop_a: tuple[int, int, int, int] | None = None,
+        crop_b: tuple[int, int, int, int] | None = None,
+    ) -> dict:
         """Two files: distance, calibrated score and verdict (no per-person adaptation). ``crop_a`` /
         ``crop_b``: use only that rectangle of the image; ``regions`` in the result says which part of
         each image was compared (see ``Preprocessed.region``)."""
@@ -196,11 +231,18 @@ class Verifier:
         ea, eb = self.embedder.embed_arrays([pa.input, pb.input])
         d = distance(ea, eb, self.metric)
         v = verdict_for(d, self.calibration)
-        out = {"a": str(a), "b": str(b), "metric": self.metric, "model": self.model.model_id,
-               "random_weights": self.card.random_init}
+        out = {
+            "a": str(a),
+            "b": str(b),
+            "metric": self.metric,
+            "model": self.model.model_id,
+            "random_weights": self.card.random_init,
+        }
         out.update(v.to_dict())
-        out["regions"] = {k: {"region": list(p.region) if p.region else None, "region_source": p.region_source}
-                          for k, p in (("a", pa), ("b", pb))}
+        out["regions"] = {
+            k: {"region": list(p.region) if p.region else None, "region_source": p.region_source}
+            for k, p in (("a", pa), ("b", pb))
+        }
         out["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         if self.card.random_init:
             out["warning"] = "UNTRAINED random weights: results are meaningless"

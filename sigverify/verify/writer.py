@@ -57,8 +57,9 @@ class Cohort:
         return 1.0 - (float(w @ np.asarray(q, np.float64)) - a) / max(b - a, 1e-9)
 
 
-def writer_score(q: np.ndarray, refs: np.ndarray, cohort: Cohort, ref_spread: float, mix: float,
-                 metric: str = "euclidean") -> tuple[float, float | None]:
+def writer_score(
+    q: np.ndarray, refs: np.ndarray, cohort: Cohort, ref_spread: float, mix: float, metric: str = "euclidean"
+) -> tuple[float, float | None]:
     """(score, spread of the specimens or None); lower = more like the specimens."""
     refs = np.atleast_2d(refs)
     d = pairwise_distances(np.asarray(q)[None], refs, metric)[0]

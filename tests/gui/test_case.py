@@ -11,14 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import write_sig
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QApplication
 
 from sigverify.gui.main_window import MainWindow, fit_size
 from sigverify.paths import samples_dir
 from sigverify.store.library import Library
-
-from helpers import write_sig
 
 SAMPLES = samples_dir()
 REFS = [str(SAMPLES / f"alice_ref{i}.png") for i in (1, 2, 3)]
@@ -315,8 +314,9 @@ def test_a_background_failure_nobody_handles_is_shown_on_screen(qtbot, win):
 
 # ------------------------------------------------------------------------------------------ fine-tuning figures
 def _ev(writers, eer, eer_random=0.05):
-    return SimpleNamespace(writers=writers, eer=eer, eer_random=eer_random, far=0.1, frr=0.1, far_random=0.0,
-                           pairs={"positive": 10, "skilled": 10})
+    return SimpleNamespace(
+        writers=writers, eer=eer, eer_random=eer_random, far=0.1, frr=0.1, far_random=0.0, pairs={"positive": 10, "skilled": 10}
+    )
 
 
 def test_fine_tuning_assessment():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import signature
 from PySide6.QtCore import QPoint, Qt
 
 from sigverify.gui.crop import CROP_RGB, LOCATED_RGB, CropDialog, draw_region, shows_region
@@ -16,8 +17,6 @@ from sigverify.imaging.synth_cheque import make_cheque
 from sigverify.paths import samples_dir
 from sigverify.store.library import Library
 
-from helpers import signature
-
 REFS = [str(samples_dir() / f"alice_ref{i}.png") for i in (1, 2, 3)]
 TIMEOUT = 30000
 
@@ -25,9 +24,13 @@ TIMEOUT = 30000
 @pytest.fixture(scope="module")
 def cheque(tmp_path_factory):
     d = tmp_path_factory.mktemp("cheque")
-    c = make_cheque(signature("Alice Smith", 31, size=(260, 700)),
-                    [signature("Bob Jones", 7, size=(200, 560)), signature("Carla Diaz", 8, size=(200, 560))],
-                    401, layout="uk", stamps=1)
+    c = make_cheque(
+        signature("Alice Smith", 31, size=(260, 700)),
+        [signature("Bob Jones", 7, size=(200, 560)), signature("Carla Diaz", 8, size=(200, 560))],
+        401,
+        layout="uk",
+        stamps=1,
+    )
     p = d / "cheque.png"
     cv2.imwrite(str(p), c.image[..., ::-1])
     return str(p), c

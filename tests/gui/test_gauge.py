@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PySide6.QtGui import QColor, QImage
 
 from sigverify.gui.gauge import FORGERY, GENUINE, REFER, DistanceGauge, zone_for
@@ -18,10 +19,18 @@ def gauge(qtbot):
     return g
 
 
-@pytest.mark.parametrize("d,zone,word", [
-    (0.0, GENUINE, "Genuine"), (0.3, GENUINE, "Genuine"), (0.5, GENUINE, "Genuine"),
-    (0.51, REFER, "Refer"), (0.8, REFER, "Refer"), (0.81, FORGERY, "Forgery"), (5.0, FORGERY, "Forgery"),
-])
+@pytest.mark.parametrize(
+    "d,zone,word",
+    [
+        (0.0, GENUINE, "Genuine"),
+        (0.3, GENUINE, "Genuine"),
+        (0.5, GENUINE, "Genuine"),
+        (0.51, REFER, "Refer"),
+        (0.8, REFER, "Refer"),
+        (0.81, FORGERY, "Forgery"),
+        (5.0, FORGERY, "Forgery"),
+    ],
+)
 def test_zone_value_and_words_for_known_distances(gauge, d, zone, word):
     gauge.set_result(d, score=42.0)
     assert gauge.zone() == zone

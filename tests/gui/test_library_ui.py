@@ -10,9 +10,9 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from sigverify.store.library import Library, account_of  # noqa: E402
-
 from helpers import SMALL, write_sig
+
+from sigverify.store.library import Library, account_of  # noqa: E402
 
 SIZE = SMALL
 TIMEOUT = 30000
@@ -31,8 +31,9 @@ def isolated_settings(tmp_path):
 def db(tmp_path, verifier):
     path = tmp_path / "lib.sqlite3"
     with Library(path) as lib:
-        lib.enrol("C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i) for i in range(3)], verifier,
-                  name="Alice Smith")
+        lib.enrol(
+            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i) for i in range(3)], verifier, name="Alice Smith"
+        )
         lib.enrol("C2", [write_sig(tmp_path / "r" / "b0.png", "Bob Jones", 0)], verifier, name="Bob Jones")
     return path
 

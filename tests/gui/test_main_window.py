@@ -77,13 +77,11 @@ def drop_files(widget, paths) -> bool:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     pos = widget.rect().center()
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
         return False
-    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, ev)
     return ev.isAccepted()
 
@@ -168,8 +166,7 @@ def bad_inputs(tmp_path: Path) -> dict[str, Path]:
     text.write_bytes(b"PK\x03\x04 this is not an image")
     huge = tmp_path / "huge.png"
     cv2.imwrite(str(huge), np.full((9000, 7000), 255, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    return {"corrupt": corrupt, "blank": blank, "unsupported": text, "huge": huge,
-            "missing": tmp_path / "nope.png"}
+    return {"corrupt": corrupt, "blank": blank, "unsupported": text, "huge": huge, "missing": tmp_path / "nope.png"}
 
 
 def test_bad_questioned_file_shows_a_message_and_clears_the_verdict(qtbot, win, tmp_path):
@@ -314,9 +311,26 @@ def test_screenshot_option_in_a_subprocess(tmp_path):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIGVERIFY_SETTINGS_DIR=str(tmp_path / "s"))
     t0 = time.time()
-    p = subprocess.run([sys.executable, "-m", "sigverify.gui.app", "--reference", *REFS, "--questioned", Q_FORGERY,
-                        "--size", "1280x800", "--screenshot", str(out)], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sigverify.gui.app",
+            "--reference",
+            *REFS,
+            "--questioned",
+            Q_FORGERY,
+            "--size",
+            "1280x800",
+            "--screenshot",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     img = QImage(str(out))
     assert (img.width(), img.height()) == (1280, 800)  # an explicit --size is kept, even beyond the screen
@@ -325,8 +339,12 @@ def test_screenshot_option_in_a_subprocess(tmp_path):
 
 def test_screenshot_option_fails_cleanly(tmp_path, capsys):
     out = tmp_path / "shot.png"
-    assert app_main(["--reference", REFS[0], "--questioned", str(tmp_path / "missing.png"),
-                     "--screenshot", str(out), "--timeout", "30"]) != 0
+    assert (
+        app_main(
+            ["--reference", REFS[0], "--questioned", str(tmp_path / "missing.png"), "--screenshot", str(out), "--timeout", "30"]
+        )
+        != 0
+    )
     assert "error" in capsys.readouterr().err and not out.exists()
     assert app_main(["--screenshot", str(out)]) != 0
 
@@ -350,9 +368,28 @@ def test_screenshot_with_a_refused_model_exits_promptly_with_an_error(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SIGVERIFY_SETTINGS_DIR=str(tmp_path / "s"))
     t0 = time.monotonic()
     # --timeout 120: before the fix the process waited for it (or silently used another model)
-    p = subprocess.run([sys.executable, "-m", "sigverify.gui.app", "--model", str(bad), "--reference", *REFS,
-                        "--questioned", Q_FORGERY, "--screenshot", str(out), "--timeout", "120"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sigverify.gui.app",
+            "--model",
+            str(bad),
+            "--reference",
+            *REFS,
+            "--questioned",
+            Q_FORGERY,
+            "--screenshot",
+            str(out),
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     elapsed = time.monotonic() - t0
     assert p.returncode not in (0, None), p.stdout + p.stderr
     assert "sigverify: error:" in p.stderr and bad.name in p.stderr and "refusing it" in p.stderr, p.stderr

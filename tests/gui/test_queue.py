@@ -9,8 +9,8 @@ from types import SimpleNamespace
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-
 from helpers import write_sig  # noqa: E402
+
 from sigverify.app.referrals import ReferralQueue  # noqa: E402
 from sigverify.hashing import sha256_file  # noqa: E402
 from sigverify.store.audit import VerificationEntry  # noqa: E402
@@ -30,13 +30,33 @@ def env(tmp_path):
     refs = lib.enrol("C1", [write_sig(tmp_path / f"r{i}.png", seed=i) for i in range(3)], name="Alice Smith").added
     rq = ReferralQueue(lib, st)
     ids = []
-    for k, (verdict, d, decision, note) in enumerate([("forgery", 2.4, "accept", "customer at the desk with ID"),
-                                                      ("refer", 1.3, "refer", "hesitant strokes"),
-                                                      ("genuine", 0.4, "accept", "")]):
+    for k, (verdict, d, decision, note) in enumerate(
+        [
+            ("forgery", 2.4, "accept", "customer at the desk with ID"),
+            ("refer", 1.3, "refer", "hesitant strokes"),
+            ("genuine", 0.4, "accept", ""),
+        ]
+    ):
         q = write_sig(tmp_path / f"q{k}.png", seed=10 + k, forged=verdict == "forgery")
-        vid = lib.audit.append_verification(VerificationEntry(
-            q.name, sha256_file(q), "sigverify-base", "ab" * 32, "euclidean", [d, d + 0.1, d - 0.1], d, 40.0, verdict,
-            "C1", 1.0, 2.0, refs), "gui", operator="clerk1")
+        vid = lib.audit.append_verification(
+            VerificationEntry(
+                q.name,
+                sha256_file(q),
+                "sigverify-base",
+                "ab" * 32,
+                "euclidean",
+                [d, d + 0.1, d - 0.1],
+                d,
+                40.0,
+                verdict,
+                "C1",
+                1.0,
+                2.0,
+                refs,
+            ),
+            "gui",
+            operator="clerk1",
+        )
         rq.attach_questioned(vid, q)
         rq.decide(clerk, vid, decision, note)
         ids.append(vid)
@@ -91,9 +111,11 @@ def test_approve_and_reject_need_a_reason_and_close_the_case(qtbot, env):
 
 def test_four_eyes_in_the_window(qtbot, env):
     rq = ReferralQueue(env.library, env.store)
-    q = env.library.audit.append_verification(VerificationEntry(
-        "x.png", "cd" * 32, "m", "w", "euclidean", [1.5], 1.5, 40.0, "refer", "C1", 1.0, 2.0), "gui",
-        operator="super1")
+    q = env.library.audit.append_verification(
+        VerificationEntry("x.png", "cd" * 32, "m", "w", "euclidean", [1.5], 1.5, 40.0, "refer", "C1", 1.0, 2.0),
+        "gui",
+        operator="super1",
+    )
     rq.refer(env.sup, q, "my own referral")
     dlg = dialog(qtbot, env)
     row = next(i for i, c in enumerate(dlg.cases) if c.id == q)

@@ -9,8 +9,8 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-
 from helpers import SMALL, write_sig  # noqa: E402
+
 from sigverify.store.library import Library  # noqa: E402
 from sigverify.store.operators import FREE_ATTEMPTS, AccessDenied, OperatorStore  # noqa: E402
 
@@ -31,8 +31,12 @@ def isolated_settings(tmp_path):
 def db(tmp_path, verifier):
     path = tmp_path / "lib.sqlite3"
     with Library(path) as lib:
-        lib.enrol("C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i, size=SMALL) for i in range(3)],
-                  verifier, name="Alice Smith")
+        lib.enrol(
+            "C1",
+            [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i, size=SMALL) for i in range(3)],
+            verifier,
+            name="Alice Smith",
+        )
     return path
 
 
@@ -80,6 +84,7 @@ def sign_in(user, pw=PW):
         dlg.user.setText(user)
         dlg.password.setText(pw)
         return dlg.try_sign_in()
+
     return step
 
 

@@ -7,10 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QApplication
-
-
 from helpers import make_set
+from PySide6.QtWidgets import QApplication
 
 TIMEOUT = 60000
 
