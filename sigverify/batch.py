@@ -32,11 +32,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from sigverify.errors import DataError, SigverifyError
+from sigverify.progress import Progress, ShouldStop
 from sigverify.safetext import csv_row, display_name
 
 RESULT_COLUMNS = ["customer", "file", "verdict", "score", "distance", "error", "audit_id"]
@@ -300,8 +301,8 @@ def run_batch(
     items: Sequence[BatchItem],
     library,
     verifier,
-    progress: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
     *,
     audit: bool = True,
     operator: str | None = None,

@@ -37,6 +37,8 @@ from typing import Callable
 
 import numpy as np
 
+from sigverify.progress import Progress
+
 #: keys always present in the JSON result (None where not measured)
 JSON_KEYS = (
     "pair_ms_median",
@@ -658,7 +660,7 @@ def run_benchmarks(
     threads: int | None = 1,
     cpu_images: int = 64,
     breakdown: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     batch_items: int = 120,
     ray_workers=(),
     onnx: bool = True,
@@ -670,7 +672,12 @@ def run_benchmarks(
     from sigverify.imaging.preprocess import preprocess
     from sigverify.verify.service import Verifier
 
-    say = progress or (lambda s: None)
+    steps = iter(range(7))
+
+    def say(msg: str) -> None:  # progress(fraction, message): the one progress type
+        if progress:
+            progress(next(steps, 6) / 7, msg)
+
     t_all = time.perf_counter()
     res: dict = {k: None for k in JSON_KEYS}
     res["machine"] = {

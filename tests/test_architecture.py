@@ -158,6 +158,75 @@ def test_one_place_builds_a_decision_from_embeddings():
     assert sorted(set(callers)) == DECISION_CALLERS and callers.count(str(Path("verify") / "service.py")) == 1
 
 
+def _progress_type_problems(path: Path) -> list[str]:
+    """Progress-callback types other than ``sigverify.progress.Progress`` in one file: a name for a
+    progress type bound to anything but ``Progress`` (``ProgressFn = Callable[..., None]``), a progress
+    Protocol of its own, a ``progress`` parameter annotated with something else, or the old
+    ``Callable[[float, str], ...]`` signature anywhere."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = []
+
+    def is_progress_alias(value: ast.AST) -> bool:
+        return isinstance(value, (ast.Name, ast.Attribute)) and ast.unparse(value).split(".")[-1] == "Progress"
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and "progress" in t.id.lower() and node.value is not None:
+                    if isinstance(node.value, ast.Subscript) or (
+                        isinstance(node.value, ast.Name) and node.value.id == "Callable"
+                    ):
+                        bad.append(f"{node.lineno}: {t.id} = {ast.unparse(node.value)}")
+                    elif t.id[:1].isupper() and not is_progress_alias(node.value):
+                        bad.append(f"{node.lineno}: {t.id} = {ast.unparse(node.value)}")
+        elif isinstance(node, ast.ClassDef) and "progress" in node.name.lower():
+            if any(ast.unparse(b).split(".")[-1] == "Protocol" for b in node.bases):
+                bad.append(f"{node.lineno}: class {node.name}(Protocol)")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs]:
+                if arg.arg == "progress" and arg.annotation is not None:
+                    text = ast.unparse(arg.annotation)
+                    if "Progress" not in text or "Callable" in text:
+                        bad.append(f"{arg.lineno}: {node.name}(progress: {text})")
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".")[-1] == "Callable":
+            sl = node.slice
+            if isinstance(sl, ast.Tuple) and sl.elts and isinstance(sl.elts[0], ast.List):
+                args = [ast.unparse(e) for e in sl.elts[0].elts]
+                if args[:2] == ["float", "str"]:
+                    bad.append(f"{node.lineno}: {ast.unparse(node)}")
+    return bad
+
+
+def test_one_progress_callback_type():
+    """Every long job takes ``progress: Progress`` (sigverify/progress.py); no module defines another."""
+    found = {}
+    for py, rel in _sources():
+        if rel == Path("progress.py"):
+            continue
+        problems = _progress_type_problems(py)
+        if problems:
+            found[str(rel)] = problems
+    assert found == {}
+
+
+def test_progress_check_catches_a_second_type(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(
+        "from typing import Callable, Protocol\n"
+        "from sigverify.progress import Progress\n"
+        "ProgressFn = Callable[..., None]\n"
+        "OkAlias = Progress\n"
+        "MyProgress = Progress\n"
+        "class JobProgress(Protocol):\n    def __call__(self, f: float) -> None: ...\n"
+        "def run(progress: Callable[[float, str], None] | None = None): ...\n"
+        "def fine(progress: Progress | None = None, on_step: Callable[[float, str], None] = print): ...\n"
+    )
+    got = _progress_type_problems(f)
+    assert sorted(g.split(":")[0] for g in got) == ["3", "6", "8", "8", "9"], got
+
+
 def _ruff() -> list[str] | None:
     exe = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if exe:

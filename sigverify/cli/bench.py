@@ -54,7 +54,7 @@ def cmd_bench(args) -> int:
         batch_items=max(0, args.batch_items),
         onnx=not args.no_onnx,
         ray_workers=() if args.ray is None else tuple(args.ray or (1, 2)),
-        progress=None if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True)),
+        progress=None if quiet else (lambda f, s, *_: print(f"... {s}", file=sys.stderr, flush=True)),
     )
     if args.profile:
         import tempfile

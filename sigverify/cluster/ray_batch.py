@@ -37,11 +37,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from sigverify.errors import DataError, ModelError, SigverifyError
+from sigverify.progress import Progress
 
 ID_ALIASES = ("item_id", "id", "item")
 CUSTOMER_ALIASES = ("customer_id", "customer", "account_id", "account")
@@ -367,7 +368,7 @@ def run_ray_batch(
     batch_size: int = 64,
     audit: bool = True,
     operator: str | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
     gpus_per_worker: float = 0.0,
 ):
     """Run the manifest on Ray; returns a ``sigverify.batch.BatchReport`` (results in manifest order)

@@ -27,10 +27,12 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from sigverify.progress import Progress, ShouldStop
+
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[..., None]  # progress(fraction, message, partial=None)
-StopFn = Callable[[], bool]
+ProgressFn = Progress  # progress(fraction, message, partial=None): the one type of sigverify.progress
+StopFn = ShouldStop
 JobFn = Callable[[ProgressFn, StopFn], Any]
 
 
@@ -94,7 +96,7 @@ class _Entry:
     signals: JobSignals
     on_done: Callable[[Any], None] | None
     on_error: Callable[[BaseException], None] | None
-    on_progress: Callable[[float, str], None] | None
+    on_progress: Progress | None
     on_cancel: Callable[[], None] | None
     on_partial: Callable[[Any], None] | None
     running: bool = True
@@ -126,7 +128,7 @@ class JobRunner(QObject):
         fn: JobFn,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
-        on_progress: Callable[[float, str], None] | None = None,
+        on_progress: Progress | None = None,
         on_cancel: Callable[[], None] | None = None,
         on_partial: Callable[[Any], None] | None = None,
     ) -> int:

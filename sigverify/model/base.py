@@ -13,12 +13,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from sigverify.errors import Cancelled, SigverifyError
 from sigverify.imaging.preprocess import Preprocessed, preprocess_file
+from sigverify.progress import Progress, ShouldStop
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -57,8 +58,8 @@ class EmbedderBase:
         self,
         paths: Sequence[str | os.PathLike],
         keep_stages: bool = False,
-        progress: Callable[[float, str], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> list[FileEmbedding]:
         """Preprocess and embed many files; a bad file gets an error entry, the rest go on."""
         n = len(paths)

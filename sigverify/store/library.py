@@ -24,12 +24,13 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from sigverify.errors import Cancelled, SigverifyError
 from sigverify.hashing import sha256_bytes
+from sigverify.progress import Progress, ShouldStop
 from sigverify.safetext import display_name
 from sigverify.store.audit import AuditLog, entry_from_decision, questioned_identity, utc_now
 
@@ -38,8 +39,6 @@ DB_FILE_NAME = "library.sqlite3"
 #: largest specimen file accepted (bytes); the image loader also limits the pixel count
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
 
-Progress = Callable[[float, str], None]
-ShouldStop = Callable[[], bool]
 
 LIBRARY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from sigverify.errors import SigverifyError
 from sigverify.imaging.preprocess import Preprocessed, preprocess
 from sigverify.model.lazy import Embedder, LoadedModel, device_label, open_model, resolve_device  # torch on first use
+from sigverify.progress import Progress, ShouldStop
 from sigverify.verify.calibration import verdict_for
 from sigverify.verify.distances import distance
 from sigverify.verify.reference import AGGREGATES, ReferenceDecision, verify_against_references
@@ -118,8 +119,8 @@ class Verifier:
         self,
         paths: Sequence[str | os.PathLike],
         keep_stages: bool = True,
-        progress: Callable[[float, str], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> tuple[list[Signature], list[tuple[str, str]]]:
         res = self.embedder.embed_files(paths, keep_stages, progress, should_stop)
         ok = [Signature(r.path, r.preprocessed, r.embedding) for r in res if r.error is None]
