@@ -15,6 +15,15 @@ import argparse
 import os
 import sys
 
+#: environment variable with the effect of ``--no-first-run`` (e.g. for screens.sh or a kiosk start script)
+NO_FIRST_RUN_ENV = "SIGVERIFY_NO_FIRST_RUN"
+
+
+def no_first_run(args) -> bool:
+    """``--no-first-run`` or ``SIGVERIFY_NO_FIRST_RUN`` set to anything but empty / 0 / no / false."""
+    env = os.environ.get(NO_FIRST_RUN_ENV, "").strip().lower()
+    return bool(getattr(args, "no_first_run", False)) or env not in ("", "0", "no", "false")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -29,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=None, help="UI scale factor, e.g. 2 for 200%% (sets QT_SCALE_FACTOR)")
     p.add_argument("--view", choices=("original", "preprocessed", "overlay"), default=None, help="initial view")
     p.add_argument("--size", default=None, help="window size WxH (default: fit the screen's available area, at most 1280x800)")
+    p.add_argument(
+        "--no-first-run",
+        action="store_true",
+        help=f"start straight into the main window on a library where the first-run choice was not made yet "
+        f"(screenshots, kiosk demos; also {NO_FIRST_RUN_ENV}=1): runs as the local operator and stores no choice, "
+        "a library that requires sign-in still asks for the password",
+    )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the comparison in --screenshot mode")
     return p
 
@@ -105,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from sigverify.gui.signin import install_operator_ui
 
     try:  # first-run choice + sign-in (scripted --screenshot: local operator or SIGVERIFY_TOKEN)
-        if install_operator_ui(win, interactive=not args.screenshot) is None:
+        if install_operator_ui(win, interactive=not args.screenshot, first_run=not no_first_run(args)) is None:
             win.close()
             return 0  # sign-in cancelled
     except Exception as exc:  # noqa: BLE001 - AccessDenied: not signed in

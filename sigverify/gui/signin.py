@@ -398,8 +398,18 @@ class OperatorUI(QObject):
         self.operator_changed.emit(op)
         self._update_menu()
 
-    def start(self, interactive: bool = True) -> bool:
-        """First-run choice and sign-in. False: cancelled (the app quits)."""
+    def start(self, interactive: bool = True, first_run: bool = True) -> bool:
+        """First-run choice and sign-in. False: cancelled (the app quits).
+
+        ``first_run=False`` (``sigverify --no-first-run``, ``SIGVERIFY_NO_FIRST_RUN=1``: screenshots, kiosk
+        demos) skips only the first-run *choice* on a library where none was made yet: this start runs as
+        the local operator, as the CLI does before the choice, and nothing is stored, so the next normal
+        start still asks. A library that requires sign-in still asks for the password."""
+        if not first_run and self.store.mode is None:
+            op = self.store.single_operator()
+            self.store.log(op, "signin", details={"source": "gui", "no_first_run": True})
+            self.set_operator(op)
+            return True
         if not interactive:
             from sigverify.app.operators import TOKEN_ENV
 
@@ -628,8 +638,11 @@ class OperatorUI(QObject):
             self.store.sign_out(operator=self.operator)
 
 
-def install_operator_ui(win, interactive: bool = True, store: OperatorStore | None = None) -> OperatorUI | None:
-    """Sign in and add the Operator menu and File > Export case report to ``win`` (after the library UI)."""
+def install_operator_ui(
+    win, interactive: bool = True, store: OperatorStore | None = None, first_run: bool = True
+) -> OperatorUI | None:
+    """Sign in and add the Operator menu and File > Export case report to ``win`` (after the library UI).
+    ``first_run=False`` skips the first-run choice without making it (see ``OperatorUI.start``)."""
     ctl = getattr(win, "library_controller", None)
     if ctl is None:
         raise RuntimeError("install_library_ui(win) must run first: operators live in the library database")
@@ -637,7 +650,7 @@ def install_operator_ui(win, interactive: bool = True, store: OperatorStore | No
     ui = OperatorUI(win, st, ctl.library)
     win.operator_ui = ui
     ui.build_menu()
-    if not ui.start(interactive):
+    if not ui.start(interactive, first_run):
         return None
     case = getattr(win, "case", None)
     if case is not None and hasattr(case, "case_recorded"):
