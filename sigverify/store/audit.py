@@ -118,6 +118,14 @@ CREATE TRIGGER IF NOT EXISTS audit_chain_no_replace BEFORE INSERT ON audit_chain
 WHEN NEW.seq IS NOT NULL AND EXISTS (SELECT 1 FROM audit_chain WHERE seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be replaced'); END;
 """
+#: Lookup indexes (not part of the trail: the hash chain covers the records, never the schema). Created
+#: with a new database and added once to an existing one when it is opened (``_ensure_indexes``).
+AUDIT_INDEXES = {
+    # the batch's idempotency lookup (a re-run, or the Ray merge after a crash: which records already
+    # carry these batch_item_keys). Without it every lookup parses the JSON of the whole trail.
+    "audit_verifications_batch_item_key": "CREATE INDEX IF NOT EXISTS audit_verifications_batch_item_key"
+    " ON audit_verifications (json_extract(details, '$.batch_item_key')) WHERE source = 'batch'",
+}
 AUDIT_TABLES = ("audit_verifications", "audit_decisions", "audit_chain")
 CHAIN_TRIGGERS = ("audit_chain_no_update", "audit_chain_no_delete", "audit_chain_no_replace")
 GENESIS_HASH = "0" * 64
@@ -387,11 +395,15 @@ class AuditLog:
             problems = [f"audit object {n!r} is missing (dropped or renamed); it is not re-created" for n in missing]
             if not have_meta and not missing:
                 problems.append("the database's audit-chain marker is missing although an anchor exists")
+            if "audit_verifications" in names:
+                _ensure_indexes(conn)
             return problems
         legacy = bool(names & audit_objects)
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             for stmt in _statements(AUDIT_SCHEMA + CHAIN_SCHEMA):
+                conn.execute(stmt)
+            for stmt in AUDIT_INDEXES.values():
                 conn.execute(stmt)
             if legacy:
                 _chain_existing(conn)
@@ -838,6 +850,24 @@ def _statements(script: str) -> list[str]:
                 out.append(buf.strip())
             buf = ""
     return out
+
+
+def _ensure_indexes(conn: sqlite3.Connection) -> list[str]:
+    """Migration: add the lookup indexes an existing database lacks (built once, in one transaction;
+    a read-only database keeps working without them). Returns the names added."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    todo = [name for name in AUDIT_INDEXES if name not in have]
+    if not todo:
+        return []
+    try:
+        with conn:
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+            for name in todo:
+                conn.execute(AUDIT_INDEXES[name])
+    except sqlite3.OperationalError:  # read-only or busy: lookups fall back to a scan, nothing breaks
+        return []
+    return todo
 
 
 def _chain_existing(conn: sqlite3.Connection) -> int:
