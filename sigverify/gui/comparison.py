@@ -496,7 +496,12 @@ class ComparisonController(QObject):
                     try:
                         new = v.signature_from_array(orig, s.source) if orig is not None else v.load(s.source)
                         # keep the library identity of a specimen (same case across models)
-                        extra = {k: getattr(s, k) for k in ("reference_id", "account_id") if hasattr(s, k)}
+                        fields = {f.name for f in dataclasses.fields(new)}
+                        extra = {
+                            k: getattr(s, k)
+                            for k in ("specimen", "reference_id", "account_id")
+                            if k in fields and getattr(s, k, None) is not None
+                        }
                         out.append(dataclasses.replace(new, **extra) if extra else new)
                     except Exception as exc:  # noqa: BLE001 - reported per signature
                         bad.append((s.source, error_text(exc)))

@@ -75,6 +75,69 @@ def verdict_shape(zone: str, center: QPointF, r: float) -> tuple[QPainterPath, Q
     return outline, glyph
 
 
+DIAL_TOP = 8.0  # px above the dial band
+MIN_RADIUS = 40.0
+
+
+def _dial_parts(r: float, base_font: QFont) -> tuple[float, QFont, QFont]:
+    """Band width, label font and number font of a dial of radius ``r``."""
+    f_small = QFont(base_font)
+    f_small.setPixelSize(max(10, int(r * 0.085)))
+    f_num = QFont(base_font)
+    f_num.setPixelSize(max(16, int(r * 0.2)))
+    f_num.setBold(True)
+    return max(10.0, r * 0.14), f_small, f_num
+
+
+def _dial_height(r: float, parts) -> float:
+    """Height the dial of radius ``r`` needs: the arc above the pivot; below it the longer of the
+    arc's ends with their 0 / max labels and the distance number with its caption."""
+    return DIAL_TOP + r + _caption_offset(r, parts) + QFontMetricsF(parts[1]).height() + 4
+
+
+def _caption_offset(r: float, parts) -> float:
+    """How far below the pivot the distance caption goes: under the number and under the 0 / max
+    labels at the arc's ends (a long caption never runs into them)."""
+    band, f_small, f_num = parts
+    fs, fn = QFontMetricsF(f_small).height(), QFontMetricsF(f_num).height()
+    arc_r = r - band / 2 - 8
+    ends = arc_r * math.sin(math.radians(25)) + band / 2 + 2 + fs
+    return max(ends, r * 0.16 + fn)
+
+
+def _fit_dial(w: float, h: float, base_font: QFont) -> tuple[float, tuple]:
+    """The largest radius whose dial fits ``w`` x ``h`` (never below ``MIN_RADIUS``)."""
+    r = max(MIN_RADIUS, (w - 24) / 2.0)
+    while r > MIN_RADIUS:
+        parts = _dial_parts(r, base_font)
+        if _dial_height(r, parts) <= h:
+            return r, parts
+        r -= 1.0
+    return MIN_RADIUS, _dial_parts(MIN_RADIUS, base_font)
+
+
+def separate_labels(a: QRectF, b: QRectF, gap: float = 3.0) -> list[QRectF]:
+    """Two threshold labels pushed apart (each half the way, along the line between their centres)
+    until they no longer overlap: close thresholds stay readable on a small dial."""
+    a, b = QRectF(a), QRectF(b)
+    if not a.adjusted(-gap, -gap, gap, gap).intersects(b):
+        return [a, b]
+    dx = b.center().x() - a.center().x()
+    dy = b.center().y() - a.center().y()
+    # overlap along each axis; move along the axis that needs the smaller shift
+    need_x = (a.width() + b.width()) / 2 + gap - abs(dx)
+    need_y = (a.height() + b.height()) / 2 + gap - abs(dy)
+    if need_x <= need_y:
+        s = (1.0 if dx >= 0 else -1.0) * need_x / 2
+        a.translate(-s, 0)
+        b.translate(s, 0)
+    else:
+        s = (1.0 if dy >= 0 else -1.0) * need_y / 2
+        a.translate(0, -s)
+        b.translate(0, s)
+    return [a, b]
+
+
 class DistanceGauge(QWidget):
     """Custom dial widget. Feed it thresholds and a result; read back ``zone()``/``value()``."""
 
@@ -88,7 +151,9 @@ class DistanceGauge(QWidget):
         self._zone: str | None = None
         self._refs: list[float] = []
         self._caption = ""
-        self.setMinimumSize(200, 180)  # the verdict and the decision fit 1366x768 and 200 % on 1920x1080
+        # big enough for a readable dial (radius >= ~60 px) and the verdict block; the verdict and the
+        # decision still fit 1366x768 and 200 % on 1920x1080
+        self.setMinimumSize(220, 190)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setAccessibleName("Distance gauge")
@@ -188,21 +253,21 @@ class DistanceGauge(QWidget):
         muted.setAlphaF(0.62)
         base_font = QFont(self.font())
 
-        # Text block under the dial takes ~34 % of the height; the dial gets the rest.
-        text_h = max(86.0, h * 0.30)
-        dial_h = h - text_h
-        # The arc spans 230 deg: its height is r * (1 + sin(25 deg)) plus room for labels.
-        r = min((w - 24) / 2.0, (dial_h - 20) / (1 + math.sin(math.radians(25))) * 0.96)
-        r = max(r, 40.0)
-        band = max(10.0, r * 0.14)
+        # Layout: the verdict block (headline, detail, score) gets exactly the height its fonts need; the
+        # dial gets the rest, as large as fits (labels, the number and its caption included), centred.
+        f_head = QFont(base_font)
+        f_head.setPixelSize(min(26, max(15, int(min(w, h) * 0.068))))
+        f_head.setBold(True)
+        fmh = QFontMetricsF(f_head)
+        f_det = QFont(base_font)
+        f_det.setPixelSize(max(11, int(f_head.pixelSize() * 0.62)))
+        fmd = QFontMetricsF(f_det)
+        block = fmh.height() + 4 + 2 * fmd.height() + 2 + 6
+        r, parts = _fit_dial(w, h - block, base_font)
+        band, f_small, f_num = parts
+        off = max(0.0, (h - block - _dial_height(r, parts)) / 2)
         cx = w / 2.0
-        # Centre the composition (dial + verdict block) vertically when the widget is tall.
-        f_probe = QFont(base_font)
-        f_probe.setPixelSize(max(15, int(min(w, h) * 0.068)))
-        block = QFontMetricsF(f_probe).height() * 2.6 + 16
-        content = 14 + r * (1 + 0.42) + max(10.0, r * 0.085) * 1.6 + block
-        off = max(0.0, (h - content) / 2)
-        cy = 10 + r + 4 + off
+        cy = off + DIAL_TOP + r
         center = QPointF(cx, cy)
         arc_r = r - band / 2 - 8
 
@@ -224,8 +289,6 @@ class DistanceGauge(QWidget):
             p.drawArc(rect, int(a0 * 16), int((a1 - a0) * 16))
 
         # Zone separators and threshold labels.
-        f_small = QFont(base_font)
-        f_small.setPixelSize(max(10, int(r * 0.085)))
         p.setFont(f_small)
         fm = QFontMetricsF(f_small)
         for t in (self._accept, self._reject):
@@ -242,13 +305,17 @@ class DistanceGauge(QWidget):
             labels = [(self._accept, f"{self._accept:.2f}"), (self._reject, f"{self._reject:.2f}")]
         lr = arc_r - band / 2 - fm.height() * 0.9
         p.setPen(muted)
+        rects = []
         for t, txt in labels:
             ang = math.radians(self._angle(t))
             pt = QPointF(cx + lr * math.cos(ang), cy - lr * math.sin(ang))
             tw = fm.horizontalAdvance(txt)
-            p.drawText(
-                QRectF(pt.x() - tw / 2 - 2, pt.y() - fm.height() / 2, tw + 4, fm.height()), Qt.AlignmentFlag.AlignCenter, txt
-            )
+            rects.append(QRectF(pt.x() - tw / 2 - 2, pt.y() - fm.height() / 2, tw + 4, fm.height()))
+        if len(rects) == 2:
+            rects = separate_labels(rects[0], rects[1])
+        self._label_rects = rects
+        for rc, (_t, txt) in zip(rects, labels):
+            p.drawText(rc, Qt.AlignmentFlag.AlignCenter, txt)
         # 0 and max at the ends of the band.
         for t, align in ((0.0, Qt.AlignmentFlag.AlignRight), (self._max, Qt.AlignmentFlag.AlignLeft)):
             ang = math.radians(self._angle(t))
@@ -315,9 +382,6 @@ class DistanceGauge(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
 
         # Distance number under the pivot.
-        f_num = QFont(base_font)
-        f_num.setPixelSize(max(16, int(r * 0.2)))
-        f_num.setBold(True)
         p.setFont(f_num)
         p.setPen(fg if active else muted)
         num_top = cy + r * 0.16
@@ -329,14 +393,13 @@ class DistanceGauge(QWidget):
         p.setFont(f_small)
         p.setPen(muted)
         cap = "distance" + (f" ({self._caption})" if self._caption else "")
-        p.drawText(QRectF(0, num_top + fmn.height(), w, fm.height()), Qt.AlignmentFlag.AlignHCenter, cap)
+        if fm.horizontalAdvance(cap) > w - 8:
+            cap = self._caption or cap  # "mean of 3 references": the number above is the distance
+        p.drawText(QRectF(0, cy + _caption_offset(r, parts), w, fm.height()), Qt.AlignmentFlag.AlignHCenter, cap)
 
         # Verdict block: icon + headline, then detail and score.
-        top = min(dial_h + 6, cy + r * 0.42 + max(10.0, r * 0.085) * 1.6 + 8)
-        f_head = QFont(base_font)
-        f_head.setPixelSize(max(15, int(min(w, h) * 0.068)))
-        f_head.setBold(True)
-        fmh = QFontMetricsF(f_head)
+        top = off + _dial_height(r, parts) + 2
+        self._block_top = top
         if active:
             zone = self._zone
             head = ZONE_HEADLINE[zone]
@@ -367,10 +430,7 @@ class DistanceGauge(QWidget):
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 head,
             )
-            f_det = QFont(base_font)
-            f_det.setPixelSize(max(11, int(f_head.pixelSize() * 0.62)))
             p.setFont(f_det)
-            fmd = QFontMetricsF(f_det)
             p.setPen(fg)
             y = top + fmh.height() + 4
             p.drawText(
@@ -390,11 +450,9 @@ class DistanceGauge(QWidget):
             p.setFont(f_head)
             p.setPen(muted)
             p.drawText(QRectF(0, top, w, fmh.height()), Qt.AlignmentFlag.AlignHCenter, "No comparison yet")
-            f_det = QFont(base_font)
-            f_det.setPixelSize(max(11, int(f_head.pixelSize() * 0.62)))
             p.setFont(f_det)
             p.drawText(
-                QRectF(4, top + fmh.height() + 4, w - 8, QFontMetricsF(f_det).height() * 2),
+                QRectF(4, top + fmh.height() + 4, w - 8, fmd.height() * 2),
                 Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
                 "Add reference and questioned signatures",
             )

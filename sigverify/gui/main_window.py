@@ -64,6 +64,9 @@ from sigverify.gui.verdict_panel import VerdictPanel
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ");;All files (*)"
 DEFAULT_SIZE = QSize(1280, 800)
 VERDICT_PANEL_WIDTH = (280, 380)  # min / max logical px: the verdict and the decision buttons always fit
+#: below this window height (logical px; 1920x1080 at 200 % is 540) the View toolbar folds into the View
+#: menu (same actions and shortcuts), so the gauge and the decision keep their room
+COMPACT_HEIGHT = 620
 
 STYLE = """
 QMainWindow, QWidget#central { background: #eef1f4; }
@@ -316,6 +319,19 @@ class MainWindow(QMainWindow):
             avail.y() + max(0, (avail.height() - size.height() - 30) // 2),
         )
 
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        self._apply_compact()
+
+    def is_compact(self) -> bool:
+        return self.height() < COMPACT_HEIGHT
+
+    def _apply_compact(self) -> None:
+        """Short windows (200 % scaling): secondary toolbar actions live in the View menu only."""
+        tb = getattr(self, "toolbar", None)
+        if tb is not None and tb.isHidden() != self.is_compact():
+            tb.setVisible(not self.is_compact())
+
     def showEvent(self, e) -> None:  # noqa: N802
         super().showEvent(e)
         if not self._sized and self.fit_on_show:
@@ -411,9 +427,9 @@ class MainWindow(QMainWindow):
         order = [
             self.ref_pane,
             self.ref_pane.open_button,
-            self.ref_pane.add_button,
             self.ref_pane.clear_button,
             self.ref_pane.strip,
+            self.ref_pane.add_button,
             self.ref_pane.remove_button,
             self.q_pane,
             self.q_pane.open_button,
@@ -529,6 +545,7 @@ class MainWindow(QMainWindow):
         self.untrained_badge.setToolTip("Random weights: verdicts are meaningless")
         self.model_label = QLabel("Model: loading\u2026")
         self.device_label = QLabel("Device: \u2026")
+        self.device_label.setToolTip("Where the model runs")
         self.last_label = QLabel("No verification yet")
         for w in (self.model_label, self.untrained_badge, self.device_label, self.last_label):
             sb.addPermanentWidget(w)
@@ -546,7 +563,7 @@ class MainWindow(QMainWindow):
         card = v.card
         self.model_label.setText(f"Model: {card.name}")
         self.model_label.setToolTip(str(v.model.path) if v.model.path else "built-in")
-        self.device_label.setText(f"Device: {v.device_text}")
+        self.device_label.setText(v.device_text)  # "CPU (2 threads)" / "GPU (name)": short, the status bar fits 200 %
         self.banner.setVisible(bool(card.random_init))
         self.untrained_badge.setVisible(bool(card.random_init))
         self.update_titles()

@@ -176,6 +176,31 @@ class ImageView(QGraphicsView):
         painter.restore()
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that never widens its pane: ``text()`` is the whole text (also the tooltip),
+    painted with an ellipsis in the middle when the label is narrower (file names can be any length)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, mode=Qt.TextElideMode.ElideMiddle):
+        super().__init__(text, parent)
+        self._mode = mode
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(20, super().minimumSizeHint().height())
+
+    def is_elided(self) -> bool:
+        return self.fontMetrics().horizontalAdvance(self.text()) > self.contentsRect().width()
+
+    def paintEvent(self, _e) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        r = self.contentsRect()
+        p.setPen(self.palette().color(self.foregroundRole()))
+        text = self.fontMetrics().elidedText(self.text(), self._mode, r.width())
+        p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+        p.end()
+
+
 class MessageLabel(QLabel):
     """Non-modal message inside a pane: red for errors, amber for warnings, hidden when empty."""
 
@@ -263,11 +288,8 @@ class SignaturePane(QFrame):
         head.addWidget(self.clear_button)
 
         self.view = ImageView(placeholder)
-        self.caption = QLabel("")
+        self.caption = ElidedLabel("")  # the file name is shortened in the middle, never the pane title
         self.caption.setObjectName("paneCaption")
-        self.caption.setTextFormat(Qt.TextFormat.PlainText)
-        self.caption.setMinimumWidth(50)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -446,7 +468,6 @@ class ReferencePane(SignaturePane):
         self.add_button.setToolTip("Add more reference signatures to this set")
         self.add_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.add_button.clicked.connect(self.add_requested)
-        self.layout_.itemAt(0).layout().insertWidget(3, self.add_button)
 
         self.strip = QListWidget()
         self.strip.setViewMode(QListWidget.ViewMode.IconMode)
@@ -471,10 +492,25 @@ class ReferencePane(SignaturePane):
         self.remove_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.selected_index()))
         self.remove_button.setEnabled(False)
-        self.layout_.itemAt(0).layout().insertWidget(3, self.remove_button)
-        self.layout_.addWidget(self.strip)
+        # Remove sits beside the thumbnails it acts on: the title row stays narrow (200 % on 1920x1080)
+        strip_row = QHBoxLayout()
+        strip_row.setContentsMargins(0, 0, 0, 0)
+        strip_row.setSpacing(6)
+        strip_row.addWidget(self.strip, 1)
+        set_buttons = QVBoxLayout()  # Add / Remove act on the thumbnail set beside them
+        set_buttons.setContentsMargins(0, 0, 0, 0)
+        set_buttons.setSpacing(4)
+        for b in (self.add_button, self.remove_button):
+            b.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            b.setMinimumWidth(b.fontMetrics().horizontalAdvance("Remove") + 20)
+            set_buttons.addWidget(b)
+        set_buttons.addStretch(1)
+        strip_row.addLayout(set_buttons)
+        self.layout_.addLayout(strip_row)
         self._finish_layout()
         self._update_count()
+        # the count never widens the window when a set is loaded: room for "99 signatures" from the start
+        self.count_label.setMinimumWidth(self.count_label.fontMetrics().horizontalAdvance("99 signatures") + 8)
 
     def keyPressEvent(self, e) -> None:  # noqa: N802
         if e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self._sigs:
@@ -579,6 +615,26 @@ class QuestionedPane(SignaturePane):
         self.layout_.addWidget(self.footer)
         self._finish_layout()
 
+    #: the footer's details are shown only when this many px are left for them (else: the tooltip)
+    INFO_MIN_W = 150
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        self._fit_footer()
+
+    def _fit_footer(self) -> None:
+        fl = self.footer.layout()
+        m = fl.contentsMargins()
+        room = (
+            self.footer.width()
+            - m.left()
+            - m.right()
+            - self.input_thumb.width()
+            - self.crop_button.sizeHint().width()
+            - 2 * fl.spacing()
+        )
+        self.info.setVisible(room >= self.INFO_MIN_W)  # its size policy is Ignored: no layout feedback
+
     def signature(self):
         return self._sig
 
@@ -604,6 +660,7 @@ class QuestionedPane(SignaturePane):
         if s is None:
             self.input_thumb.clear()
             self.info.setText("No questioned signature yet")
+            self.footer.setToolTip("")
             return
         inp = s.preprocessed.input
         pm = numpy_to_pixmap(255 - inp).scaled(
@@ -621,6 +678,7 @@ class QuestionedPane(SignaturePane):
             lines.append(region_caption(s.preprocessed))
         lines.append(f"Source: {s.source}")
         self.info.setText("\n".join(lines))
+        self.footer.setToolTip("\n".join(lines))
 
     def _crop(self) -> None:
         from sigverify.gui.crop import choose_crop

@@ -548,7 +548,8 @@ class OperatorUI(QObject):
                 self._who_label = QLabel("")
                 self._who_label.setAccessibleName("Signed-in operator")
                 sb().addPermanentWidget(self._who_label)
-            self._who_label.setText(f" Operator: {self.operator.username} ({self.operator.role}) ")
+            self._who_label.setText(f" {self.operator.username} ({self.operator.role}) ")
+            self._who_label.setToolTip("Signed-in operator (every audit record names them)")
 
     def build_menu(self) -> None:
         from sigverify.gui import queue_ui

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from sigverify.gui.gauge import DistanceGauge
+from sigverify.gui.panes import ElidedLabel
 
 DECISION_TEXT = {"accept": "&Accept", "refer": "Re&fer", "reject": "&Reject"}
 DECISION_WORD = {"accept": "accept", "refer": "refer", "reject": "reject"}
@@ -119,7 +120,7 @@ class DecisionControls(QFrame):
             self.prompt.setText("Your decision (after a comparison)")
             self.state.setText(note)
             return
-        self.prompt.setText(f"Your decision \u2014 the verdict suggests <b>{DECISION_WORD[safe]}</b>")
+        self.prompt.setText(f"Your decision (suggested: <b>{DECISION_WORD[safe]}</b>)")
         self.state.setText(note or "Not decided yet.")
         if focus:
             self.buttons[safe].setFocus(Qt.FocusReason.OtherFocusReason)
@@ -204,10 +205,8 @@ class VerdictPanel(QFrame):
         t.setObjectName("paneTitle")
         t.setMinimumWidth(t.fontMetrics().horizontalAdvance("Verdict") + 8)
         lay.addWidget(t)
-        self.file_label = QLabel("")
+        self.file_label = ElidedLabel("")  # a long file name is shortened in the middle (tooltip: the path)
         self.file_label.setObjectName("paneCaption")
-        self.file_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.file_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.file_label)
         self.rerun_label = QLabel("")
         self.rerun_label.setObjectName("rerun")
@@ -238,7 +237,7 @@ class VerdictPanel(QFrame):
         # the gauge gets the height first; the numbers (also on the gauge) scroll when space is short
         self.details_scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         lay.addWidget(self.details_scroll, 1)
-        note = QLabel("Verdicts are advisory. Cases marked Refer or Forgery go to a supervisor.")
+        note = QLabel("Advisory: Refer and Forgery cases go to a supervisor.")
         note.setObjectName("paneCaption")
         note.setWordWrap(True)
         lay.addWidget(note)
