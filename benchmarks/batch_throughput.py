@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import torch
 
+    from sigverify.app.library_service import LibraryService
     from sigverify.batch import load_items, run_batch
     from sigverify.samples import draw_signature
     from sigverify.store.library import Library
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(p), draw_signature(name, i, 0.6, size=(h, w)))
                 refs.append(p)
-            lib.enrol(f"C{c:03d}", refs, v, name=name)
+            LibraryService(lib, v).enrol(f"C{c:03d}", refs, name=name)
         qdir = root / "questioned"
         for k in range(args.n):
             c = k % args.customers

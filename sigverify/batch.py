@@ -264,10 +264,11 @@ def load_items(path: str | os.PathLike) -> list[BatchItem]:
 
 # ---- run --------------------------------------------------------------------------------------------
 def _read_and_preprocess(item: BatchItem, cfg):
+    from sigverify.app.library_service import read_specimen_file
     from sigverify.hashing import sha256_bytes
-    from sigverify.store.library import Library, decode_and_preprocess
+    from sigverify.imaging.load import decode_and_preprocess
 
-    data = Library._read_file(item.path)
+    data = read_specimen_file(item.path)
     return decode_and_preprocess(data, display_name(os.path.basename(item.path)), cfg).input, sha256_bytes(data)
 
 
@@ -313,7 +314,7 @@ def run_batch(
 ) -> "BatchReport":
     """Verify every item against its customer's active references in ``library``; see the module doc."""
     from sigverify.app.case import decide
-    from sigverify.app.operators import case_options
+    from sigverify.app.library_service import LibraryService
     from sigverify.store.audit import entry_from_decision, utc_now
 
     t_start = time.perf_counter()
@@ -335,6 +336,7 @@ def run_batch(
             d["customer"], d["file"], d["verdict"], d["score"], d["distance"], d["error"], d["audit_id"], d["warnings"]
         )
     rep.resumed = len(final)
+    service = LibraryService(library, verifier)  # the embedding cache and the customers' decision options
     refs: dict[str, tuple[list[int], np.ndarray] | str] = {}
     options: dict[str, dict] = {}  # per customer: decision options (a supervisor's threshold override)
 
@@ -344,9 +346,9 @@ def run_batch(
                 if library.get_customer(cid) is None:
                     refs[cid] = f"unknown customer {cid!r}: not in the reference library"
                 else:
-                    ids, embs = library.reference_embeddings(cid, verifier)
+                    ids, embs = service.reference_embeddings(cid)
                     refs[cid] = (ids, embs) if ids else f"customer {cid!r} has no active reference signatures"
-                    options[cid] = case_options(library, cid)
+                    options[cid] = service.case_options(cid)
             except SigverifyError as exc:
                 refs[cid] = str(exc)
         return refs[cid]

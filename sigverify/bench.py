@@ -374,6 +374,7 @@ def make_batch_world(root: str | os.PathLike, verifier, n: int = 120, customers:
     synthetic questioned scans; returns (library, manifest CSV path, plain batch CSV path)."""
     import cv2
 
+    from sigverify.app.library_service import LibraryService
     from sigverify.samples import draw_signature
     from sigverify.store.library import Library
 
@@ -387,7 +388,7 @@ def make_batch_world(root: str | os.PathLike, verifier, n: int = 120, customers:
             p.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(p), draw_signature(name, i, 0.6, size=size))
             paths.append(p)
-        lib.enrol(f"C{c:03d}", paths, verifier, name=name)
+        LibraryService(lib, verifier).enrol(f"C{c:03d}", paths, name=name)
     rows = []
     for k in range(n):
         c = k % customers

@@ -142,7 +142,7 @@ def test_ad_hoc_case_skips_bad_references_and_expands_folders(verifier, alice, t
 
 # ---- one record per case ------------------------------------------------------------------------
 def test_rerun_of_the_same_case_appends_no_second_record(lib, verifier, alice, tmp_path):
-    lib.enrol("C1", alice[:3], verifier)
+    LibraryService(lib, verifier).enrol("C1", alice[:3])
     svc = LibraryService(lib, verifier)
     first = svc.verify("C1", alice[3])
     assert first.audit_id is not None and not first.rerun and first.reference_ids == [1, 2, 3]
@@ -156,7 +156,7 @@ def test_rerun_of_the_same_case_appends_no_second_record(lib, verifier, alice, t
 
     other = svc.verify("C1", write_sig(tmp_path / "other.png", seed=9))  # another questioned file
     assert not other.rerun and other.audit_id != first.audit_id
-    lib.enrol("C1", [write_sig(tmp_path / "ref_new.png", seed=7)], verifier)  # the reference set changed
+    LibraryService(lib, verifier).enrol("C1", [write_sig(tmp_path / "ref_new.png", seed=7)])  # the reference set changed
     more = svc.verify("C1", alice[3])
     assert not more.rerun and len(more.reference_ids) == 4 and lib.audit.count()[0] == 3
     # not recorded when asked so
@@ -183,7 +183,7 @@ def test_case_key_depends_on_questioned_references_model_and_customer():
 
 
 def test_gui_style_case_from_loaded_signatures_is_recorded_once(lib, verifier, alice):
-    lib.enrol("C1", alice[:3], verifier)
+    LibraryService(lib, verifier).enrol("C1", alice[:3])
     svc = LibraryService(lib, verifier)
     refs = svc.reference_signatures("C1")
     assert [r.reference_id for r in refs] == [1, 2, 3] and {r.account_id for r in refs} == {"C1"}
@@ -201,7 +201,7 @@ def test_gui_style_case_from_loaded_signatures_is_recorded_once(lib, verifier, a
 def test_library_verify_and_batch_use_the_same_decision(lib, verifier, alice, monkeypatch):
     from sigverify.batch import BatchItem, run_batch
 
-    lib.enrol("C1", alice[:3], verifier)
+    LibraryService(lib, verifier).enrol("C1", alice[:3])
     calls = []
     real = type(verifier).decide_embeddings
 
@@ -210,7 +210,7 @@ def test_library_verify_and_batch_use_the_same_decision(lib, verifier, alice, mo
         return real(self, q, refs, **kw)
 
     monkeypatch.setattr(type(verifier), "decide_embeddings", spy)
-    lib.verify("C1", alice[3], verifier, record=False)
+    LibraryService(lib, verifier).verify("C1", alice[3], record=False)
     run_batch([BatchItem("C1", str(alice[3]))], lib, verifier, audit=False, workers=1)
     verify_case(verifier, alice[3], alice[:3])
     assert calls == [3, 3, 3]
@@ -250,7 +250,7 @@ def test_supervisor_override_reaches_every_decision_path(tmp_path, verifier, ali
         st = OperatorStore.for_library(lib)
         admin = st.setup_multi_user("admin", "correct horse 1")
         sup = st.add(admin, "super1", "correct horse 1", "supervisor")
-        lib.enrol("C1", alice[:3], verifier)
+        LibraryService(lib, verifier).enrol("C1", alice[:3])
         svc = LibraryService(lib, verifier)
         base_accept = svc.build("C1", alice[3]).decision.verdict.accept
         st.set_threshold_override(sup, "C1", 1.2, "tremor")

@@ -158,6 +158,21 @@ def test_one_place_builds_a_decision_from_embeddings():
     assert sorted(set(callers)) == DECISION_CALLERS and callers.count(str(Path("verify") / "service.py")) == 1
 
 
+def test_the_library_store_is_only_sql():
+    """store/library.py and store/audit.py keep rows: they decode no image, run no model and build no
+    decision (that is ``app.library_service``, which applies a supervisor's override)."""
+    from sigverify.store.library import Library
+
+    bad = []
+    for name in ("library.py", "audit.py"):
+        for line, mod in _imports(ROOT / "store" / name, "sigverify.store"):
+            if mod.startswith(("sigverify.imaging", "sigverify.model", "sigverify.verify.service", "sigverify.app")):
+                bad.append(f"store/{name}:{line} imports {mod}")
+    assert bad == []
+    moved = {"enrol", "verify", "refresh_embeddings", "reference_embeddings", "load_signatures", "customer_status"}
+    assert moved.isdisjoint(dir(Library))
+
+
 def _progress_type_problems(path: Path) -> list[str]:
     """Progress-callback types other than ``sigverify.progress.Progress`` in one file: a name for a
     progress type bound to anything but ``Progress`` (``ProgressFn = Callable[..., None]``), a progress

@@ -207,9 +207,11 @@ CHILD = textwrap.dedent("""
     import sys, cv2, numpy as np
     from sigverify.samples import draw_signature
     from sigverify.store.audit import VerificationEntry
+    from sigverify.app.library_service import LibraryService
     from sigverify.store.library import Library
 
     lib = Library(sys.argv[1], operator="child")
+    svc = LibraryService(lib, None)
     base = draw_signature("Crash Test", 0, 0.5, size=(60, 160))
     i = 0
     while True:
@@ -218,7 +220,7 @@ CHILD = textwrap.dedent("""
         img[1, (i // img.shape[1]) % img.shape[1]] = 3
         path = sys.argv[2] + f"/s{i % 4}.png"
         cv2.imwrite(path, img)
-        lib.enrol(f"C{i % 5}", [path], None)
+        svc.enrol(f"C{i % 5}", [path])
         ids = lib.audit.append_many([VerificationEntry(f"q{i}.png", f"{i:064x}", "m", "w", "euclidean",
                                                        [0.1] * 50, 0.1, 50.0, "refer", f"C{i % 5}",
                                                        details={"pad": "x" * 4000}) for _ in range(3)], "batch")

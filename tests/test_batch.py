@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import SMALL, write_sig
 
+from sigverify.app.library_service import LibraryService
 from sigverify.batch import BatchItem, items_from_csv, items_from_folder, load_items, run_batch
 from sigverify.errors import DataError, SigverifyError
 from sigverify.store.library import Library
@@ -22,7 +23,7 @@ def setup(tmp_path, verifier):
     lib = Library(tmp_path / "lib.sqlite3", operator="batcher")
     for cid, name in (("C1", "Alice Smith"), ("C2", "Bob Jones")):
         refs = [write_sig(tmp_path / "refs" / cid / f"r{i}.png", name, i) for i in range(3)]
-        lib.enrol(cid, refs, verifier, name=name)
+        LibraryService(lib, verifier).enrol(cid, refs, name=name)
     lib.add_customer("C3", "No Specimens")
     q = tmp_path / "questioned"
     write_sig(q / "C1" / "a_genuine.png", "Alice Smith", 40)
@@ -57,7 +58,7 @@ def test_batch_over_folder_with_corrupt_file(setup, verifier):
     assert all(r.verdict in ("genuine", "refer", "forgery") and 0 <= r.score <= 100 and r.audit_id for r in ok)
     assert sum(rep.counts().values()) == 3 and len(rep.errors) == 4
     # identical numbers to a one-off library verification
-    one = lib.verify("C1", q / "C1" / "a_genuine.png", verifier, record=False)
+    one = LibraryService(lib, verifier).verify("C1", q / "C1" / "a_genuine.png", record=False)
     assert res["C1/a_genuine.png"].distance == pytest.approx(one.decision.verdict.distance, abs=1e-5)
     # every successful row is in the audit log, source and decision source "batch"
     recs = {r.id: r for r in lib.audit.records()}

@@ -16,6 +16,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from helpers import SMALL, write_sig  # noqa: E402
 
+from sigverify.app.library_service import LibraryService
 from sigverify.batch import load_items, run_batch  # noqa: E402
 from sigverify.cluster import ray_batch  # noqa: E402
 from sigverify.errors import DataError  # noqa: E402
@@ -29,7 +30,7 @@ CUSTOMERS = [("C1", "Alice Smith"), ("C2", "Bob Jones"), ("C3", "Carla Diaz"), (
 def _enrol(path, refs, verifier):
     lib = Library(path, operator="batcher")
     for cid, name in CUSTOMERS:
-        lib.enrol(cid, refs[cid], verifier, name=name)
+        LibraryService(lib, verifier).enrol(cid, refs[cid], name=name)
     lib.add_customer("C5", "No Specimens")
     return lib
 
@@ -114,7 +115,7 @@ def test_ray_equals_single_process_and_merges_idempotently(world, verifier):
     assert set(spec) == {"C1", "C2", "C3", "C4", "C5", "C9"} and "no active reference" in spec["C5"]
     assert "unknown customer" in spec["C9"]
     ids, embs = spec["C1"]
-    assert len(ids) == 3 and np.allclose(embs, lib_b.reference_embeddings("C1", verifier)[1])
+    assert len(ids) == 3 and np.allclose(embs, LibraryService(lib_b, verifier).reference_embeddings("C1")[1])
     # the same audit records as the single-process batch
     va, vb = _audit_view(lib_a), _audit_view(lib_b)
     assert [r[:4] + r[6:] for r in vb] == [r[:4] + r[6:] for r in va]  # all but the float distances

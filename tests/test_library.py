@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from helpers import SMALL, write_sig
 
+from sigverify.app.library_service import LibraryService
 from sigverify.errors import Cancelled, SigverifyError
-from sigverify.store.library import Library, account_of, parse_time, reference_id_of
+from sigverify.store.library import Library, parse_time
+from sigverify.verify.service import SpecimenRef
 
 SIZE = SMALL
 
@@ -44,11 +46,11 @@ def test_default_path_honours_sigverify_home(tmp_path, monkeypatch):
 
 
 def test_enrol_search_verify_round_trip(lib, verifier, alice_files, tmp_path):
-    rep = lib.enrol("ACC-001", alice_files[:3], verifier, name="Alice Smith", notes="VIP")
+    rep = LibraryService(lib, verifier).enrol("ACC-001", alice_files[:3], name="Alice Smith", notes="VIP")
     assert len(rep.added) == 3 and not rep.errors
     bob = tmp_path / "bob.png"
     write_sig(bob, "Bob Jones", 1)
-    lib.enrol("ACC-002", [bob], verifier, name="Bob Jones")
+    LibraryService(lib, verifier).enrol("ACC-002", [bob], name="Bob Jones")
 
     # search: id prefix, name substring, case-insensitive; exact id first
     assert [c.account_id for c in lib.search("acc-001")] == ["ACC-001"]
@@ -61,10 +63,10 @@ def test_enrol_search_verify_round_trip(lib, verifier, alice_files, tmp_path):
     assert lib.get_customer("ACC-002").needs_more_specimens
 
     genuine = write_sig(tmp_path / "q_genuine.png", seed=50)
-    res = lib.verify("ACC-001", genuine, verifier, source="cli")
+    res = LibraryService(lib, verifier).verify("ACC-001", genuine, source="cli")
     assert len(res.decision.distances) == 3 and res.reference_ids == rep.added
     # same numbers as the core's own decision on the same signatures
-    sigs = lib.load_signatures("ACC-001", verifier)
+    sigs = LibraryService(lib, verifier).reference_signatures("ACC-001")
     core = verifier.decide(verifier.load(genuine), sigs)
     assert core.verdict.zone == res.decision.verdict.zone
     assert np.allclose(core.distances, res.decision.distances, atol=1e-5)
@@ -75,7 +77,7 @@ def test_enrol_search_verify_round_trip(lib, verifier, alice_files, tmp_path):
     assert rec.model_id == verifier.model.model_id and rec.verdict == res.decision.verdict.zone
 
     with pytest.raises(SigverifyError, match="unknown customer"):
-        lib.verify("ACC-404", genuine, verifier)
+        LibraryService(lib, verifier).verify("ACC-404", genuine)
 
 
 def test_enrol_reports_bad_and_duplicate_files(lib, verifier, alice_files, tmp_path):
@@ -83,28 +85,28 @@ def test_enrol_reports_bad_and_duplicate_files(lib, verifier, alice_files, tmp_p
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full(SIZE, 250, np.uint8))
-    rep = lib.enrol("A1", [alice_files[0], bad, blank, tmp_path / "missing.png", alice_files[0]], verifier)
+    rep = LibraryService(lib, verifier).enrol("A1", [alice_files[0], bad, blank, tmp_path / "missing.png", alice_files[0]])
     assert len(rep.added) == 1
     msgs = dict(rep.errors)
     assert set(msgs) == {str(bad), str(blank), str(tmp_path / "missing.png"), str(alice_files[0])}
     assert "twice" in msgs[str(alice_files[0])]
-    rep2 = lib.enrol("A1", [alice_files[0]], verifier)
+    rep2 = LibraryService(lib, verifier).enrol("A1", [alice_files[0]])
     assert not rep2.added and "already enrolled" in rep2.errors[0][1]
     # a brand-new customer with nothing usable is not left behind
-    assert not lib.enrol("EMPTY", [bad], verifier).added
+    assert not LibraryService(lib, verifier).enrol("EMPTY", [bad]).added
     assert lib.get_customer("EMPTY") is None
 
 
 def test_enrol_folder_and_without_verifier(lib, verifier, alice_files):
-    rep = lib.enrol("A1", [alice_files[0].parent], None)  # a folder expands to its images
+    rep = LibraryService(lib, None).enrol("A1", [alice_files[0].parent])  # a folder expands to its images
     assert len(rep.added) == 4
-    assert lib.stale_count(verifier) == 4  # no verifier: embeddings computed later
-    ids, embs = lib.reference_embeddings("A1", verifier)  # ... lazily, on first use
-    assert embs.shape == (4, verifier.card.embedding_dim) and lib.stale_count(verifier) == 0
+    assert LibraryService(lib, verifier).stale_count() == 4  # no verifier: embeddings computed later
+    ids, embs = LibraryService(lib, verifier).reference_embeddings("A1")  # ... lazily, on first use
+    assert embs.shape == (4, verifier.card.embedding_dim) and LibraryService(lib, verifier).stale_count() == 0
 
 
 def test_expiry_removal_and_specimen_flag(lib, verifier, alice_files):
-    rep = lib.enrol("A1", alice_files, verifier, expires="2999-01-01")
+    rep = LibraryService(lib, verifier).enrol("A1", alice_files, expires="2999-01-01")
     a, b, c, d = rep.added
     assert lib.get_customer("A1").n_active == 4
     lib.expire_reference(a)  # now
@@ -114,7 +116,7 @@ def test_expiry_removal_and_specimen_flag(lib, verifier, alice_files):
     assert removed.status() == "removed" and removed.removed_utc
     cust = lib.get_customer("A1")
     assert cust.n_active == 1 and cust.needs_more_specimens
-    st = lib.customer_status("A1", verifier)
+    st = LibraryService(lib, verifier).status("A1")
     assert st.needs_more_specimens and st.n_active == 1
     assert any("add more specimens" in w for w in st.warnings)
     assert st.person_scale == 1.0  # no per-customer adaptation below 3 references
@@ -131,11 +133,11 @@ def test_expiry_removal_and_specimen_flag(lib, verifier, alice_files):
 
 
 def test_per_customer_threshold_follows_reference_spread(lib, verifier, alice_files):
-    lib.enrol("A1", alice_files[:3], verifier)
+    LibraryService(lib, verifier).enrol("A1", alice_files[:3])
     from sigverify.verify.reference import person_scale
 
-    st = lib.customer_status("A1", verifier)
-    _, embs = lib.reference_embeddings("A1", verifier)
+    st = LibraryService(lib, verifier).status("A1")
+    _, embs = LibraryService(lib, verifier).reference_embeddings("A1")
     scale, spread = person_scale(embs, verifier.metric, verifier.calibration)
     assert st.person_scale == pytest.approx(scale) and st.reference_spread == pytest.approx(spread)
     assert st.threshold_accept == pytest.approx(verifier.calibration.accept * scale)
@@ -146,37 +148,40 @@ def test_refresh_embeddings_when_model_changes(lib, verifier, alice_files):
     from sigverify.model.weights import random_model
     from sigverify.verify.service import Verifier
 
-    lib.enrol("A1", alice_files, verifier)
+    LibraryService(lib, verifier).enrol("A1", alice_files)
     other = random_model(seed=1)
     other.card.name = "other-model"
     v2 = Verifier(other, device="cpu")
     assert v2.model.model_id != verifier.model.model_id
-    assert lib.stale_count(v2) == 4
+    assert LibraryService(lib, v2).stale_count() == 4
     with pytest.raises(Cancelled):
-        lib.refresh_embeddings(v2, should_stop=lambda: True)
+        LibraryService(lib, v2).refresh(should_stop=lambda: True)
     seen = []
-    rep = lib.refresh_embeddings(v2, progress=lambda f, m: seen.append(f))
+    rep = LibraryService(lib, v2).refresh(progress=lambda f, m: seen.append(f))
     assert rep.computed == 4 and not rep.errors and seen[-1] == 1.0
-    assert lib.refresh_embeddings(v2).computed == 0
+    assert LibraryService(lib, v2).refresh().computed == 0
     # both models' embeddings are cached side by side and differ
-    _, e1 = lib.reference_embeddings("A1", verifier)
-    _, e2 = lib.reference_embeddings("A1", v2)
+    _, e1 = LibraryService(lib, verifier).reference_embeddings("A1")
+    _, e2 = LibraryService(lib, v2).reference_embeddings("A1")
     assert not np.allclose(e1, e2)
 
 
 def test_load_signatures_for_the_gui(lib, verifier, alice_files):
-    rep = lib.enrol("A1", alice_files[:2], verifier)
-    sigs = lib.load_signatures("A1", verifier)
-    assert [reference_id_of(s.source) for s in sigs] == rep.added
-    assert {account_of(s.source) for s in sigs} == {"A1"}
+    rep = LibraryService(lib, verifier).enrol("A1", alice_files[:2])
+    sigs = LibraryService(lib, verifier).reference_signatures("A1")
+    assert [s.reference_id for s in sigs] == rep.added
+    assert {s.account_id for s in sigs} == {"A1"}
+    # the identity travels typed; the library:// text is for display only
+    assert sigs[0].specimen == SpecimenRef("A1", rep.added[0], alice_files[0].name)
+    assert sigs[0].source == f"library://A1/{rep.added[0]}/{alice_files[0].name}"
     assert "original" in sigs[0].preprocessed.stages
     direct = verifier.load(alice_files[0]).embedding
     assert np.allclose(sigs[0].embedding, direct, atol=1e-5)
 
 
 def test_remove_customer_keeps_audit(lib, verifier, alice_files, tmp_path):
-    lib.enrol("A1", alice_files[:3], verifier)
-    res = lib.verify("A1", alice_files[3], verifier)
+    LibraryService(lib, verifier).enrol("A1", alice_files[:3])
+    res = LibraryService(lib, verifier).verify("A1", alice_files[3])
     lib.remove_customer("A1")
     assert lib.get_customer("A1") is None
     assert lib._q("SELECT COUNT(*) FROM reference_images")[0][0] == 0
@@ -259,10 +264,10 @@ def test_cli_library_commands(tmp_path, alice_files, capsys):
 def test_swapped_cached_embeddings_are_recomputed(lib, verifier, tmp_path):
     a = [write_sig(tmp_path / "a" / f"{i}.png", "Alice Smith", i) for i in range(3)]
     b = [write_sig(tmp_path / "b" / f"{i}.png", "Bob Jones", 10 + i) for i in range(3)]
-    lib.enrol("A", a, verifier)
-    lib.enrol("B", b, verifier)
+    LibraryService(lib, verifier).enrol("A", a)
+    LibraryService(lib, verifier).enrol("B", b)
     q = write_sig(tmp_path / "q.png", "Bob Jones", 20)
-    honest = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    honest = LibraryService(lib, verifier).verify("A", str(q), record=False).decision.verdict
     ra = [r.id for r in lib.references("A")]
     rb = [r.id for r in lib.references("B")]
     raw = sqlite3.connect(lib.path)
@@ -271,7 +276,7 @@ def test_swapped_cached_embeddings_are_recomputed(lib, verifier, tmp_path):
         vb = raw.execute("SELECT vector FROM embeddings WHERE reference_id = ?", (y,)).fetchone()[0]
         raw.execute("UPDATE embeddings SET vector = ? WHERE reference_id = ?", (vb, x))
     raw.commit()
-    got = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    got = LibraryService(lib, verifier).verify("A", str(q), record=False).decision.verdict
     assert got.distance == pytest.approx(honest.distance, abs=1e-5)  # recomputed, not Bob's vectors
     # whole rows moved to another specimen (with their own key columns): recomputed too
     raw.execute("DELETE FROM embeddings WHERE reference_id IN (%s)" % ",".join(map(str, ra)))
@@ -281,8 +286,8 @@ def test_swapped_cached_embeddings_are_recomputed(lib, verifier, tmp_path):
     )
     raw.commit()
     raw.close()
-    assert lib.stale_count(verifier) == 6
-    got = lib.verify("A", str(q), verifier, record=False).decision.verdict
+    assert LibraryService(lib, verifier).stale_count() == 6
+    got = LibraryService(lib, verifier).verify("A", str(q), record=False).decision.verdict
     assert got.distance == pytest.approx(honest.distance, abs=1e-5)
 
 
@@ -292,7 +297,7 @@ def test_enrolment_is_all_or_nothing(lib, verifier, tmp_path, monkeypatch):
     ok = write_sig(tmp_path / "e" / "ok.png", "Alice Smith", 1)
     odd = write_sig(tmp_path / "e" / "tmp.png", "Alice Smith", 2)
     odd = odd.rename(odd.with_name(os.fsdecode(b"sig-\xff\xfe.png")))  # not valid UTF-8
-    rep = lib.enrol("N1", [ok, odd], verifier, name="Nina")
+    rep = LibraryService(lib, verifier).enrol("N1", [ok, odd], name="Nina")
     assert len(rep.added) == 2  # the odd name is stored as readable text
     names = {r.file_name for r in lib.references("N1")}
     assert "sig-\ufffd\ufffd.png" in names
@@ -304,12 +309,12 @@ def test_enrolment_is_all_or_nothing(lib, verifier, tmp_path, monkeypatch):
 
     monkeypatch.setattr(lib, "_put_embedding", boom)
     with pytest.raises(sqlite3.OperationalError):
-        lib.enrol("N2", [c], verifier, name="Carl")
+        LibraryService(lib, verifier).enrol("N2", [c], name="Carl")
     assert lib.get_customer("N2") is None
     # nothing usable: no customer is created at all
     bad = tmp_path / "e" / "bad.png"
     bad.write_bytes(b"junk")
-    rep = lib.enrol("N3", [bad], verifier)
+    rep = LibraryService(lib, verifier).enrol("N3", [bad])
     assert not rep.added and lib.get_customer("N3") is None
 
 
@@ -342,3 +347,47 @@ def test_db_must_be_a_regular_file(tmp_path, db, capsys):
 def test_odd_dates_are_clear_errors(when):
     with pytest.raises(SigverifyError, match="date"):
         parse_time(when)
+
+
+def test_service_applies_the_supervisor_override(lib, verifier, alice_files):
+    """The customer's thresholds and verification both carry a supervisor's override (the store-level
+    verification that ignored it is gone)."""
+    from sigverify.store.operators import OperatorStore
+
+    svc = LibraryService(lib, verifier)
+    svc.enrol("A1", alice_files[:3])
+    plain, plain_case = svc.status("A1"), svc.verify("A1", alice_files[3], record=False)
+    st = OperatorStore.for_library(lib)
+    admin = st.setup_multi_user("admin", "correct horse 1")
+    sup = st.add(admin, "super1", "correct horse 1", "supervisor")
+    st.set_threshold_override(sup, "A1", 1.2, "tremor")
+    wider, wider_case = svc.status("A1"), svc.verify("A1", alice_files[3], record=False)
+    assert plain.threshold_override == 1.0 and wider.threshold_override == pytest.approx(1.2)
+    assert wider.threshold_accept == pytest.approx(plain.threshold_accept * 1.2)
+    assert wider.threshold_reject == pytest.approx(plain.threshold_reject * 1.2)
+    assert any("override x1.20" in w for w in wider.warnings)
+    assert wider_case.decision.threshold_override == pytest.approx(1.2)
+    assert wider_case.decision.verdict.accept == pytest.approx(plain_case.decision.verdict.accept * 1.2)
+    # batch decides through the same service: the override is in its audit record
+    from sigverify.batch import BatchItem, run_batch
+
+    rep = run_batch([BatchItem("A1", str(alice_files[3]))], lib, verifier, workers=1)
+    assert lib.audit.get(rep.results[0].audit_id).details["threshold_override"] == pytest.approx(1.2)
+
+
+def test_enrolment_without_a_model_and_cache_keys(lib, verifier, alice_files):
+    """Enrolment needs no model (files are checked and stored); the service then fills the cache, and a
+    cached row that no longer matches its specimen counts as missing."""
+    svc0 = LibraryService(lib, None)
+    with pytest.raises(SigverifyError, match="no model"):
+        svc0.stale_count()
+    rep = svc0.enrol("A1", alice_files[:3])
+    svc = LibraryService(lib, verifier)
+    assert svc.stale_count() == 3
+    ids, embs = svc.reference_embeddings("A1")
+    assert ids == rep.added and svc.stale_count() == 0
+    # the store keeps only what it is given: tamper with one cached vector
+    lib._conn.execute("UPDATE embeddings SET vector = ? WHERE reference_id = ?", (embs[0][::-1].tobytes(), ids[0]))
+    lib._conn.commit()
+    assert svc.stale_count() == 1
+    assert np.allclose(svc.reference_embeddings("A1")[1], embs, atol=1e-6) and svc.stale_count() == 0

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from helpers import write_sig
 
+from sigverify.app.library_service import LibraryService
 from sigverify.app.referrals import ReferralQueue
 from sigverify.app.report import write_case_report
 from sigverify.cli import main
@@ -31,7 +32,7 @@ def make_case(tmp_path, keep_image=True):
     admin = st.setup_multi_user("admin", PW, "Ada Admin")
     clerk = st.add(admin, "clerk1", PW, "clerk", "Carl Clerk")
     sup = st.add(admin, "super1", PW, "supervisor", "Sue Super")
-    added = lib.enrol("ACC-1001", refs, name="Zoë Ångström").added
+    added = LibraryService(lib, None).enrol("ACC-1001", refs, name="Zoë Ångström").added
     vid = lib.audit.append_verification(
         VerificationEntry(
             "q.png",

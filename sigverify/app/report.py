@@ -82,7 +82,7 @@ def _preprocess_config():
 
 def _network_input(data: bytes, name: str, cfg) -> np.ndarray | None:
     try:
-        from sigverify.store.library import decode_and_preprocess
+        from sigverify.imaging.load import decode_and_preprocess
 
         return decode_and_preprocess(data, name, cfg).input
     except SigverifyError:

@@ -146,6 +146,8 @@ def register(sub) -> None:
 
 # ---- helpers -------------------------------------------------------------------------------------------
 def _library(args):
+    """The store (SQL) with the signed-in operator bound; wrap it in ``LibraryService`` for embeddings,
+    thresholds and cases."""
     from sigverify.app.operators import bind_cli_operator
     from sigverify.store.library import Library
 
@@ -188,18 +190,20 @@ def _fmt_status(st) -> str:
 
 # ---- library -------------------------------------------------------------------------------------------
 def cmd_enrol(args) -> int:
+    from sigverify.app.library_service import LibraryService
     from sigverify.errors import ImageLoadError
 
     v = _verifier(args)
     with _library(args) as lib:
-        rep = lib.enrol(args.customer_id, args.images, v, name=args.name, notes=args.notes, expires=args.expires)
+        svc = LibraryService(lib, v)
+        rep = svc.enrol(args.customer_id, args.images, name=args.name, notes=args.notes, expires=args.expires)
         if not rep.added and lib.get_customer(args.customer_id) is None:
             raise ImageLoadError(
                 f"no reference enrolled for {args.customer_id}: "
                 + "; ".join(f"{Path(p).name}: {e}" if Path(p).name not in e else e for p, e in rep.errors)
             )
         c = lib.require_customer(args.customer_id)
-        st = lib.customer_status(args.customer_id, v)
+        st = svc.status(args.customer_id)
     d = rep.to_dict()
     d["customer"] = c.to_dict()
     d["status"] = st.to_dict()
@@ -252,11 +256,13 @@ def cmd_search(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from sigverify.app.library_service import LibraryService
+
     v = _verifier(args)
     with _library(args) as lib:
         c = lib.require_customer(args.customer_id)
         refs = lib.references(args.customer_id, include_removed=True)
-        st = lib.customer_status(args.customer_id, v)
+        st = LibraryService(lib, v).status(args.customer_id)
     d = c.to_dict()
     d["references"] = [r.to_dict() for r in refs]
     d["status"] = st.to_dict()
@@ -340,13 +346,14 @@ def cmd_remove_customer(args) -> int:
 
 
 def cmd_refresh(args) -> int:
+    from sigverify.app.library_service import LibraryService
     from sigverify.cli.training import CliProgress
 
     v = _verifier(args)
     bar = CliProgress("embeddings", quiet=args.quiet or args.json)
     try:
         with _library(args) as lib:
-            rep = lib.refresh_embeddings(v, bar)
+            rep = LibraryService(lib, v).refresh(bar)
     finally:
         bar.close()
     emit(

@@ -131,10 +131,12 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestItem]:
 # ---------------------------------------------------------------------------------------- specimens
 def customer_references(library, verifier, customer_id: str) -> tuple[list[int], np.ndarray] | str:
     """A customer's active reference ids and embeddings, or the error text the batch shows."""
+    from sigverify.app.library_service import LibraryService  # the one embedding cache
+
     try:
         if library.get_customer(customer_id) is None:
             return f"unknown customer {customer_id!r}: not in the reference library"
-        ids, embs = library.reference_embeddings(customer_id, verifier)
+        ids, embs = LibraryService(library, verifier).reference_embeddings(customer_id)
         return (ids, embs) if ids else f"customer {customer_id!r} has no active reference signatures"
     except SigverifyError as exc:
         return str(exc)

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sigverify.app.library_service import LibraryService
 from sigverify.gui.jobs import JobRunner, error_text
 from sigverify.store.library import Library
 
@@ -105,6 +106,11 @@ class LibraryController(QObject):
         if v is None:
             raise RuntimeError("the model is still loading; try again in a moment")
         return v
+
+    def service(self, verifier=None) -> LibraryService:
+        """The library service (enrol, embeddings, thresholds, cases) for ``verifier`` (default: the
+        window's current one); the store itself is only SQL."""
+        return LibraryService(self.library, verifier if verifier is not None else self.verifier())
 
     def start(
         self, fn, on_done=None, on_failed=None, on_progress=None, on_cancelled=None, slot: str | None = None, on_partial=None
@@ -176,7 +182,7 @@ class LibraryController(QObject):
             self.customer_loaded.emit(c.account_id)
 
         return self.start(
-            lambda p, s: self.library.load_signatures(c.account_id, v),
+            lambda p, s: self.service(v).reference_signatures(c.account_id),
             done,
             lambda exc: self._show_error(f"the references of {c.label} could not be loaded: {error_text(exc)}"),
             slot=CUSTOMER,
@@ -201,7 +207,8 @@ class LibraryController(QObject):
         if v is None:
             return None
         self.jobs.cancel(REFRESH, notify=False)
-        if self.library.stale_count(v) == 0:
+        svc = self.service(v)
+        if svc.stale_count() == 0:
             return None
         if self.refresh_dialog is None:
             self.refresh_dialog = ProgressDialog("Updating the reference library", self.window)
@@ -224,7 +231,7 @@ class LibraryController(QObject):
             self.window.show_error(msg)
 
         jid = self.start(
-            lambda p, s: self.library.refresh_embeddings(v, p, s),
+            lambda p, s: svc.refresh(p, s),
             done,
             failed,
             dlg.set_progress,
@@ -412,8 +419,8 @@ class EnrolDialog(QDialog):
             self.result.setText(f"Enrolment failed: {error_text(exc)}")
 
         self.job = self.ctl.start(
-            lambda p, s: lib.enrol(
-                acc, paths, v, name=name or None, notes=notes or None, expires=expires, progress=p, should_stop=s
+            lambda p, s: self.ctl.service(v).enrol(
+                acc, paths, name=name or None, notes=notes or None, expires=expires, progress=p, should_stop=s
             ),
             done,
             failed,
@@ -482,7 +489,7 @@ class ManageReferencesDialog(QDialog):
         text = f"<b>{c.label}</b>: {c.n_active} active of {len(refs)} specimen(s)."
         v = self.ctl.window.current_verifier()
         if v is not None and c.n_active:
-            st = lib.customer_status(self.account_id, v)
+            st = self.ctl.service(v).status(self.account_id)
             text += (
                 f" Thresholds for this customer: genuine \u2264 {st.threshold_accept:.3f}, "
                 f"forgery &gt; {st.threshold_reject:.3f} (scale {st.person_scale:.2f})."

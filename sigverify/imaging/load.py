@@ -290,3 +290,11 @@ def load_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
         raise ImageLoadError(f"{name}: the image file is damaged or unsupported ({msg})") from exc
     except MemoryError as exc:
         raise ImageLoadError(f"{name}: not enough memory to open this image") from exc
+
+
+def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool = False):
+    """Image bytes (a stored specimen, a batch file) -> ``Preprocessed`` (the original under
+    ``stages['original']`` when ``keep_stages``)."""
+    from sigverify.imaging.preprocess import preprocess_named
+
+    return preprocess_named(load_image_bytes(data, name=name), name, config, keep_stages)

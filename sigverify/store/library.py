@@ -1,4 +1,5 @@
-"""Customer reference library: customers, their reference signatures and cached embeddings (no Qt).
+"""Customer reference library store: customers, their reference signatures and cached embeddings
+(SQL only: no image decoding, no preprocessing, no model, no decision; no Qt).
 
 One SQLite database file (``library.sqlite3`` in ``user_data_dir()`` unless a path is given) holds
 
@@ -6,14 +7,18 @@ One SQLite database file (``library.sqlite3`` in ``user_data_dir()`` unless a pa
 - ``reference_images`` the enrolled specimens: image bytes (BLOB) and SHA-256, file name, date enrolled,
                        optional expiry, active flag, removal time (removed specimens stay for the audit
                        trail unless purged)
-- ``embeddings``       preprocessed embedding per (reference, model id): recomputed automatically when
-                       the active model changes (``refresh_embeddings``, or lazily when a customer's
-                       references are used)
+- ``embeddings``       embedding per (reference, model id), keyed by the specimen image; computed and
+                       refreshed by ``sigverify.app.library_service.LibraryService`` (enrol, refresh,
+                       or lazily when a customer's references are used)
 - the append-only audit tables (see ``sigverify.store.audit``)
 
 The database runs in WAL mode with ``synchronous=FULL``; every change is one transaction, so a process
 killed mid-write leaves the database consistent. One ``Library`` may be shared between the GUI thread
 and one worker thread: every statement runs under the instance's lock.
+
+Reading specimen files, preprocessing, embedding, the customer's thresholds and verification live one
+layer up, in ``sigverify.app.library_service`` (which applies a supervisor's override and decides through
+the one decision path).
 """
 
 from __future__ import annotations
@@ -21,23 +26,20 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from sigverify.errors import Cancelled, SigverifyError
+from sigverify.errors import SigverifyError
 from sigverify.hashing import sha256_bytes
-from sigverify.progress import Progress, ShouldStop
 from sigverify.safetext import display_name
-from sigverify.store.audit import AuditLog, entry_from_decision, questioned_identity, utc_now
+from sigverify.store.audit import AuditLog, utc_now
 
 SCHEMA_VERSION = 1
 DB_FILE_NAME = "library.sqlite3"
-#: largest specimen file accepted (bytes); the image loader also limits the pixel count
-MAX_IMAGE_BYTES = 30 * 1024 * 1024
 
 
 LIBRARY_SCHEMA = """
@@ -208,85 +210,26 @@ class Reference:
         }
 
 
-@dataclass
-class EnrolReport:
-    account_id: str
-    added: list[int] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
-
-    def to_dict(self) -> dict:
-        return {
-            "account_id": self.account_id,
-            "added_reference_ids": self.added,
-            "errors": [{"path": p, "error": e} for p, e in self.errors],
-        }
-
-
-@dataclass
-class RefreshReport:
-    model_id: str
-    computed: int = 0
-    already_cached: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (reference id, message)
-
-    def to_dict(self) -> dict:
-        return {
-            "model_id": self.model_id,
-            "computed": self.computed,
-            "already_cached": self.already_cached,
-            "errors": [{"reference_id": i, "error": e} for i, e in self.errors],
-        }
+def _reference(r: sqlite3.Row) -> Reference:
+    return Reference(
+        r["id"],
+        r["account_id"],
+        r["file_name"],
+        r["image_sha256"],
+        r["enrolled_utc"],
+        r["expires_utc"],
+        bool(r["active"]),
+        r["removed_utc"],
+    )
 
 
-@dataclass
-class CustomerStatus:
-    """A customer's reference set under one model: the per-customer thresholds and flags."""
+@dataclass(frozen=True)
+class SpecimenFile:
+    """A specimen to store: its (display) file name, its bytes and their SHA-256."""
 
-    account_id: str
-    model_id: str
-    n_active: int
-    reference_spread: float | None
-    person_scale: float
-    threshold_accept: float
-    threshold_reject: float
-    needs_more_specimens: bool
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class LibraryVerification:
-    account_id: str
-    questioned: object  # sigverify.verify.service.Signature
-    decision: object  # sigverify.verify.reference.ReferenceDecision
-    reference_ids: list[int]
-    audit_id: int | None = None
-
-    def to_dict(self) -> dict:
-        d = {
-            "customer": self.account_id,
-            "questioned": getattr(self.questioned, "source", ""),
-            "reference_ids": self.reference_ids,
-            "audit_id": self.audit_id,
-        }
-        d.update(self.decision.to_dict())
-        return d
-
-
-def _expand(paths: Iterable[str | os.PathLike]) -> list[str]:
-    from sigverify.imaging.files import expand_images
-
-    return expand_images(paths)
-
-
-def decode_and_preprocess(data: bytes, name: str, config=None, keep_stages: bool = False):
-    """Image bytes -> ``Preprocessed`` (with the original under ``stages['original']`` if kept)."""
-    from sigverify.imaging.load import load_image_bytes
-    from sigverify.imaging.preprocess import preprocess_named
-
-    return preprocess_named(load_image_bytes(data, name=name), name, config, keep_stages)
+    file_name: str
+    data: bytes
+    sha256: str
 
 
 class Library:
@@ -360,15 +303,19 @@ class Library:
         if not account_id:
             raise SigverifyError("an account id is required")
         with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
-                (account_id, (name or "").strip(), (notes or "").strip(), utc_now()),
-            )
-            if name is not None:
-                self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
-            if notes is not None:
-                self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
+            self._upsert_customer(account_id, name, notes, utc_now())
         return self.require_customer(account_id)
+
+    def _upsert_customer(self, account_id: str, name: str | None, notes: str | None, now: str) -> None:
+        """Inside an open transaction: create the customer if new; set name / notes when given."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
+            (account_id, (name or "").strip(), (notes or "").strip(), now),
+        )
+        if name is not None:
+            self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
+        if notes is not None:
+            self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
 
     def _customers(
         self,
@@ -432,93 +379,50 @@ class Library:
             self._conn.execute("DELETE FROM customers WHERE account_id = ?", (account_id,))
 
     # ---- references -----------------------------------------------------------------------------
-    def enrol(
-        self,
-        account_id: str,
-        paths: Iterable[str | os.PathLike],
-        verifier=None,
-        name: str | None = None,
-        notes: str | None = None,
-        expires: str | datetime | None = None,
-        progress: Progress | None = None,
-        should_stop: ShouldStop | None = None,
-    ) -> EnrolReport:
-        """Enrol image files (folders expand to their images) as references of ``account_id``
-        (created if new). Each file is checked (decodes, has ink); bad files and duplicates are
-        reported and skipped. With a ``verifier`` the embeddings are computed and cached at once."""
-        account_id = (account_id or "").strip()
-        if not account_id:
-            raise SigverifyError("an account id is required")
-        files = _expand(paths)
-        is_new = self.get_customer(account_id) is None
-        exp = parse_time(expires)
-        rep = EnrolReport(account_id)
-        cfg = verifier.embedder.preprocess_config if verifier is not None else None
-        have = {
-            r["image_sha256"]: r["id"]
+    def kept_digests(self, account_id: str) -> dict[str, int]:
+        """SHA-256 -> reference id of the customer's kept (not removed) specimens."""
+        return {
+            r["image_sha256"]: int(r["id"])
             for r in self._q(
                 "SELECT id, image_sha256 FROM reference_images WHERE account_id = ? AND removed_utc IS NULL", [account_id]
             )
         }
-        staged: list[tuple[str, bytes, str, object]] = []
-        n = len(files)
-        for i, f in enumerate(files):
-            if should_stop and should_stop():
-                raise Cancelled("cancelled")
-            name_ = display_name(os.path.basename(f))  # stored and printed: always valid UTF-8
-            try:
-                data = self._read_file(f)
-                digest = sha256_bytes(data)
-                if digest in have:
-                    if have[digest] < 0:
-                        raise SigverifyError(f"{name_}: the same image is given twice in this enrolment")
-                    raise SigverifyError(f"{name_}: already enrolled for {account_id} (reference #{have[digest]})")
-                pre = decode_and_preprocess(data, name_, cfg)
-                staged.append((name_, data, digest, pre))
-                have[digest] = -1
-            except SigverifyError as exc:
-                rep.errors.append((display_name(f), str(exc)))
-            if progress:
-                progress(0.8 * (i + 1) / max(n, 1), f"checked {name_}")
-        embs = None
-        if verifier is not None and staged:
-            embs = verifier.embedder.embed_arrays([s[3].input for s in staged])
-        if staged or not is_new:
-            # all or nothing: the customer, its name / notes and every staged specimen in one transaction
-            # (a new customer with nothing usable is never created)
-            now = utc_now()
-            added: list[int] = []
-            with self._lock, self._conn:
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO customers (account_id, name, notes, created_utc) VALUES (?,?,?,?)",
-                    (account_id, (name or "").strip(), (notes or "").strip(), now),
+
+    def add_specimens(
+        self,
+        account_id: str,
+        specimens: Sequence[SpecimenFile],
+        *,
+        name: str | None = None,
+        notes: str | None = None,
+        expires: str | datetime | None = None,
+        model_id: str | None = None,
+        embeddings: Sequence[np.ndarray] | None = None,
+    ) -> list[int]:
+        """All or nothing: the customer (created if new), its name / notes (when given) and every
+        specimen (with its embedding under ``model_id`` when given) in one transaction. Returns the new
+        reference ids in order."""
+        account_id = (account_id or "").strip()
+        if not account_id:
+            raise SigverifyError("an account id is required")
+        if embeddings is not None and (model_id is None or len(embeddings) != len(specimens)):
+            raise ValueError("one embedding per specimen, with its model id")
+        exp = parse_time(expires)
+        now = utc_now()
+        added: list[int] = []
+        with self._lock, self._conn:
+            self._upsert_customer(account_id, name, notes, now)
+            for k, sp in enumerate(specimens):
+                cur = self._conn.execute(
+                    "INSERT INTO reference_images (account_id, file_name, image, image_sha256, enrolled_utc,"
+                    " expires_utc, active) VALUES (?,?,?,?,?,?,1)",
+                    (account_id, sp.file_name, sp.data, sp.sha256, now, exp),
                 )
-                if name is not None:
-                    self._conn.execute("UPDATE customers SET name = ? WHERE account_id = ?", (name.strip(), account_id))
-                if notes is not None:
-                    self._conn.execute("UPDATE customers SET notes = ? WHERE account_id = ?", (notes.strip(), account_id))
-                for k, (name_, data, digest, _pre) in enumerate(staged):
-                    cur = self._conn.execute(
-                        "INSERT INTO reference_images (account_id, file_name, image, image_sha256, enrolled_utc,"
-                        " expires_utc, active) VALUES (?,?,?,?,?,?,1)",
-                        (account_id, name_, data, digest, now, exp),
-                    )
-                    rid = int(cur.lastrowid)
-                    added.append(rid)
-                    if embs is not None:
-                        self._put_embedding(rid, verifier.model.model_id, embs[k], digest)
-            rep.added = added
-        if progress:
-            progress(1.0, f"enrolled {len(rep.added)} reference(s) for {account_id}")
-        return rep
-
-    @staticmethod
-    def _read_file(path: str) -> bytes:
-        """A specimen / questioned file's bytes: regular files only (no FIFO, device or folder), at most
-        ``MAX_IMAGE_BYTES``, checked before reading (see ``sigverify.imaging.load.read_image_file``)."""
-        from sigverify.imaging.load import read_image_file
-
-        return read_image_file(path, MAX_IMAGE_BYTES)
+                rid = int(cur.lastrowid)
+                added.append(rid)
+                if embeddings is not None:
+                    self._put_embedding(rid, str(model_id), embeddings[k], sp.sha256)
+        return added
 
     def _put_embedding(self, ref_id: int, model_id: str, emb: np.ndarray, image_sha256: str) -> None:
         v = np.asarray(emb, np.float32)
@@ -533,19 +437,7 @@ class Library:
         sql = "SELECT * FROM reference_images WHERE account_id = ?"
         if not include_removed:
             sql += " AND removed_utc IS NULL"
-        return [
-            Reference(
-                r["id"],
-                r["account_id"],
-                r["file_name"],
-                r["image_sha256"],
-                r["enrolled_utc"],
-                r["expires_utc"],
-                bool(r["active"]),
-                r["removed_utc"],
-            )
-            for r in self._q(sql + " ORDER BY id", [account_id])
-        ]
+        return [_reference(r) for r in self._q(sql + " ORDER BY id", [account_id])]
 
     def active_references(self, account_id: str) -> list[Reference]:
         now = utc_now()
@@ -555,17 +447,7 @@ class Library:
         rows = self._q("SELECT * FROM reference_images WHERE id = ?", [int(ref_id)])
         if not rows:
             raise SigverifyError(f"no reference #{ref_id} in the library")
-        r = rows[0]
-        return Reference(
-            r["id"],
-            r["account_id"],
-            r["file_name"],
-            r["image_sha256"],
-            r["enrolled_utc"],
-            r["expires_utc"],
-            bool(r["active"]),
-            r["removed_utc"],
-        )
+        return _reference(rows[0])
 
     def reference_image(self, ref_id: int) -> bytes:
         rows = self._q("SELECT image FROM reference_images WHERE id = ?", [int(ref_id)])
@@ -605,51 +487,29 @@ class Library:
         return self.get_reference(ref_id)
 
     # ---- embeddings -----------------------------------------------------------------------------
-    def _compute_embeddings(
-        self,
-        ref_ids: Sequence[int],
-        verifier,
-        report: RefreshReport | None = None,
-        progress: Progress | None = None,
-        should_stop: ShouldStop | None = None,
-        done0: int = 0,
-        total: int = 0,
-    ) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        cfg = verifier.embedder.preprocess_config
-        model_id = verifier.model.model_id
-        bs = max(1, int(getattr(verifier.embedder, "batch_size", 64)))
-        done = done0
-        for j in range(0, len(ref_ids), bs):
-            if should_stop and should_stop():
-                raise Cancelled("cancelled")
-            chunk = list(ref_ids[j : j + bs])
-            rows = self._q(
-                f"SELECT id, file_name, image, image_sha256 FROM reference_images WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            ok_ids, inputs, hashes = [], [], {}
-            for r in rows:
-                try:
-                    img = bytes(r["image"])
-                    inputs.append(decode_and_preprocess(img, r["file_name"], cfg).input)
-                    ok_ids.append(int(r["id"]))
-                    hashes[int(r["id"])] = sha256_bytes(img)  # the bytes actually embedded
-                except SigverifyError as exc:
-                    if report is not None:
-                        report.errors.append((int(r["id"]), str(exc)))
-            if inputs:
-                embs = verifier.embedder.embed_arrays(inputs)
-                with self._lock, self._conn:
-                    for rid, e in zip(ok_ids, embs):
-                        self._put_embedding(rid, model_id, e, hashes[rid])
-                        out[rid] = np.asarray(e, np.float32)
-            done += len(chunk)
-            if progress:
-                progress(done / max(total, 1), f"embedded {done}/{total} reference(s) for {model_id}")
+    def specimen_images(self, ref_ids: Sequence[int]) -> list[tuple[int, str, bytes]]:
+        """(reference id, file name, image bytes) of the given specimens, in id order."""
+        out: list[tuple[int, str, bytes]] = []
+        ids = [int(i) for i in ref_ids]
+        for k in range(0, len(ids), 500):
+            part = ids[k : k + 500]
+            out += [
+                (int(r["id"]), r["file_name"], bytes(r["image"]))
+                for r in self._q(
+                    f"SELECT id, file_name, image FROM reference_images WHERE id IN ({','.join('?' * len(part))}) ORDER BY id",
+                    part,
+                )
+            ]
         return out
 
-    def _cached(self, ref_ids: Sequence[int], model_id: str) -> dict[int, np.ndarray]:
+    def put_embeddings(self, model_id: str, rows: Iterable[tuple[int, np.ndarray, str]]) -> None:
+        """Store ``(reference id, embedding, SHA-256 of the bytes embedded)`` rows in one transaction."""
+        with self._lock, self._conn:
+            for rid, emb, image_sha256 in rows:
+                self._put_embedding(int(rid), model_id, emb, image_sha256)
+
+    def cached_embeddings(self, ref_ids: Sequence[int], model_id: str) -> dict[int, np.ndarray]:
+        """Reference id -> cached embedding under ``model_id`` (rows that fail their key are left out)."""
         out: dict[int, np.ndarray] = {}
         ids = list(ref_ids)
         for k in range(0, len(ids), 500):
@@ -668,129 +528,9 @@ class Library:
                 out[int(r[0])] = np.frombuffer(vec, np.float32).copy()
         return out
 
-    def reference_embeddings(self, account_id: str, verifier) -> tuple[list[int], np.ndarray]:
-        """Active reference ids of a customer and their (N, D) embeddings under ``verifier``'s model
-        (missing ones are computed and cached now)."""
-        refs = self.active_references(account_id)
-        ids = [r.id for r in refs]
-        got = self._cached(ids, verifier.model.model_id)
-        missing = [i for i in ids if i not in got]
-        if missing:
-            got.update(self._compute_embeddings(missing, verifier))
-        ids = [i for i in ids if i in got]
-        dim = verifier.card.embedding_dim
-        return ids, (np.stack([got[i] for i in ids]) if ids else np.zeros((0, dim), np.float32))
-
-    def refresh_embeddings(
-        self, verifier, progress: Progress | None = None, should_stop: ShouldStop | None = None
-    ) -> RefreshReport:
-        """Compute the embeddings missing for ``verifier``'s model over every kept specimen (run it
-        when the active model changes). Finished batches are committed; cancelling raises
-        ``Cancelled`` and keeps them."""
-        model_id = verifier.model.model_id
-        all_ids = [int(r[0]) for r in self._q("SELECT id FROM reference_images WHERE removed_utc IS NULL ORDER BY id")]
-        have = set(self._cached(all_ids, model_id))
-        todo = [i for i in all_ids if i not in have]
-        rep = RefreshReport(model_id, already_cached=len(have))
-        if progress:
-            progress(0.0, f"{len(todo)} reference(s) to embed for {model_id}")
-        got = self._compute_embeddings(todo, verifier, rep, progress, should_stop, 0, len(todo))
-        rep.computed = len(got)
-        if progress:
-            progress(1.0, f"embeddings up to date for {model_id} ({rep.computed} computed)")
-        return rep
-
-    def stale_count(self, verifier) -> int:
-        """Kept specimens without an embedding for ``verifier``'s model."""
-        ids = [int(r[0]) for r in self._q("SELECT id FROM reference_images WHERE removed_utc IS NULL")]
-        return len(ids) - len(self._cached(ids, verifier.model.model_id))
-
-    def load_signatures(self, account_id: str, verifier, keep_stages: bool = True) -> list:
-        """The customer's active references as ``Signature`` objects (for the GUI Reference pane).
-        Sources read ``library://ACCOUNT/REF_ID/FILE_NAME``."""
-        from sigverify.verify.service import Signature
-
-        self.require_customer(account_id)
-        ids, embs = self.reference_embeddings(account_id, verifier)
-        cfg = verifier.embedder.preprocess_config
-        sigs = []
-        for rid, e in zip(ids, embs):
-            ref = self.get_reference(rid)
-            pre = decode_and_preprocess(self.reference_image(rid), ref.file_name, cfg, keep_stages)
-            sigs.append(
-                Signature(signature_source(account_id, rid, ref.file_name), pre, e, reference_id=int(rid), account_id=account_id)
-            )
-        return sigs
-
-    # ---- decisions ------------------------------------------------------------------------------
-    def customer_status(self, account_id: str, verifier) -> CustomerStatus:
-        """Per-customer thresholds from the spread of the customer's own references."""
-        from sigverify.verify.reference import MIN_REFS_FOR_ADAPTATION, person_scale
-
-        self.require_customer(account_id)
-        ids, embs = self.reference_embeddings(account_id, verifier)
-        cal = verifier.calibration
-        if verifier.adapt_to_person and len(ids):
-            scale, spread = person_scale(embs, verifier.metric, cal)
-        else:
-            scale, spread = 1.0, None
-        warnings = []
-        if len(ids) == 0:
-            warnings.append("no active reference signature: enrol specimens before verifying")
-        elif len(ids) < MIN_REFS_FOR_ADAPTATION:
-            warnings.append(
-                f"only {len(ids)} active reference signature(s): add more specimens "
-                f"(at least {MIN_REFS_FOR_ADAPTATION}) for a per-customer threshold"
-            )
-        return CustomerStatus(
-            account_id,
-            verifier.model.model_id,
-            len(ids),
-            spread,
-            float(scale),
-            float(cal.accept * scale),
-            float(cal.reject * scale),
-            len(ids) < MIN_REFS_FOR_ADAPTATION,
-            warnings,
-        )
-
-    def verify(
-        self, account_id: str, questioned, verifier, record: bool = True, source: str = "cli", operator: str | None = None
-    ) -> LibraryVerification:
-        """Questioned signature (path or ``Signature``) against the customer's active references;
-        appended to the audit log unless ``record`` is False."""
-        self.require_customer(account_id)
-        ids, embs = self.reference_embeddings(account_id, verifier)
-        if not ids:
-            raise SigverifyError(f"customer {account_id!r} has no active reference signatures: enrol some first")
-        q = questioned if hasattr(questioned, "embedding") else verifier.load(questioned, keep_stages=False)
-        dec = verifier.decide_embeddings(q.embedding, embs)  # the one decision path (see sigverify.app.case)
-        res = LibraryVerification(account_id, q, dec, ids)
-        if record:
-            name, digest = questioned_identity(q)
-            res.audit_id = self.audit.append_verification(
-                entry_from_decision(dec, name, digest, verifier, account_id, ids), source, operator
-            )
-        return res
-
-    def audit_result(self, result, account_id: str, verifier, source: str = "gui", operator: str | None = None) -> int:
-        """Append a core ``VerificationResult`` (GUI) for ``account_id`` to the audit log; the ids of
-        library references are read back from the reference sources."""
-        ids = [
-            i
-            for i in (
-                r.reference_id if getattr(r, "reference_id", None) is not None else reference_id_of(r.source)
-                for r in result.references
-            )
-            if i is not None
-        ]
-        name, digest = questioned_identity(result.questioned)
-        entry = entry_from_decision(
-            result.decision, name, digest, verifier, account_id, ids, {"elapsed_ms": round(float(result.elapsed_ms), 2)}
-        )
-        entry.model_id = result.model_id
-        entry.metric = result.metric
-        return self.audit.append_verification(entry, source, operator)
+    def kept_reference_ids(self) -> list[int]:
+        """Ids of every kept (not removed) specimen, in id order."""
+        return [int(r[0]) for r in self._q("SELECT id FROM reference_images WHERE removed_utc IS NULL ORDER BY id")]
 
     # ---- batch runs (durable, resumable results; see sigverify.batch) -----------------------------------
     def batch_start(self, run_key: str, input_name: str, n_items: int, model_id: str, settings: dict | None = None) -> None:
@@ -880,47 +620,12 @@ class Library:
         }
 
 
-def signature_source(account_id: str, ref_id: int, file_name: str) -> str:
-    return f"library://{account_id}/{ref_id}/{file_name}"
-
-
-def reference_id_of(source: str) -> int | None:
-    """The reference id in a ``library://ACCOUNT/REF_ID/FILE`` source, else None."""
-    if not str(source).startswith("library://"):
-        return None
-    parts = str(source)[len("library://") :].split("/")
-    try:
-        return int(parts[-2])
-    except (IndexError, ValueError):
-        return None
-
-
-def account_of(source: str) -> str | None:
-    if not str(source).startswith("library://"):
-        return None
-    parts = str(source)[len("library://") :].split("/")
-    return "/".join(parts[:-2]) if len(parts) >= 3 else None
-
-
-def refresh_embeddings(
-    library: Library, verifier, progress: Progress | None = None, should_stop: ShouldStop | None = None
-) -> RefreshReport:
-    """Module-level twin of ``Library.refresh_embeddings`` (for worker threads)."""
-    return library.refresh_embeddings(verifier, progress, should_stop)
-
-
 __all__ = [
     "Library",
     "Customer",
     "Reference",
-    "EnrolReport",
-    "RefreshReport",
-    "CustomerStatus",
-    "LibraryVerification",
+    "SpecimenFile",
     "default_db_path",
-    "refresh_embeddings",
-    "signature_source",
-    "reference_id_of",
-    "account_of",
+    "embedding_digest",
     "parse_time",
 ]

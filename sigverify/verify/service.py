@@ -22,16 +22,37 @@ from sigverify.verify.distances import distance
 from sigverify.verify.reference import AGGREGATES, ReferenceDecision, verify_against_references
 
 
+@dataclass(frozen=True)
+class SpecimenRef:
+    """A customer-library specimen's identity, carried typed (never parsed back out of a string)."""
+
+    account_id: str
+    reference_id: int
+    file_name: str = ""
+
+    @property
+    def source(self) -> str:
+        """Display text ``library://ACCOUNT/REF_ID/FILE`` (shown and written to JSON, never parsed)."""
+        return f"library://{self.account_id}/{self.reference_id}/{self.file_name}"
+
+
 @dataclass
 class Signature:
     """One loaded signature: where it came from, its preprocessing stages and its embedding."""
 
     source: str
-    preprocessed: Preprocessed
+    preprocessed: Preprocessed | None
     embedding: np.ndarray
-    #: set for a specimen read from the customer library: its reference id and account (no string parsing)
-    reference_id: int | None = None
-    account_id: str | None = None
+    #: set for a specimen read from the customer library (its account and reference id)
+    specimen: SpecimenRef | None = None
+
+    @property
+    def reference_id(self) -> int | None:
+        return self.specimen.reference_id if self.specimen else None
+
+    @property
+    def account_id(self) -> str | None:
+        return self.specimen.account_id if self.specimen else None
 
 
 @dataclass
@@ -269,4 +290,4 @@ def describe_model(model: LoadedModel) -> dict:
     return d
 
 
-__all__ = ["Verifier", "VerificationResult", "Signature", "describe_model"]
+__all__ = ["Verifier", "VerificationResult", "Signature", "SpecimenRef", "describe_model"]

@@ -12,7 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 from helpers import SMALL, write_sig
 
-from sigverify.store.library import Library, account_of  # noqa: E402
+from sigverify.app.library_service import LibraryService
+from sigverify.store.library import Library  # noqa: E402
 
 SIZE = SMALL
 TIMEOUT = 30000
@@ -31,10 +32,10 @@ def isolated_settings(tmp_path):
 def db(tmp_path, verifier):
     path = tmp_path / "lib.sqlite3"
     with Library(path) as lib:
-        lib.enrol(
-            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i) for i in range(3)], verifier, name="Alice Smith"
+        LibraryService(lib, verifier).enrol(
+            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i) for i in range(3)], name="Alice Smith"
         )
-        lib.enrol("C2", [write_sig(tmp_path / "r" / "b0.png", "Bob Jones", 0)], verifier, name="Bob Jones")
+        LibraryService(lib, verifier).enrol("C2", [write_sig(tmp_path / "r" / "b0.png", "Bob Jones", 0)], name="Bob Jones")
     return path
 
 
@@ -72,7 +73,7 @@ def test_menu_toolbar_search_and_load(qtbot, stub, tmp_path):
     with qtbot.waitSignal(ctl.customer_loaded, timeout=TIMEOUT):
         ctl.search.completer.activated.emit("C1 - Alice Smith")
     sigs = w.references()
-    assert len(sigs) == 3 and {account_of(s.source) for s in sigs} == {"C1"}
+    assert len(sigs) == 3 and {s.account_id for s in sigs} == {"C1"}
     assert w.ref_pane.title_label.text() == "Reference" and "Alice Smith" in w.ref_pane.subtitle_label.toolTip()
     assert "3 reference" in ctl.current_label.text()
     # Return on an exact id; a customer with < 3 references is flagged in the pane label
@@ -183,7 +184,7 @@ def test_enrol_manage_history_dialogs(qtbot, stub, tmp_path):
     assert "Add more specimens" in m.status.text()
     assert [m.table.item(i, 4).text() for i in range(m.table.rowCount())] == ["active", "expired"]
 
-    ctl.library.verify("C2", write_sig(tmp_path / "qb.png", "Bob Jones", 9), w.current_verifier(), source="cli")
+    LibraryService(ctl.library, w.current_verifier()).verify("C2", write_sig(tmp_path / "qb.png", "Bob Jones", 9), source="cli")
     h = HistoryDialog(ctl, "C2", w)
     qtbot.addWidget(h)
     assert h.table.rowCount() == 1 and h.table.item(0, 3).text() == "cli"
@@ -232,10 +233,10 @@ def test_refresh_embeddings_on_model_change(qtbot, stub):
     other = random_model(seed=3)
     other.card.name = "another-model"
     v2 = Verifier(other, device="cpu")
-    assert ctl.library.stale_count(v2) == 4
+    assert LibraryService(ctl.library, v2).stale_count() == 4
     with qtbot.waitSignal(ctl.embeddings_refreshed, timeout=TIMEOUT) as sig:
         w.verifier_changed.emit(v2)
-    assert sig.args[0].computed == 4 and ctl.library.stale_count(v2) == 0
+    assert sig.args[0].computed == 4 and LibraryService(ctl.library, v2).stale_count() == 0
 
 
 def test_operator_setting(stub):
@@ -285,7 +286,7 @@ def test_refresh_failure_is_shown_on_screen(qtbot, stub, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ctl.library, "refresh_embeddings", boom)
+    monkeypatch.setattr(LibraryService, "refresh", boom)
     ctl.refresh_embeddings(v2)
     assert ctl.wait_idle()
     qtbot.waitUntil(lambda: w.job_error.isVisible(), timeout=TIMEOUT)

@@ -11,6 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 from helpers import write_sig  # noqa: E402
 
+from sigverify.app.library_service import LibraryService
 from sigverify.app.referrals import ReferralQueue  # noqa: E402
 from sigverify.hashing import sha256_file  # noqa: E402
 from sigverify.store.audit import VerificationEntry  # noqa: E402
@@ -27,7 +28,11 @@ def env(tmp_path):
     admin = st.setup_multi_user("admin", PW)
     clerk = st.add(admin, "clerk1", PW, "clerk", "Carl Clerk")
     sup = st.add(admin, "super1", PW, "supervisor", "Sue Super")
-    refs = lib.enrol("C1", [write_sig(tmp_path / f"r{i}.png", seed=i) for i in range(3)], name="Alice Smith").added
+    refs = (
+        LibraryService(lib, None)
+        .enrol("C1", [write_sig(tmp_path / f"r{i}.png", seed=i) for i in range(3)], name="Alice Smith")
+        .added
+    )
     rq = ReferralQueue(lib, st)
     ids = []
     for k, (verdict, d, decision, note) in enumerate(

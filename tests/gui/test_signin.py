@@ -11,6 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 from helpers import SMALL, write_sig  # noqa: E402
 
+from sigverify.app.library_service import LibraryService
 from sigverify.store.library import Library  # noqa: E402
 from sigverify.store.operators import FREE_ATTEMPTS, AccessDenied, OperatorStore  # noqa: E402
 
@@ -31,11 +32,8 @@ def isolated_settings(tmp_path):
 def db(tmp_path, verifier):
     path = tmp_path / "lib.sqlite3"
     with Library(path) as lib:
-        lib.enrol(
-            "C1",
-            [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i, size=SMALL) for i in range(3)],
-            verifier,
-            name="Alice Smith",
+        LibraryService(lib, verifier).enrol(
+            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i, size=SMALL) for i in range(3)], name="Alice Smith"
         )
     return path
 
