@@ -170,7 +170,9 @@ class ReferralQueue:
         for e in self.store.events():
             if e.case_id is not None:
                 by_case.setdefault(int(e.case_id), []).append(e)
-        out = [self._build(r, by_case.get(r.id, [])) for r in recs]
+        from sigverify.app.settings_audit import is_setting_note  # a note in the trail is not a case
+
+        out = [self._build(r, by_case.get(r.id, [])) for r in recs if not is_setting_note(r)]
         return [c for c in out if status is None or c.status == status]
 
     def queue(self) -> list[Case]:

@@ -31,6 +31,8 @@ from sigverify.gui.settings import DEVICES, METRICS
 log = logging.getLogger(__name__)
 
 REF, QUE, MODEL = "reference", "questioned", "model"
+#: what ``confirm_verdict_change`` is told -> the setting key of ``sigverify.app.operators.VERDICT_SETTINGS``
+SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric", "the per-person thresholds": "adapt_to_person"}
 DEVICE_TEXT = {"auto": "&Automatic (GPU if available)", "cpu": "&CPU", "cuda": "&GPU (CUDA)"}
 
 
@@ -60,7 +62,8 @@ class ComparisonController(QObject):
         self._t_request: float | None = None
         #: asked before a verdict-changing setting changes: ``confirm(title, text) -> bool`` (tests replace it)
         self.confirm: Callable[[str, str], bool] = lambda title, text: _confirm(self.w, title, text)
-        self.setting_notes: list[str] = []  # audit notes of verdict-changing setting changes (this session)
+        self.setting_notes: list[str] = []  # verdict-changing setting changes of this session, in words
+        self.setting_note_ids: list[int] = []  # their audit-trail notes (sigverify.app.settings_audit)
         self.jobs = JobRunner(self)
         self.jobs.busy_changed.connect(self._busy_changed)
         self.jobs.unhandled_error.connect(lambda slot, exc: self.w.show_error(f"{slot}: {error_text(exc)}"))
@@ -223,8 +226,10 @@ class ComparisonController(QObject):
         self.load_model(None, persist=True)
 
     # ============================================================================ settings
-    def confirm_verdict_change(self, what: str, change: str) -> bool:
-        """Verdict-changing settings: a confirmation while a case is on screen, and an audit note."""
+    def confirm_verdict_change(self, what: str, change: str, old=None, new=None) -> bool:
+        """Verdict-changing settings: a confirmation while a case is on screen, and an audit note
+        (``sigverify.app.settings_audit``) in the audit trail of the open library. The Operator UI wraps
+        this with the supervisor-role check (``signin.OperatorUI._guard_verdict_settings``)."""
         if self._result is not None and not self.confirm(
             "Change a verdict setting",
             f"Changing {what} can change the verdict of the case on screen.\n\n{change.capitalize()}?\n\n"
@@ -235,15 +240,43 @@ class ComparisonController(QObject):
         note = f"{datetime.now():%Y-%m-%d %H:%M:%S}: {change}"
         self.setting_notes.append(note)
         log.warning("verdict setting changed: %s", change)
-        lib = getattr(self.w.case, "library", None)
-        audit = getattr(lib, "audit", None)
-        add_note = getattr(audit, "append_note", None)  # an audit note when the audit log offers one
-        if callable(add_note):
-            try:
-                add_note(f"setting changed: {change}")
-            except Exception as exc:  # noqa: BLE001
-                log.error("the setting change could not be noted in the audit log", exc_info=exc)
+        self.note_in_audit(what, change, old, new)
         return True
+
+    def note_in_audit(self, what: str, change: str, old=None, new=None) -> int | None:
+        """The audit note of a confirmed verdict-setting change (None: no audit log open, or it failed,
+        which the window says)."""
+        case = getattr(self.w, "case", None)
+        lib = getattr(case, "library", None)
+        if lib is None:
+            return None
+        from sigverify.app.settings_audit import SettingChange, note_setting_change
+
+        cur = getattr(case, "current", None)
+        v = self._verifier
+        ch = SettingChange(
+            SETTING_KEYS.get(what, "threshold_policy"),
+            change,
+            old,
+            new,
+            confirmed=True,
+            case_audit_id=None if cur is None else cur.audit_id,
+            customer_id=getattr(case, "customer_id", None),
+        )
+        try:
+            nid = note_setting_change(
+                lib.audit,
+                ch,
+                model_id=v.model.model_id if v is not None else "",
+                weights_sha256=(v.card.weights_sha256 or "") if v is not None else "",
+                metric=v.metric if v is not None else "",
+            )
+        except Exception as exc:  # noqa: BLE001 - the change stands; the clerk is told the note is missing
+            log.error("the setting change could not be noted in the audit log", exc_info=exc)
+            self.w.show_error(f"The setting change could not be noted in the audit trail: {exc}")
+            return None
+        self.setting_note_ids.append(nid)
+        return nid
 
     def set_metric(self, metric: str) -> None:
         v = self._verifier
@@ -257,7 +290,8 @@ class ComparisonController(QObject):
                 self.w.statusBar().showMessage(str(exc), 8000)
                 self.sync_settings_menu()
                 return
-        if not self.confirm_verdict_change("the distance metric", f"use the {metric} distance"):
+        old = v.metric if v is not None else self.settings.metric
+        if not self.confirm_verdict_change("the distance metric", f"use the {metric} distance", old, metric):
             return
         if v is not None:
             v.set_metric(metric)
@@ -269,7 +303,10 @@ class ComparisonController(QObject):
 
     def set_adapt(self, on: bool) -> None:
         if not self.confirm_verdict_change(
-            "the per-person thresholds", ("adapt" if on else "do not adapt") + " thresholds to the person"
+            "the per-person thresholds",
+            ("adapt" if on else "do not adapt") + " thresholds to the person",
+            bool(self.settings.adapt_to_person),
+            bool(on),
         ):
             return
         self.settings.adapt_to_person = bool(on)

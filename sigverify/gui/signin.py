@@ -37,10 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from sigverify.errors import SigverifyError
+from sigverify.gui.comparison import SETTING_KEYS  # what confirm_verdict_change is told -> the setting key
 from sigverify.store.operators import AccessDenied, Operator, OperatorStore, SignInThrottled
 
-#: what ``ComparisonController.confirm_verdict_change`` is told -> the setting key of ``VERDICT_SETTINGS``
-SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric", "the per-person thresholds": "adapt_to_person"}
 INPUT_EVENTS = {
     QEvent.Type.KeyPress,
     QEvent.Type.MouseButtonPress,
@@ -600,16 +599,16 @@ class OperatorUI(QObject):
         if not callable(original):
             return
 
-        def guarded(what: str, change: str) -> bool:
+        def guarded(what: str, change: str, old=None, new=None) -> bool:
             key = SETTING_KEYS.get(what, "threshold_policy")
             if not self.allow_setting(key):
                 sync = getattr(cmp, "sync_settings_menu", None)
                 if callable(sync):
                     sync()  # the refused choice is not left ticked in the menu
                 return False
-            if not original(what, change):
+            if not original(what, change, old, new):
                 return False
-            self.record_setting(key, "", change)
+            self.record_setting(key, "" if old is None else old, change if new is None else new, change)
             return True
 
         cmp.confirm_verdict_change = guarded

@@ -62,7 +62,10 @@ def verify(qtbot, w, q, refs=REFS):
 
 
 def records(w):
-    return w.case.library.audit.count()[0]
+    """Verification records (the audit notes of setting changes are not cases)."""
+    from sigverify.app.settings_audit import is_setting_note
+
+    return sum(1 for r in w.case.library.audit.records() if not is_setting_note(r))
 
 
 def test_enter_records_the_verdicts_safe_side_and_nothing_else(qtbot, win):
@@ -142,6 +145,15 @@ def test_rerun_after_a_setting_or_model_change_is_shown_not_recorded(qtbot, win)
     assert records(win) == 1 and win.verdict_panel.rerun_label.isVisible()
     assert "Re-run" in win.verdict_panel.rerun_label.text() and "#1" in win.verdict_panel.rerun_label.text()
     assert win.comparison.setting_notes and "cosine" in win.comparison.setting_notes[-1]
+    # the change is noted in the audit trail itself: chained, naming the setting and the case on screen
+    from sigverify.app.settings_audit import setting_notes
+
+    notes = setting_notes(win.case.library.audit)
+    assert len(notes) == 1 and notes[0].verdict == "note" and notes[0].decisions == []
+    d = notes[0].details
+    assert (d["setting"], d["old"], d["new"]) == ("metric", "euclidean", "cosine")
+    assert d["case_on_screen"] == win.case.current.audit_id
+    assert win.case.library.audit.verify_chain().ok
     from sigverify.verify.service import Verifier
 
     with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
