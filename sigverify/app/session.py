@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from sigverify.errors import DeviceUnavailableError, MetricUnavailableError
-from sigverify.model.weights import LoadedModel
+from sigverify.model.lazy import LoadedModel  # no torch import: the verify-only runtime has none
 from sigverify.verify.service import Verifier
 
 #: ``Notice.kind`` values
@@ -116,7 +116,7 @@ def open_session(
       without it a refused file raises ``ModelError``.
     Blocking (seconds: imports torch and reads the weights): front ends call it off their UI thread.
     """
-    from sigverify.model.embedder import open_model, open_model_or_fallback, resolve_device
+    from sigverify.model.lazy import open_model, open_model_or_fallback, resolve_device  # ONNX alone without torch
 
     notices: list[Notice] = []
     try:

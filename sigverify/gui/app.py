@@ -75,6 +75,22 @@ def audit_warning(parent=None, interactive: bool = True, db_path=None) -> str | 
     return text
 
 
+def verify_only(training_ui) -> bool:
+    """On the verify-only runtime (onnxruntime, no PyTorch) comparing works and fine-tuning cannot:
+    its menu entry is disabled and says why. Returns True there."""
+    from sigverify.model.lazy import FULL_INSTALL, torch_available
+
+    if torch_available():
+        return False
+    a = training_ui.actions["finetune"]
+    tip = FULL_INSTALL.format(what="fine-tuning")
+    a.setEnabled(False)
+    a.setText(a.text().rstrip("\u2026") + " (needs the full install)")
+    a.setStatusTip(tip)
+    a.setToolTip(tip)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.scale:
@@ -114,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     install_library_ui(win)
     from sigverify.gui.models_ui import install_training_ui
 
-    install_training_ui(win)  # Model > Fine-tune on my references / Manage models
+    verify_only(install_training_ui(win))  # Model > Fine-tune on my references / Manage models
     audit_problem = audit_warning(win, interactive=not args.screenshot)
     if audit_problem and args.screenshot:
         print(f"sigverify: warning: {audit_problem}", file=sys.stderr)

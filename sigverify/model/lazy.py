@@ -23,23 +23,92 @@ def _is_onnx(model) -> bool:
     return isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
 
 
+#: what a clerk is told when something needs the full install (torch) on the verify-only runtime
+FULL_INSTALL = (
+    "this is the verify-only install (onnxruntime, no PyTorch): {what} needs the full sigverify install "
+    "(pip install sigverify, or the full bundle)"
+)
+
+
+def torch_available() -> bool:
+    """PyTorch can be imported here (without importing it: that takes seconds)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_torch(what: str) -> None:
+    """``SigverifyError`` with a clear message when PyTorch is missing (training, fine-tuning, export)."""
+    if not torch_available():
+        from sigverify.errors import SigverifyError
+
+        raise SigverifyError(FULL_INSTALL.format(what=what))
+
+
 def resolve_device(device: str | None = None):
     d = device or os.environ.get("SIGVERIFY_DEVICE") or "auto"
     if isinstance(d, str) and d.lower() == "cpu":
         return "cpu"
+    if not torch_available():  # the verify-only runtime: onnxruntime on the CPU
+        if isinstance(d, str) and d.lower() == "auto":
+            return "cpu"
+        from sigverify.errors import DeviceUnavailableError
+
+        raise DeviceUnavailableError(
+            f"a GPU ({d}) needs the full install (PyTorch); the verify-only install runs on the CPU", str(d)
+        )
     from sigverify.model.embedder import resolve_device as real
 
     return real(device)
 
 
+def _onnx_for(path) -> Path:
+    """The ONNX export that stands for ``path`` (None: the shipped model) without torch."""
+    from sigverify.paths import default_model_path
+
+    return Path(path).with_suffix(".onnx") if path else default_model_path().with_suffix(".onnx")
+
+
 def open_model(path=None, device="cpu"):
-    if _is_onnx(path):
+    """``NAME.onnx``: the ONNX export alone. Anything else: the torch loader - or, where PyTorch is not
+    installed (the verify-only runtime), the verified ONNX export beside the weights (``NAME.onnx``).
+    An already opened ONNX model is returned as it is."""
+    ob = sys.modules.get("sigverify.model.onnx_backend")
+    if ob is not None and isinstance(path, ob.OnnxModel):
+        return path
+    if _is_onnx(path) or not torch_available():
         from sigverify.model.onnx_backend import open_onnx_model
 
-        return open_onnx_model(path)
+        return open_onnx_model(path if _is_onnx(path) else _onnx_for(path))
     from sigverify.model.embedder import open_model as real
 
     return real(path, device)
+
+
+def open_model_or_fallback(path=None, device="cpu"):
+    """``(model, warning)`` as ``embedder.open_model_or_fallback``; without PyTorch a refused model
+    falls back to the shipped ONNX export (there are no random weights without torch)."""
+    if torch_available() and not _is_onnx(path):
+        from sigverify.model.embedder import open_model_or_fallback as real
+
+        return real(path, device)
+    from sigverify.errors import ModelError
+
+    if not path:
+        return open_model(None, device), None
+    try:
+        return open_model(path, device), None
+    except ModelError as exc:
+        shipped = _onnx_for(None)
+        try:
+            return open_model(shipped, device), f"{exc}. Using the shipped model {shipped.name} instead."
+        except ModelError as exc2:
+            raise ModelError(f"{exc}; the shipped model was refused too ({exc2})") from exc2
 
 
 def Embedder(model, device=None, **kw):  # noqa: N802 - stands for the class it returns an instance of
@@ -68,4 +137,13 @@ class LoadedModel(metaclass=_LoadedModelType):
     """Stands for ``sigverify.model.weights.LoadedModel`` in ``isinstance`` checks and annotations."""
 
 
-__all__ = ["resolve_device", "open_model", "Embedder", "device_label", "LoadedModel"]
+__all__ = [
+    "resolve_device",
+    "open_model",
+    "open_model_or_fallback",
+    "Embedder",
+    "device_label",
+    "LoadedModel",
+    "torch_available",
+    "require_torch",
+]
