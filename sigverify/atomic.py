@@ -23,7 +23,9 @@ from sigverify.errors import OutputPathError
 SYSTEM_PREFIXES = ("/dev", "/proc", "/sys")
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for a message ("a folder", "a device", "a named pipe (FIFO)", "a
+    socket"; "not a regular file" otherwise). Used by the writers here and the image reader."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -61,7 +63,7 @@ def check_output_path(path: str | os.PathLike, what: str = "output file") -> Pat
             raise OutputPathError(f"{raw}: the path is too long for the {what}") from exc
         raise OutputPathError(f"{raw}: cannot be used as the {what} ({exc.strerror or exc})") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise OutputPathError(f"{raw}: is {_kind(st.st_mode)}, not a regular file; choose a file name for the {what}")
+        raise OutputPathError(f"{raw}: is {file_kind(st.st_mode)}, not a regular file; choose a file name for the {what}")
     return resolved
 
 
@@ -85,7 +87,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):  # never rename over a non-regular file
             st = os.lstat(target)
             if not stat.S_ISREG(st.st_mode):
-                raise OutputPathError(f"{target}: became {_kind(st.st_mode)} while writing; not replaced")
+                raise OutputPathError(f"{target}: became {file_kind(st.st_mode)} while writing; not replaced")
         os.replace(tmp_path, target)
         with contextlib.suppress(OSError):
             dfd = os.open(target.parent, os.O_RDONLY)

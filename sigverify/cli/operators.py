@@ -9,6 +9,7 @@ password or a role too low (``AccessDenied``). ``report`` for an unknown case ex
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 from sigverify.cli import emit
 
@@ -159,6 +160,15 @@ def _open(args):
     return lib, open_store(lib)
 
 
+@contextmanager
+def _signed_in(args):
+    """``(library, operator store, signed-in operator)`` for a command that needs one; the library is
+    closed on the way out (also when the operator is refused)."""
+    lib, st = _open(args)
+    with lib:
+        yield lib, st, _me(st)
+
+
 def _me(store):
     from sigverify.app.operators import resolve_cli_operator
 
@@ -233,53 +243,43 @@ def cmd_logout(args) -> int:
 
 
 def cmd_whoami(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        op = _me(st)
+    with _signed_in(args) as (lib, st, me):
+        op = me
         mode = st.mode or "single (not set up yet)"
     emit(args, {"operator": op.to_dict(), "mode": mode}, f"{op.label} - {op.role} ({mode}-user)")
     return 0
 
 
 def cmd_list(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        _me(st)
+    with _signed_in(args) as (lib, st, _):
         ops = st.list()
     emit(args, {"operators": [o.to_dict() for o in ops]}, "\n".join([f"{len(ops)} operator(s)", *(_op_line(o) for o in ops)]))
     return 0
 
 
 def cmd_add(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         op = st.add(me, args.username, _read_password(args, "New operator's password: ", True), args.role, args.name)
     emit(args, {"operator": op.to_dict()}, f"added {op.label} as {op.role}")
     return 0
 
 
 def cmd_account(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         op = getattr(st, args.action)(me, args.username, args.reason)
     emit(args, {"operator": op.to_dict()}, f"{op.username}: {op.status()}")
     return 0
 
 
 def cmd_role(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        op = st.set_role(_me(st), args.username, args.role)
+    with _signed_in(args) as (lib, st, me):
+        op = st.set_role(me, args.username, args.role)
     emit(args, {"operator": op.to_dict()}, f"{op.username} is now a {op.role}")
     return 0
 
 
 def cmd_passwd(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         who = args.username or me.username
         st.set_password(me, who, _read_password(args, "New password: ", True))
     emit(args, {"password_changed": who}, f"password of {who} changed")
@@ -287,9 +287,7 @@ def cmd_passwd(args) -> int:
 
 
 def cmd_events(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        _me(st)
+    with _signed_in(args) as (lib, st, _):
         evs = st.events(case_id=args.case, event=args.event, limit=args.limit)
     lines = [f"{len(evs)} event(s)"] + [
         f"  #{e.id:<6d} {e.time_utc[:19]}  {e.operator or '-':14s} {e.event:18s}"
@@ -315,9 +313,7 @@ def _case_line(c) -> str:
 def cmd_queue_list(args) -> int:
     from sigverify.app.referrals import ReferralQueue
 
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         if not args.all:
             from sigverify.store.operators import require_role
 
@@ -332,9 +328,7 @@ def cmd_queue_list(args) -> int:
 def cmd_queue_show(args) -> int:
     from sigverify.app.referrals import ReferralQueue
 
-    lib, st = _open(args)
-    with lib:
-        _me(st)
+    with _signed_in(args) as (lib, st, _):
         c = ReferralQueue(lib, st).case(args.case_id)
     lines = [_case_line(c)] + [
         f"    decision #{d.id} {d.time_utc[:19]} {d.source:10s} {d.operator:14s} {d.decision}"
@@ -349,41 +343,41 @@ def cmd_queue_show(args) -> int:
     return 0
 
 
-def cmd_queue_decide(args) -> int:
+def _queue_action(args, act, text) -> int:
+    """A queue command: ``act(queue, me)`` -> the case, printed with ``text(case)``."""
     from sigverify.app.referrals import ReferralQueue
 
-    lib, st = _open(args)
-    with lib:
-        c = ReferralQueue(lib, st).decide(_me(st), args.case_id, args.decision, args.note)
-    emit(
-        args,
-        {"case": c.to_dict()},
-        f"case #{c.id}: {args.decision} recorded; {c.status.replace('_', ' ')}"
-        + (f" ({c.why})" if c.status == "awaiting_review" else ""),
-    )
+    with _signed_in(args) as (lib, st, me):
+        c = act(ReferralQueue(lib, st), me)
+    emit(args, {"case": c.to_dict()}, text(c))
     return 0
+
+
+def cmd_queue_decide(args) -> int:
+    return _queue_action(
+        args,
+        lambda q, me: q.decide(me, args.case_id, args.decision, args.note),
+        lambda c: (
+            f"case #{c.id}: {args.decision} recorded; {c.status.replace('_', ' ')}"
+            + (f" ({c.why})" if c.status == "awaiting_review" else "")
+        ),
+    )
 
 
 def cmd_queue_review(args) -> int:
-    from sigverify.app.referrals import ReferralQueue
-
-    lib, st = _open(args)
-    with lib:
-        c = ReferralQueue(lib, st).review(_me(st), args.case_id, args.approve, args.reason)
-    emit(
+    return _queue_action(
         args,
-        {"case": c.to_dict()},
-        f"case #{c.id} {'approved' if args.approve else 'rejected'}: final decision "
-        f"{c.final.decision} (audit decision #{c.final.id}, event #{c.review.id})",
+        lambda q, me: q.review(me, args.case_id, args.approve, args.reason),
+        lambda c: (
+            f"case #{c.id} {'approved' if args.approve else 'rejected'}: final decision "
+            f"{c.final.decision} (audit decision #{c.final.id}, event #{c.review.id})"
+        ),
     )
-    return 0
 
 
 # ---- threshold ---------------------------------------------------------------------------------------------
 def cmd_threshold_set(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         lib.require_customer(args.customer_id)
         ov = st.set_threshold_override(me, args.customer_id, args.scale, args.reason)
     emit(
@@ -397,9 +391,7 @@ def cmd_threshold_set(args) -> int:
 
 
 def cmd_threshold_show(args) -> int:
-    lib, st = _open(args)
-    with lib:
-        _me(st)
+    with _signed_in(args) as (lib, st, _):
         ov = st.threshold_override(args.customer_id)
         hist = st.threshold_history(args.customer_id)
     lines = [f"{args.customer_id}: " + (f"thresholds x{ov.scale:.2f} by {ov.operator} ({ov.reason})" if ov else "no override")]
@@ -416,9 +408,7 @@ def cmd_threshold_show(args) -> int:
 def cmd_report(args) -> int:
     from sigverify.app.report import write_case_report
 
-    lib, st = _open(args)
-    with lib:
-        me = _me(st)
+    with _signed_in(args) as (lib, st, me):
         info = write_case_report(lib, args.case_id, args.out, st, questioned=args.questioned, generated_by=me.username)
     emit(
         args,

@@ -48,12 +48,14 @@ from PySide6.QtWidgets import (
 )
 
 from sigverify.app.library_service import LibraryService
+from sigverify.gui.comparison import _confirm  # one Yes/No question box for the window's controllers
 from sigverify.gui.jobs import JobRunner, error_text
+from sigverify.imaging.files import image_name_filter
 from sigverify.store.library import Library
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
+IMAGE_FILTER = image_name_filter()  # from the one list of image suffixes (imaging.load)
 SETTING_DB = "library/db_path"
 SETTING_OPERATOR = "audit/operator"
 CUSTOMER, REFRESH = "customer", "refresh"
@@ -63,15 +65,6 @@ def _settings():
     from sigverify.gui.settings import qsettings
 
     return qsettings()
-
-
-def _confirm(parent, title: str, text: str) -> bool:
-    return (
-        QMessageBox.question(
-            parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No
-        )
-        == QMessageBox.StandardButton.Yes
-    )
 
 
 # ==================================================================================== controller
@@ -518,39 +511,37 @@ class ManageReferencesDialog(QDialog):
         names = [lib.get_reference(i).file_name for i in ids[:5]]
         return ", ".join(names) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
-    def remove_selected(self) -> int:
-        """Remove the selected specimens after a confirmation; the main window follows. Returns how many."""
+    def _change_selected(self, verb: str, title: str, question: str, change) -> int:
+        """Confirm, apply ``change(ref_id)`` to every selected specimen, then the window follows."""
         ids = self.selected_ids()
         if not ids:
-            self.status.setText("Select the specimen(s) to remove first.")
+            self.status.setText(f"Select the specimen(s) to {verb} first.")
             return 0
-        if not self.ctl.confirm(
-            "Remove specimens",
-            f"Remove {len(ids)} specimen(s) of {self.account_id} "
-            f"({self._names(ids)})?\n\nThey are no longer used for verification; "
-            "the audit trail keeps its records.",
-        ):
+        if not self.ctl.confirm(title, question.format(n=len(ids), acc=self.account_id, names=self._names(ids))):
             return 0
         for rid in ids:
-            self.ctl.library.remove_reference(rid)
+            change(rid)
         self.reload()
         self.ctl.library_changed(self.account_id)
         return len(ids)
 
+    def remove_selected(self) -> int:
+        """Remove the selected specimens after a confirmation; the main window follows. Returns how many."""
+        return self._change_selected(
+            "remove",
+            "Remove specimens",
+            "Remove {n} specimen(s) of {acc} ({names})?\n\nThey are no longer used for verification; "
+            "the audit trail keeps its records.",
+            self.ctl.library.remove_reference,
+        )
+
     def expire_selected(self) -> int:
-        ids = self.selected_ids()
-        if not ids:
-            self.status.setText("Select the specimen(s) to mark expired first.")
-            return 0
-        if not self.ctl.confirm(
-            "Mark specimens expired", f"Mark {len(ids)} specimen(s) of {self.account_id} ({self._names(ids)}) as expired?"
-        ):
-            return 0
-        for rid in ids:
-            self.ctl.library.expire_reference(rid)
-        self.reload()
-        self.ctl.library_changed(self.account_id)
-        return len(ids)
+        return self._change_selected(
+            "mark expired",
+            "Mark specimens expired",
+            "Mark {n} specimen(s) of {acc} ({names}) as expired?",
+            self.ctl.library.expire_reference,
+        )
 
     def enrol_more(self) -> None:
         dlg = EnrolDialog(self.ctl, self.account_id, self)

@@ -46,9 +46,21 @@ def expand_images_checked(items: Iterable[str | os.PathLike], max_per_folder: in
     return files, problems
 
 
+def image_name_filter() -> str:
+    """The file-dialog filter for images, from the one suffix list: ``"Images (*.png ...);;All files (*)"``."""
+    return "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ");;All files (*)"
+
+
 def expand_images(items: Iterable[str | os.PathLike]) -> list[str]:
     """``expand_images_checked`` without the problem list (an image-less folder adds nothing)."""
     return expand_images_checked(items)[0]
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "is_image_file", "list_images", "expand_images", "expand_images_checked"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "is_image_file",
+    "list_images",
+    "expand_images",
+    "expand_images_checked",
+    "image_name_filter",
+]

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sigverify.atomic import file_kind
 from sigverify.errors import ImageLoadError
 from sigverify.safetext import display_name
 
@@ -66,13 +67,8 @@ def _open_formats() -> list[str]:
 
 
 def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO), not an image file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device, not an image file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not an image file"
-    return "not a regular file"
+    kind = file_kind(mode)
+    return kind if kind == "not a regular file" else f"{kind}, not an image file"
 
 
 def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
