@@ -91,59 +91,71 @@ def split_test_writers(data, test_writers: list[str], seed: int) -> tuple[list[s
     return sorted(tune), sorted(held)
 
 
-def evaluate(base, new_net, cached, metric: str, base_thr, new_thr, device) -> dict:
-    """Trunk once over the evaluation images, both heads on the same features; per dataset + all."""
+def lower_features(base, cached, device):
+    """Base-model features below the last conv block of every evaluation image (computed once)."""
     import torch
 
-    from sigverify.train.evaluate import evaluate_embeddings
+    from sigverify.train.finetune_loop import below_block
 
-    feats = []
     net = base.network.to(device).eval()
+    low = below_block(net)
+    out = []
     with torch.inference_mode():
         for i in range(0, len(cached.images), 64):
             x = torch.from_numpy(cached.images[i : i + 64].astype(np.float32) / 255.0)[:, None].to(device)
-            feats.append(net.trunk(x).float())
-        f = torch.cat(feats)
-        eb = net.project(f).cpu().numpy()
-        en = new_net.to(device).eval().project(f).cpu().numpy()
+            out.append(low(x).float().cpu())
+    return torch.cat(out)
+
+
+def embed_from_lower(net, low, device) -> np.ndarray:
+    import torch
+
+    from sigverify.train.finetune_loop import last_block_index
+
+    net = net.to(device).eval()
+    k = last_block_index(net)
+    with torch.inference_mode():
+        return torch.cat([net.project(net.head(net.features[k:](c.to(device)))).cpu() for c in low.split(256)]).numpy()
+
+
+def pair_eval(emb, cached, metric: str, thr) -> dict:
+    """Pairs on the evaluation writers, per dataset (+ all)."""
+    from sigverify.train.evaluate import evaluate_embeddings
+
     out = {}
     groups = {ds: cached.datasets == ds for ds in sorted(set(map(str, cached.datasets)))}
     if len(groups) > 1:
         groups["all"] = np.ones(len(cached.images), bool)
     for ds, m in groups.items():
-        b = evaluate_embeddings(eb[m], cached.writers[m], cached.genuine[m], cached.digests[m], metric, base_thr)
-        a = evaluate_embeddings(en[m], cached.writers[m], cached.genuine[m], cached.digests[m], metric, new_thr)
-        out[ds] = {"before": b, "after": a}
-    return out, eb, en
+        out[ds] = evaluate_embeddings(emb[m], cached.writers[m], cached.genuine[m], cached.digests[m], metric, thr)
+    return out
 
 
-def clerk_before_after(base, res, held, eb, en, ks=(1, 3, 5)) -> dict:
-    """The clerk's protocol on the evaluation writers: the base model's own decision (its card's policy
-    and thresholds) vs the fine-tuned model's (its adapted decision stage), both through the app's
-    decision path."""
-    import tempfile
-
+def clerk_of(model, held, emb, ks) -> dict:
+    """The clerk's protocol on the evaluation writers through the app's decision path (``app.case.decide``)
+    with ``model``'s own policy, cohort and thresholds."""
     from sigverify.app.case import decide
     from sigverify.train.clerk import clerk_protocol
-    from sigverify.train.finetune import save_finetuned
     from sigverify.verify.service import Verifier
 
-    def fn(v):
-        def f(q, refs):
-            d = decide(v, q, refs)
-            return d.verdict.zone, float(d.decision_score)
+    v = Verifier(model, "cpu", aggregate=None)
 
-        return f
+    def f(q, refs):
+        d = decide(v, q, refs)
+        return d.verdict.zone, float(d.decision_score)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        vb = Verifier(base, "cpu", aggregate=None)
-        vn = Verifier(save_finetuned(res, out=Path(tmp) / "ft.safetensors"), "cpu", aggregate=None)
-        return {
-            "policy_before": vb.aggregate,
-            "policy_after": vn.aggregate,
-            "before": clerk_protocol(eb, held.writers, held.genuine, fn(vb), ks, held.digests),
-            "after": clerk_protocol(en, held.writers, held.genuine, fn(vn), ks, held.digests),
-        }
+    return {"policy": v.aggregate, **clerk_protocol(emb, held.writers, held.genuine, f, ks, held.digests)}
+
+
+#: The options compared (FinetuneConfig overrides); "base" is the shipped model's own decision.
+OPTIONS = {
+    "head": dict(adapt="head"),
+    "head+cohort": dict(adapt="head", cohort="base+bank"),
+    "stage": dict(adapt="stage"),
+    "stage-bank": dict(adapt="stage", cohort="bank"),
+    "stage+within": dict(adapt="stage", cohort="base+bank+within"),
+    "block": dict(adapt="block"),
+}
 
 
 def pct(x) -> str:
@@ -154,57 +166,68 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="model .safetensors, 'default', 'random', or a training checkpoint")
     ap.add_argument("--data", required=True, help="data root, e.g. ../shared/data")
-    ap.add_argument("--split", required=True, help="writer split JSON of the base model (runs/split.json)")
-    ap.add_argument("--per-dataset", action="store_true", help="one fine-tune per dataset instead of one pooled")
-    ap.add_argument("--datasets", nargs="*", help="only these datasets (folder names)")
-    ap.add_argument("--max-writers", type=int, default=0, help="at most this many test writers per dataset (dev)")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--loss", choices=["contrastive", "triplet"], default="triplet")
-    ap.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard")
-    ap.add_argument("--head", choices=["embed", "lowrank"], default="embed")
-    ap.add_argument("--augment-copies", type=int, default=2)
+    ap.add_argument("--split", help="writer split JSON of the base model: half of its test writers tune, half evaluate")
+    ap.add_argument("--collection", help="instead of --split: a collection the base model never saw (e.g. svc2004)")
+    ap.add_argument("--tune", type=int, default=20, help="with --collection: writers to fine-tune on (seeded); the rest evaluate")
+    ap.add_argument("--datasets", nargs="*", help="with --split: only these datasets (folder names)")
+    ap.add_argument("--max-writers", type=int, default=0, help="with --split: at most this many test writers per dataset")
+    ap.add_argument("--options", nargs="*", default=["head", "stage", "block"], help=f"compared: {', '.join(OPTIONS)}")
+    ap.add_argument("--ks", type=int, nargs="*", default=[5], help="specimens per decision for the clerk's protocol")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs (default: FinetuneConfig's)")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--augment-copies", type=int, default=None)
     ap.add_argument("--val-frac", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     ap.add_argument("--workers", type=int, default=0, help="preprocessing processes")
-    ap.add_argument("--curves", help="ROC/DET PNG prefix for the pooled evaluation writers")
+    ap.add_argument("--cache-dir", default=None, help="keep the preprocessed evaluation images here")
     ap.add_argument("--json", help="write all numbers to this JSON file")
     args = ap.parse_args(argv)
 
     import torch
 
-    from sigverify.imaging.preprocess import PreprocessConfig  # noqa: F401 (warm import before timing)
     from sigverify.model.embedder import resolve_device
-    from sigverify.train.cache import build_cache
     from sigverify.train.datasets import WriterSplit, scan_root
-    from sigverify.train.finetune import FinetuneConfig, check_data, finetune
+    from sigverify.train.finetune import FinetuneConfig, check_data, finetune, save_finetuned
+    from sigverify.train.identities import name_identities
+    from sigverify.train.pipeline import cached_set
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     base = load_base(args.base, str(dev))
-    split = WriterSplit.load(args.split)
     data = scan_root(args.data)
-    if args.datasets:
-        data = data.subset([w for w in data.writers if w.split("/", 1)[0] in set(args.datasets)])
-    test = list(split.test)
-    if args.max_writers:
-        keep = []
-        for ds in sorted({w.split("/", 1)[0] for w in test}):
-            keep += sorted(w for w in test if w.startswith(ds + "/"))[: args.max_writers]
-        test = keep
-    tune_w, held_w = split_test_writers(data, test, args.seed)
+    if args.collection:
+        ws = sorted(w for w in data.writers if w.split("/", 1)[0] == args.collection)
+        seen = set(base.card.training.get("split", {}).get("train", []) or []) if base.card.training else set()
+        if not ws:
+            print(f"error: no writers of {args.collection} in --data", file=sys.stderr)
+            return 7
+        if seen & set(ws):
+            print(f"warning: the base model trained on {len(seen & set(ws))} of these writers", file=sys.stderr)
+        random.Random(f"{args.seed}/finetune-bench/{args.collection}").shuffle(ws)
+        tune_w, held_w = sorted(ws[: args.tune]), sorted(ws[args.tune :])
+    else:
+        if not args.split:
+            print("error: give --split or --collection", file=sys.stderr)
+            return 7
+        split = WriterSplit.load(args.split)
+        if args.datasets:
+            data = data.subset([w for w in data.writers if w.split("/", 1)[0] in set(args.datasets)])
+        test = list(split.test)
+        if args.max_writers:
+            keep = []
+            for ds in sorted({w.split("/", 1)[0] for w in test}):
+                keep += sorted(w for w in test if w.startswith(ds + "/"))[: args.max_writers]
+            test = keep
+        tune_w, held_w = split_test_writers(data, test, args.seed)
     if not tune_w or not held_w:
-        print("error: none of the split's test writers are in --data", file=sys.stderr)
+        print("error: no writers to tune on / evaluate on", file=sys.stderr)
         return 7
     print(f"base model: {base.model_id}{' (UNTRAINED random weights)' if base.card.random_init else ''}")
     print(f"device: {dev} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs")
-    print(
-        f"test writers of the split in --data: {len(tune_w) + len(held_w)} -> fine-tune on {len(tune_w)}, "
-        f"evaluate on {len(held_w)} held-out writers"
-    )
+    print(f"fine-tune on {len(tune_w)} writers, evaluate on {len(held_w)} other writers")
     metric = base.card.distance
     try:
         base_thr = base.card.metric_calibration(metric).eer_threshold
@@ -212,98 +235,89 @@ def main(argv=None) -> int:
         base_thr = None
     pcfg = base.card.preprocess_config
     t = time.perf_counter()
-    held = build_cache(data.subset(held_w), pcfg, args.workers)
-    print(f"preprocessed {len(held.images)} evaluation images in {time.perf_counter() - t:.1f}s")
+    held = name_identities(cached_set(data.subset(held_w), pcfg, args.cache_dir, workers=args.workers), 8, 1)
+    low = lower_features(base, held, dev)
+    print(f"evaluation images: {len(held.images)} ({time.perf_counter() - t:.1f}s preprocessing + base features)")
+    ks = tuple(args.ks)
 
-    groups = (
-        {"pooled": tune_w}
-        if not args.per_dataset
-        else {ds: [w for w in tune_w if w.startswith(ds + "/")] for ds in sorted({w.split("/", 1)[0] for w in tune_w})}
-    )
+    t0 = time.perf_counter()
+    rep = check_data(data.subset(tune_w), pcfg, workers=args.workers, name="tune-writers")
+    rep.cached = name_identities(rep.cached, 8, 1)  # crossmedia-zh: (writer, name) identities, same-name negatives
+    t_pre = time.perf_counter() - t0
+    print(f"tuning set: {rep.n_images} images preprocessed in {t_pre:.1f}s")
+
+    emb_b = embed_from_lower(base.network, low, dev)
+    rows = {"base": {"pairs": pair_eval(emb_b, held, metric, base_thr), "clerk": clerk_of(base, held, emb_b, ks), "seconds": 0.0}}
     report: dict = {
         "base": base.model_id,
-        "base_random_init": bool(base.card.random_init),
         "device": str(dev),
         "threads": torch.get_num_threads(),
-        "tune_writers": len(tune_w),
+        "tune_writers": tune_w,
         "eval_writers": len(held_w),
-        "config": None,
+        "preprocess_s": round(t_pre, 2),
         "runs": {},
     }
-    for gname, ws in groups.items():
-        sub = data.subset(ws)
-        cfg = FinetuneConfig(
-            epochs=args.epochs,
-            lr=args.lr,
-            loss=args.loss,
-            mining=args.mining,
-            head=args.head,
-            augment_copies=args.augment_copies,
-            val_frac=args.val_frac,
-            seed=args.seed,
-            device=str(dev),
-        )
-        report["config"] = cfg.to_dict()
-        t0 = time.perf_counter()
-        rep = check_data(sub, pcfg, workers=args.workers, name=f"test-writers-{gname}")
-        t_pre = time.perf_counter() - t0
+    import tempfile
+
+    for opt in args.options:
+        over = dict(OPTIONS[opt])
+        for k in ("epochs", "lr", "augment_copies"):
+            if getattr(args, k) is not None:
+                over[k] = getattr(args, k)
+        cfg = FinetuneConfig(val_frac=args.val_frac, seed=args.seed, device=str(dev), **over)
         last = {"t": time.perf_counter()}
 
-        def prog(f, m, row):
-            if row.get("epoch") and (row["epoch"] % 5 == 0 or row["epoch"] == 1) or time.perf_counter() - last["t"] > 15:
+        def prog(f, m, row, opt=opt, last=last):
+            if time.perf_counter() - last["t"] > 20:
                 last["t"] = time.perf_counter()
-                print(f"  [{gname}] {100 * f:3.0f}% {m}", flush=True)
+                print(f"  [{opt}] {100 * f:3.0f}% {m}", flush=True)
 
         res = finetune(rep, base, cfg, progress=prog)
-        t_ft = res.seconds
-        held_g = held if gname == "pooled" else held.select(held.datasets == gname)
-        ev, eb, en = evaluate(base, res.network, held_g, metric, base_thr, res.card.calibration[metric]["eer_threshold"], dev)
-        clerk = clerk_before_after(base, res, held_g, eb, en)
-        print(
-            f"\n== fine-tune group {gname}: {len(ws)} writers, {rep.n_images} images "
-            f"(preprocessing {t_pre:.1f}s + fine-tune {t_ft:.1f}s = {t_pre + t_ft:.1f}s; trunk pass "
-            f"{res.card.training['trunk_seconds']}s; best epoch {res.card.training['best_epoch']})"
+        with tempfile.TemporaryDirectory() as tmp:
+            model = load_base(str(save_finetuned(res, out=Path(tmp) / "ft.safetensors")), "cpu")
+            emb = embed_from_lower(model.network, low, dev)
+            thr = res.card.calibration[metric]["eer_threshold"]
+            rows[opt] = {"pairs": pair_eval(emb, held, metric, thr), "clerk": clerk_of(model, held, emb, ks)}
+        val = res.card.metrics["validation"]
+        rows[opt].update(
+            seconds=res.seconds,
+            best_epoch=res.card.training["best_epoch"],
+            notes=res.notes,
+            val_pairs=val["after"]["eer"] if val.get("after") else None,
+            val_clerk={k: v.get("eer") for k, v in (val.get("clerk") or {}).get("after", {}).items()},
+            val_clerk_before={k: v.get("eer") for k, v in (val.get("clerk") or {}).get("before", {}).items()},
         )
-        for n in res.notes:
-            print(f"   note: {n}")
+        r, p = rows[opt], rows[opt]["pairs"]
+        pk = "all" if "all" in p else next(iter(p))
+        c = r["clerk"].get(str(ks[-1]), {})
         print(
-            f"   {'eval set':20s} {'writers':>7s}  {'skilled EER':>19s}  {'random EER':>19s}"
-            "   FAR/FRR at threshold (before -> after)"
+            f"  [{opt}] done in {res.seconds:.1f}s (best epoch {r['best_epoch']}): pairs {pct(p[pk].eer)} / "
+            f"{pct(p[pk].eer_random)}, clerk K={ks[-1]} EER {pct(c.get('eer'))}; validation pairs {pct(r['val_pairs'])}, "
+            f"clerk {r['val_clerk']} (before {r['val_clerk_before']}) " + "; ".join(res.notes),
+            flush=True,
         )
-        rows = {}
-        for ds, r in ev.items():
-            b, a = r["before"], r["after"]
-            print(
-                f"   {ds:20s} {a.writers:7d}  {pct(b.eer)} -> {pct(a.eer)}  {pct(b.eer_random)} -> {pct(a.eer_random)}"
-                f"   {pct(b.far)}/{pct(b.frr)} -> {pct(a.far)}/{pct(a.frr)}"
-            )
-            rows[ds] = {"before": b.to_dict(), "after": a.to_dict()}
-        report["runs"][gname] = {
-            "tune_writers": len(ws),
-            "tune_images": rep.n_images,
-            "preprocess_s": round(t_pre, 2),
-            "finetune_s": round(t_ft, 2),
-            "trunk_s": res.card.training["trunk_seconds"],
-            "best_epoch": res.card.training["best_epoch"],
-            "notes": res.notes,
-            "eval": rows,
-            "validation": res.card.metrics["validation"],
-            "clerk": clerk,
-        }
-        print(f"   clerk's protocol on the evaluation writers ({clerk['policy_before']} -> {clerk['policy_after']} policy):")
-        for k in clerk["after"]:
-            b, a = clerk["before"][k], clerk["after"][k]
-            print(
-                f"     K={k}: EER {pct(b['eer'])} -> {pct(a['eer'])}  genuine accepted {pct(b['genuine_accepted'])} -> "
-                f"{pct(a['genuine_accepted'])}  rejected {pct(b['genuine_rejected'])} -> {pct(a['genuine_rejected'])}  "
-                f"skilled accepted {pct(b['skilled_accepted'])} -> {pct(a['skilled_accepted'])}  ({a['writers']} writers)"
-            )
-        if args.curves and gname == "pooled":
-            from sigverify.train.evaluate import save_curves
 
-            key = "all" if "all" in ev else next(iter(ev))
-            paths = save_curves({"base": ev[key]["before"], "fine-tuned": ev[key]["after"]}, args.curves, "held-out test writers")
-            print("   curves: " + ", ".join(paths))
+    key = "all" if "all" in rows["base"]["pairs"] else next(iter(rows["base"]["pairs"]))
+    print(f"\n== {len(held_w)} evaluation writers ({key}); fine-tuned on {len(tune_w)} writers ({rep.n_images} images)")
+    head = f"{'option':12s} {'pairs skilled':>13s} {'random':>7s}"
+    for k in ks:
+        head += f" | K={k} EER  gen acc  gen rej  sk acc  sk rej"
+    print(head + " | seconds | validation (tuning writers' held-out): pairs, clerk EER")
+    for opt, r in rows.items():
+        p = r["pairs"][key]
+        line = f"{opt:12s} {pct(p.eer):>13s} {pct(p.eer_random):>7s}"
+        for k in ks:
+            c = r["clerk"].get(str(k), {})
+            line += " | " + "  ".join(
+                pct(c.get(x)) for x in ("eer", "genuine_accepted", "genuine_rejected", "skilled_accepted", "skilled_rejected")
+            )
+        vc = ", ".join(f"K={k} {pct(v)}" for k, v in (r.get("val_clerk") or {}).items())
+        line += f" | {r['seconds']:7.1f} | {pct(r.get('val_pairs'))}, {vc}"
+        print(line)
+        report["runs"][opt] = {
+            "pairs": {ds: x.to_dict() for ds, x in r["pairs"].items()},
+            **{k: v for k, v in r.items() if k != "pairs"},
+        }
     if args.json:
         from sigverify.atomic import write_text_atomic
         from sigverify.cli import _finite

@@ -1,10 +1,11 @@
-"""finetune: adapt a model's head to a bank's own reference folder (frozen trunk, cached features)."""
+"""finetune: adapt a model to a bank's own reference folder (decision stage, head or last conv block)."""
 
 from __future__ import annotations
 
 import sys
 
 from sigverify.cli import add_common, emit
+from sigverify.train.finetune_loop import ADAPTS, COHORTS, DEFAULT_ADAPT, default_epochs
 
 
 def register(sub) -> None:
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--base", default="default", help="base model .safetensors, or 'default' (the shipped model)")
     p.add_argument("--out", help="output .safetensors (default: the user model folder, named after --name)")
     p.add_argument("--name", help="model name for the card (default: finetuned-<folder>)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 30 for head, 12 for block)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--loss", choices=["contrastive", "triplet"], default="triplet")
     p.add_argument("--mining", choices=["batch-hard", "semi-hard"], default="batch-hard", help="triplet mining")
@@ -27,6 +28,19 @@ def register(sub) -> None:
         choices=["embed", "lowrank"],
         default="embed",
         help="train the whole projection (default) or a low-rank residual adapter on it",
+    )
+    p.add_argument(
+        "--adapt",
+        choices=list(ADAPTS),
+        default=DEFAULT_ADAPT,
+        help="what is adapted: 'stage' (the decision stage only: cohort + thresholds from the bank's writers), "
+        "'head' (+ the embedding projection) or 'block' (+ the last convolutional block); default %(default)s",
+    )
+    p.add_argument(
+        "--cohort",
+        choices=list(COHORTS),
+        default="auto",
+        help="decision-stage cohort (auto: the shipped cohort + the bank's writers when the network is unchanged)",
     )
     p.add_argument("--augment-copies", type=int, default=2, help="augmented copies per training image (features cached)")
     p.add_argument("--val-frac", type=float, default=0.3, help="fraction of writers held out for validation")
@@ -54,7 +68,9 @@ def cmd_finetune(args) -> int:
     dev = resolve_device(args.device)
     base = open_model(None if args.base in ("default", "", None) else args.base, dev)
     cfg = FinetuneConfig(
-        epochs=args.epochs,
+        epochs=args.epochs or default_epochs(args.adapt),
+        adapt=args.adapt,
+        cohort=args.cohort,
         lr=args.lr,
         loss=args.loss,
         mining=args.mining,
@@ -72,6 +88,7 @@ def cmd_finetune(args) -> int:
     path = save_finetuned(res, args.name, args.out, overwrite=args.overwrite)
     curves = save_curves_for(res, args.curves) if args.curves else []
     b, a = res.before, res.after
+    clerk = res.card.metrics.get("validation", {}).get("clerk") or {}
     d = {
         "model": str(path),
         "name": res.card.name,
@@ -80,6 +97,8 @@ def cmd_finetune(args) -> int:
         "data": res.card.training["data"],
         "before": b.to_dict() if b else None,
         "after": a.to_dict() if a else None,
+        "adapt": cfg.adapt,
+        "clerk": {part: {k: v.get("eer") for k, v in (clerk.get(part) or {}).items()} for part in ("before", "after")},
         "notes": res.notes,
         "curves": curves,
     }
@@ -92,6 +111,11 @@ def cmd_finetune(args) -> int:
             f"  at threshold: before FAR {_pct(b.far)} FRR {_pct(b.frr)}  |  after (recalibrated) "
             f"FAR {_pct(a.far)} FRR {_pct(a.frr)}",
         ]
+    for k in sorted(set(clerk.get("before") or {}) & set(clerk.get("after") or {}), key=int):
+        lines.append(
+            f"  decision with {k} specimen(s): EER before {_pct(clerk['before'][k].get('eer')):>6}  "
+            f"after {_pct(clerk['after'][k].get('eer')):>6}"
+        )
     lines += [f"note: {n}" for n in res.notes]
     lines += [f"curves: {c}" for c in curves]
     emit(args, d, "\n".join(lines))

@@ -62,6 +62,13 @@ from sigverify.gui.imageutil import numpy_to_pixmap
 from sigverify.gui.jobs import JobRunner, error_text
 
 SCAN, TRAIN = "scan", "train"
+#: What the wizard adapts (FinetuneConfig.adapt); the default is finetune_loop.DEFAULT_ADAPT.
+ADAPT_CHOICES = [
+    ("Decision only: background writers + thresholds (fastest)", "stage"),
+    ("Decision + projection layer", "head"),
+    ("Decision + projection + last convolutional block (slower)", "block"),
+]
+
 LOSS_CHOICES = [
     ("Triplet, batch-hard mining (recommended)", "triplet", "batch-hard"),
     ("Triplet, semi-hard mining (slower)", "triplet", "semi-hard"),
@@ -107,6 +114,12 @@ def assess_result(result) -> tuple[str, list[str]]:
         worse.append(f"skilled-forgery EER {_pct(b.eer)} \u2192 {_pct(a.eer)}")
     if a.eer_random > b.eer_random + WORSE_MARGIN:
         worse.append(f"random-forgery EER {_pct(b.eer_random)} \u2192 {_pct(a.eer_random)}")
+    clerk = ((getattr(result, "card", None) and result.card.metrics.get("validation", {})) or {}).get("clerk") or {}
+    ks = sorted(set(clerk.get("before") or {}) & set(clerk.get("after") or {}), key=int)
+    if ks:  # the decision a clerk sees (questioned vs K specimens), at the largest K measured
+        cb, ca = clerk["before"][ks[-1]].get("eer"), clerk["after"][ks[-1]].get("eer")
+        if cb is not None and ca is not None and ca > cb + WORSE_MARGIN:
+            worse.append(f"decision EER with {ks[-1]} specimens {_pct(cb)} \u2192 {_pct(ca)}")
     if worse:
         status = "worse"
         reasons.insert(0, "the fine-tuned model is worse than the base model: " + "; ".join(worse))
@@ -377,9 +390,18 @@ class SettingsPage(QWizardPage):
         self.wiz = wiz
         self.setTitle("3. Settings")
         self.setSubTitle(
-            "The defaults suit most banks. Only the last part of the model (the projection to the "
-            "signature embedding) is trained; the rest stays as it is."
+            "The defaults suit most banks. By default the model stays as it is and only its decision "
+            "(the background writers it compares with, and its thresholds) is fitted to your writers; "
+            "training the projection or the last convolutional block is slower and was not better "
+            "on a new collection (README, fine-tuning)."
         )
+        from sigverify.train.finetune_loop import DEFAULT_ADAPT
+
+        self.adapt = QComboBox()
+        for label, key in ADAPT_CHOICES:
+            self.adapt.addItem(label, key)
+        self.adapt.setCurrentIndex(max(self.adapt.findData(DEFAULT_ADAPT), 0))
+        self.adapt.currentIndexChanged.connect(self._adapt_chosen)
         self.base = QComboBox()
         self.base.activated.connect(self._base_chosen)
         self.loss = QComboBox()
@@ -398,6 +420,7 @@ class SettingsPage(QWizardPage):
             pass
         form = QFormLayout()
         form.addRow("&Base model:", self.base)
+        form.addRow("&Adapt:", self.adapt)
         form.addRow("&Loss:", self.loss)
         form.addRow("&Epochs:", self.epochs)
         form.addRow("&Device:", self.device)
@@ -446,6 +469,18 @@ class SettingsPage(QWizardPage):
         for w in (self.device, self.base):
             w.currentIndexChanged.connect(self.update_estimate)
         self._filled = False
+        self._adapt_chosen()
+
+    def _adapt_chosen(self, *_a) -> None:
+        from sigverify.train.finetune_loop import default_epochs
+
+        adapt = self.adapt.currentData()
+        self.epochs.blockSignals(True)
+        self.epochs.setValue(default_epochs(adapt))
+        self.epochs.blockSignals(False)
+        for w in (self.loss, self.epochs, self.augment, self.lr, self.head):
+            w.setEnabled(adapt != "stage")  # nothing is trained
+        self.update_estimate()
 
     def _toggle_adv(self, on: bool) -> None:
         self.adv.setVisible(on)
@@ -511,6 +546,7 @@ class SettingsPage(QWizardPage):
             val_frac=self.val_frac.value(),
             augment_copies=self.augment.value(),
             head=self.head.currentData(),
+            adapt=self.adapt.currentData(),
             seed=self.seed.value(),
             device=self.device.currentData(),
         )
@@ -531,11 +567,13 @@ class SettingsPage(QWizardPage):
             dev,
             preprocessed=True,
             val_frac=self.val_frac.value(),
+            adapt=self.adapt.currentData(),
         )
+        work = "" if self.adapt.currentData() == "stage" else f" and {self.epochs.value()} epochs"
         text = (
             f"<b>Estimated time:</b> about {format_duration(s)} on the "
-            f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images and "
-            f"{self.epochs.value()} epochs (the window stays usable; you can cancel at any time)."
+            f"{'GPU' if dev != 'cpu' else 'CPU'} for {rep.n_images} images{work} "
+            "(the window stays usable; you can cancel at any time)."
         )
         held = int(round(rep.n_writers * self.val_frac.value()))
         if held < MIN_HELD_OUT_WRITERS:
@@ -555,7 +593,7 @@ class TrainingPage(QWizardPage):
         self.wiz = wiz
         self.setTitle("4. Fine-tuning")
         self.setSubTitle(
-            "Computing the base model's features once, then training the projection. "
+            "Computing the base model's features once, then training the chosen part and fitting the decision. "
             "Cancel stops within seconds and saves nothing."
         )
         self.bar = QProgressBar()

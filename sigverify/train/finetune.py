@@ -54,13 +54,32 @@ from sigverify.train.finetune_data import (
     split_writers,
     writer_label,
 )
-from sigverify.train.finetune_loop import HEADS, LOSSES, MININGS, FinetuneConfig, TrunkPass, cpu_threads, make_head, train_head
+from sigverify.train.finetune_loop import (
+    ADAPTS,
+    COHORTS,
+    HEADS,
+    LOSSES,
+    MININGS,
+    FinetuneConfig,
+    TrunkPass,
+    below_block,
+    cpu_threads,
+    last_block_index,
+    make_head,
+    make_tail,
+    train_head,
+)
 
 #: Seconds per image on a 2-core CPU (measured with a training job running beside it, signet-s,
 #: 150x220): preprocessing, and one trunk pass (an augmented copy costs one more pass).
 SEC_PREPROCESS = 0.012
 SEC_TRUNK = {"signet-s": 0.009, "signet-half": 0.022, "signet": 0.075}
 SEC_STEP = 0.008  # one head step on cached features (batch of ~100)
+#: ``adapt="block"``: one training step of the last conv block (+ frozen FC, projection) on a batch of ~96
+#: cached feature maps, and the forward pass of one image through it (validation every epoch).
+SEC_BLOCK_STEP = {"signet-s": 0.2, "signet-half": 0.5, "signet": 2.0}
+SEC_BLOCK_FWD = {"signet-s": 0.0012, "signet-half": 0.004, "signet": 0.015}
+SEC_STAGE_FIT = 4.0  # fitting the decision stage on the held-out writers (clerk's protocol, 3 policies x 3 K)
 
 
 def estimate_seconds(
@@ -71,14 +90,29 @@ def estimate_seconds(
     device: str = "cpu",
     preprocessed: bool = False,
     val_frac: float = 0.3,
+    adapt: str = "head",
+    batch: int = 96,
 ) -> float:
-    """Rough wall time of :func:`finetune` on a 2-core CPU (a GPU does the trunk pass ~20x faster)."""
+    """Rough wall time of :func:`finetune` on a 2-core CPU (a GPU does the network passes ~20x faster).
+    The step count follows ``train_head``: ``epochs`` x (training images x (1 + copies) / batch)."""
     n = max(int(n_images), 0)
-    trunk = SEC_TRUNK.get(architecture, 0.01) * (1 - val_frac + val_frac / (1 + augment_copies)) * n * (1 + augment_copies)
-    if device not in ("cpu", None) and not str(device).startswith("cpu"):
+    gpu = device not in ("cpu", None) and not str(device).startswith("cpu")
+    copies = 0 if adapt == "stage" else max(0, int(augment_copies))
+    n_train, n_val = n * (1 - val_frac), n * val_frac
+    trunk = SEC_TRUNK.get(architecture, 0.01) * (n_train * (1 + copies) + n_val)
+    pre = 0 if preprocessed else SEC_PREPROCESS * n
+    fit = SEC_STAGE_FIT if val_frac > 0 else 0.0
+    if adapt == "stage":
+        return pre + (trunk / 20 if gpu else trunk) + fit + 2.0
+    steps = epochs * max(4, math.ceil(n_train * (1 + copies) / batch))
+    if adapt == "block":
+        train = SEC_BLOCK_STEP.get(architecture, 0.3) * steps + SEC_BLOCK_FWD.get(architecture, 0.003) * n_val * epochs
+    else:
+        train = SEC_STEP * steps + 0.05 * epochs
+    if gpu:
         trunk /= 20
-    steps = epochs * max(1, math.ceil(n * (1 - val_frac) / 96))
-    return (0 if preprocessed else SEC_PREPROCESS * n) + trunk + SEC_STEP * steps + 0.05 * epochs + 2.0
+        train /= 20 if adapt == "block" else 1
+    return pre + trunk + train + fit + 2.0
 
 
 @dataclass
@@ -153,40 +187,50 @@ def finetune(
     fast = fuse_for_inference(net).to(device).to(memory_format=torch.channels_last)  # BN folded: ~1.5x faster
     rng = np.random.default_rng(cfg.seed)
     copies = max(0, int(cfg.augment_copies))
-    trunk = TrunkPass(
-        fast, cfg, device, rng, len(trn.images) * (1 + copies) + (len(val.images) if val is not None else 0), report, check_stop
-    )
+    block = cfg.adapt == "block"
+    if cfg.adapt == "stage":
+        copies = 0  # nothing is trained: no augmented copies
+    n_total = len(trn.images) * (1 + copies) + (len(val.images) if val is not None else 0)
+    part = below_block(fast) if block else None  # fused and unfused share the top-level block indices
+    trunk = TrunkPass(fast, cfg, device, rng, n_total, report, check_stop, part)
     feats_train = [trunk(trn.images, False)] + [trunk(trn.images, True) for _ in range(copies)]
     feats_val = trunk(val.images, False) if val is not None else None
     trunk_s = trunk.seconds
+    rest = _rest_of(net, block)  # cached features -> base embeddings
 
     # ---- 3. base model on the held-out writers
     metric = base.card.distance if base.card.distance in ("euclidean", "cosine") else "euclidean"
-    before = None
+    before, emb_b = None, None
     if val is not None:
-        with torch.inference_mode():
-            emb_b = net.project(feats_val.to(device)).cpu().numpy()
+        emb_b = _project(rest, feats_val)
         before = evaluate_embeddings(emb_b, val.writers, val.genuine, val.digests, metric, base_threshold(base.card, metric))
     check_stop()
 
     # ---- 4. train the head on cached features. Its steps are tiny: on CPU one thread is faster than two
     # (a second OpenMP thread preempted by other work - e.g. a training job - slows each step ~15x).
+    # (``block`` too: measured 0.17 s per step on one thread, 0.2-0.4 s on two beside a training job).
     with cpu_threads(1 if device.type == "cpu" else 0):
-        run = train_head(net, feats_train, trn, feats_val, val, before, cfg, device, rng, metric, report, check_stop, t0)
+        if cfg.adapt == "stage":
+            from sigverify.train.finetune_loop import HeadRun
+
+            run = HeadRun(None, [], 0, ["network unchanged: only the decision stage was adapted to the bank"])
+        else:
+            tail = make_tail(net) if block else None
+            run = train_head(
+                net, feats_train, trn, feats_val, val, before, cfg, device, rng, metric, report, check_stop, t0, tail
+            )
         notes += run.notes
 
-        # ---- 5. the new network: base trunk + merged head; recalibration on the held-out writers
+        # ---- 5. the new network: base + trained part; recalibration on the held-out writers
         new_net = copy.deepcopy(base.network).cpu().eval()
-        merged = run.head.merged().cpu()
-        with torch.no_grad():
-            new_net.embed.weight.copy_(merged.weight)
-            new_net.embed.bias.copy_(merged.bias)
+        if run.head is not None:
+            run.head.cpu().apply_to(new_net)
+        new_rest = _rest_of(new_net, block)
         after = None
         calibration = copy.deepcopy(base.card.calibration)
         cal_note = "kept from the base model (too few writers for a held-out validation group)"
         if val is not None:
-            with torch.inference_mode():
-                emb_a = new_net.project(feats_val.cpu()).numpy()
+            emb_a = _project(new_rest, feats_val)
             calibration = calibration_from_embeddings(emb_a, val)
             after = evaluate_embeddings(
                 emb_a, val.writers, val.genuine, val.digests, metric, calibration[metric]["eer_threshold"]
@@ -194,8 +238,8 @@ def finetune(
             cal_note = f"recalibrated on {len(val_w)} held-out writers"
         cohort_emb, clerk = None, None
         if val is not None:
-            emb_t = _project(new_net, feats_train[0])
-            cohort_emb, clerk = _fit_decision_stage(base, emb_t, trn, emb_b, emb_a, val, calibration)
+            emb_t = _project(new_rest, feats_train[0])
+            cohort_emb, clerk = _fit_decision_stage(base, emb_t, trn, emb_b, emb_a, val, calibration, cfg.cohort_kind())
         seconds = time.perf_counter() - t0
         s = rep.summary()
         s.update(
@@ -232,24 +276,58 @@ def finetune(
         )
 
 
-def _project(net, feats) -> np.ndarray:
+class _Rest:
+    """Cached features -> unit embeddings: the part of ``net`` above what was cached."""
+
+    def __init__(self, net, block: bool):
+        self.net, self.start = net, (last_block_index(net) if block else None)
+
+    def __call__(self, f):
+        if self.start is None:
+            return self.net.project(f)
+        return self.net.project(self.net.head(self.net.features[self.start :](f)))
+
+    @property
+    def device(self):
+        return next(self.net.parameters()).device
+
+
+def _rest_of(net, block: bool) -> _Rest:
+    return _Rest(net, block)
+
+
+def _project(rest: _Rest, feats) -> np.ndarray:
+    """``rest`` over cached features, in chunks (eval mode, no gradients)."""
     import torch
 
     with torch.inference_mode():
-        return net.project(feats.cpu()).numpy()
+        out = [rest(c.to(rest.device)).float().cpu() for c in feats.split(256)]
+    return torch.cat(out).numpy() if out else np.zeros((0, rest.net.embedding_dim), np.float32)
 
 
-def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibration):
+def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibration, cohort_kind: str = "bank"):
     """The fine-tuned model's decision stage, adapted to the bank: cohort = its training writers'
-    genuine signatures, per-policy per-K thresholds fitted by the clerk's protocol on the held-out
-    writers; plus the clerk's-protocol EER before (the base model's own decision) and after, on the
-    same held-out writers. (None, None) when too few signatures for a cohort."""
+    genuine signatures (``cohort_kind="base+bank"``: added to the base model's shipped cohort, valid
+    only while the network is the base's), per-policy per-K thresholds fitted by the clerk's protocol on
+    the held-out writers; plus the clerk's-protocol EER before (the base model's own decision) and
+    after, on the same held-out writers. (None, None) when too few signatures for a cohort."""
     from sigverify.train import decision as dec
     from sigverify.train.clerk import clerk_protocol
     from sigverify.verify.service import Verifier
     from sigverify.verify.writer import Cohort
 
+    bv = Verifier(base, "cpu", aggregate=None)
     cohort_emb, _ = dec.pick_cohort(emb_train, trn, dec.COHORT_SIZE)
+    source = "genuine signatures of the bank's training writers"
+    if cohort_kind.startswith("base+bank") and bv.cohort is not None:
+        cohort_emb = np.concatenate([bv.cohort.embeddings.astype(np.float32), cohort_emb.astype(np.float32)])
+        source = f"the base model's cohort ({len(bv.cohort.embeddings)}) + " + source
+    if cohort_kind.endswith("+within"):
+        from sigverify.verify.writer import with_within_writer_scatter
+
+        g = trn.genuine
+        cohort_emb = with_within_writer_scatter(cohort_emb, emb_train[g], trn.writers[g])
+        source += " + their within-writer scatter"
     if len(cohort_emb) < 10:
         return None, None
     cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
@@ -261,11 +339,10 @@ def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibr
         "n": int(len(cohort_emb)),
         "reg": dec.COHORT_REG,
         "mix": dec.COHORT_MIX,
-        "source": "genuine signatures of the bank's training writers",
+        "source": source,
     }
     decision["targets"] = {"skilled_far": dec.FAR_TARGET, "genuine_frr": dec.FRR_TARGET, "fitted_on": "held-out writers"}
     metric = base.card.distance
-    bv = Verifier(base, "cpu", aggregate=None)
 
     def before_fn(q, refs):
         d = bv.decide_embeddings(q, refs)
@@ -310,4 +387,6 @@ __all__ = [
     "LOSSES",
     "MININGS",
     "HEADS",
+    "ADAPTS",
+    "COHORTS",
 ]

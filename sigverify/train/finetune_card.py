@@ -75,8 +75,7 @@ def build_card(
         base_model=base_id,
         training={
             "kind": "finetune",
-            "method": "frozen trunk, cached features, trained embedding head"
-            + (" (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""),
+            "method": _method(cfg),
             "base_model": base_id,
             "base_random_init": bool(base.card.random_init),
             "data": data_summary,
@@ -98,6 +97,17 @@ def build_card(
                 "writers": val_writers,
             }
         },
+    )
+
+
+def _method(cfg) -> str:
+    adapt = getattr(cfg, "adapt", "head")
+    if adapt == "stage":
+        return "network unchanged; decision stage adapted (cohort + thresholds from the bank's writers)"
+    if adapt == "block":
+        return "layers below the last conv block frozen (features cached); last conv block + embedding projection trained"
+    return "frozen trunk, cached features, trained embedding head" + (
+        " (low-rank residual adapter, merged)" if cfg.head == "lowrank" else ""
     )
 
 

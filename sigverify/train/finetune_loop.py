@@ -1,6 +1,14 @@
-"""Fine-tuning, step 2: the loop. The base model's trunk is frozen and run once over the images (plus
-augmented copies); only the embedding head is trained on the cached features, with the trainer's PK
-sampler (P writers x K genuine + F forgeries) and its warm-up + cosine learning-rate schedule. No Qt."""
+"""Fine-tuning, step 2: the loop. The frozen part of the base model is run once over the images (plus
+augmented copies) and its output cached; the trainable part is trained on the cached features, with
+the trainer's PK sampler (P writers x K genuine + F forgeries) and its warm-up + cosine learning-rate
+schedule. What is trainable (``FinetuneConfig.adapt``):
+
+- ``head``: the embedding projection only (the whole trunk frozen, its 768-d output cached);
+- ``block``: the last convolutional block and the embedding projection (everything below the last
+  block frozen, its feature maps cached; the fully-connected layers between stay frozen, their batch
+  norm statistics too);
+- ``stage``: nothing in the network - only the writer-dependent decision stage is adapted
+  (``finetune._fit_decision_stage``). No Qt."""
 
 from __future__ import annotations
 
@@ -18,6 +26,16 @@ from sigverify.progress import format_duration
 LOSSES = ("contrastive", "triplet")
 MININGS = ("batch-hard", "semi-hard")
 HEADS = ("embed", "lowrank")
+ADAPTS = ("stage", "head", "block")
+DEFAULT_ADAPT = "stage"  # measured best on a new collection (benchmarks/finetune_real.py; README)
+
+
+def default_epochs(adapt: str) -> int:
+    """Epochs a run of ``adapt`` gets unless told (``block`` steps cost ~25x a head step)."""
+    return 12 if adapt == "block" else 30
+
+
+COHORTS = ("auto", "bank", "base+bank", "base+bank+within")
 
 
 @dataclass
@@ -41,6 +59,16 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "cpu"
     trunk_batch: int = 32
+    adapt: str = "head"  # what is adapted: "head", "block" (last conv block + projection) or "stage" (decision only)
+    # decision-stage cohort: "bank" writers, "base+bank" (shipped + bank), "base+bank+within" (+ the bank
+    # writers' within-writer scatter, verify.writer.with_within_writer_scatter); auto: by ``adapt``
+    cohort: str = "auto"
+
+    def cohort_kind(self) -> str:
+        """The cohort actually used: the shipped one only stays valid for an unchanged network."""
+        if self.cohort != "auto":
+            return self.cohort
+        return "base+bank" if self.adapt == "stage" else "bank"
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -49,6 +77,10 @@ class FinetuneConfig:
             raise DataError(f"unknown mining {self.mining!r} (use {' or '.join(MININGS)})")
         if self.head not in HEADS:
             raise DataError(f"unknown head {self.head!r} (use {' or '.join(HEADS)})")
+        if self.adapt not in ADAPTS:
+            raise DataError(f"unknown adaptation {self.adapt!r} (use {', '.join(ADAPTS)})")
+        if self.cohort not in COHORTS:
+            raise DataError(f"unknown cohort {self.cohort!r} (use {', '.join(COHORTS)})")
         if self.epochs < 1:
             raise DataError("epochs must be at least 1")
         if not (0 < self.lr < 1):
@@ -103,6 +135,9 @@ def make_head(base_net, cfg: FinetuneConfig):
                 lin.weight.copy_(w + w @ (self.down @ self.up).T)
             return lin
 
+        def apply_to(self, net) -> None:
+            _copy_embed(net, self.merged())
+
     class FullHead(nn.Module):
         def __init__(self, embed: nn.Linear):
             super().__init__()
@@ -116,8 +151,73 @@ def make_head(base_net, cfg: FinetuneConfig):
         def merged(self) -> nn.Linear:
             return copy.deepcopy(self.lin)
 
+        def apply_to(self, net) -> None:
+            _copy_embed(net, self.lin)
+
     embed = base_net.embed
     return LowRankHead(embed, cfg.rank) if cfg.head == "lowrank" else FullHead(embed)
+
+
+def _copy_embed(net, lin) -> None:
+    torch = _torch()
+    with torch.no_grad():
+        net.embed.weight.copy_(lin.weight.detach().to(net.embed.weight.device))
+        net.embed.bias.copy_(lin.bias.detach().to(net.embed.bias.device))
+
+
+def last_block_index(net) -> int:
+    """Index in ``net.features`` where the last convolutional block starts (the block and the pooling after it)."""
+    from torch import nn
+
+    idx = [i for i, m in enumerate(net.features) if any(isinstance(x, nn.Conv2d) for x in m.modules())]
+    if not idx:
+        raise DataError("the model has no convolutional block to unfreeze")
+    return idx[-1]
+
+
+def below_block(net):
+    """The frozen part for ``adapt="block"``: everything below the last convolutional block."""
+    return net.features[: last_block_index(net)]
+
+
+def make_tail(base_net):
+    """``adapt="block"``: a trainable copy of the last convolutional block (+ the pooling after it) and of
+    the embedding projection, with a frozen copy of the fully-connected layers between them. Batch-norm
+    statistics and dropout stay in evaluation mode (a bank's batches are too small to re-estimate them)."""
+    from torch import nn
+
+    start = last_block_index(base_net)
+
+    class BlockTail(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.start = start
+            self.block = copy.deepcopy(base_net.features[start:])
+            self.fc = copy.deepcopy(base_net.head)
+            self.embed = copy.deepcopy(base_net.embed)
+            for p in self.fc.parameters():
+                p.requires_grad_(False)
+            for m in (self.block, self.embed):
+                for p in m.parameters():
+                    p.requires_grad_(True)
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            for m in self.modules():
+                if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout)):
+                    m.eval()
+            return self
+
+        def forward(self, f):
+            return self.embed(self.fc(self.block(f)))
+
+        def apply_to(self, net) -> None:
+            """Put the trained block and projection into ``net`` (a SigNet of the base architecture)."""
+            dev = next(net.parameters()).device
+            net.features[self.start :].load_state_dict({k: v.to(dev) for k, v in self.block.state_dict().items()})
+            _copy_embed(net, self.embed)
+
+    return BlockTail()
 
 
 Report = Callable[..., None]  # report(fraction, message[, row])
@@ -136,8 +236,10 @@ class TrunkPass:
         total: int,
         report: Report,
         check_stop: Callable[[], None],
+        part=None,
     ):
         self.fast, self.cfg, self.device, self.rng = fast_net, cfg, device, rng
+        self.part = part if part is not None else fast_net.trunk  # the frozen part whose output is cached
         self.total, self.report, self.check_stop = total, report, check_stop
         self.done = 0
         self.t0 = time.perf_counter()
@@ -154,7 +256,7 @@ class TrunkPass:
                 chunk = np.stack([augment_input(im, self.rng, 0.7) for im in chunk])
             x = torch.from_numpy(chunk.astype(np.float32) / 255.0)[:, None].to(self.device)
             with torch.inference_mode():
-                out.append(self.fast.trunk(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+                out.append(self.part(x.contiguous(memory_format=torch.channels_last)).float().contiguous().cpu())
             self.done += len(chunk)
             el = time.perf_counter() - self.t0
             eta = el / self.done * (self.total - self.done)
@@ -162,7 +264,11 @@ class TrunkPass:
                 0.15 + 0.55 * self.done / max(self.total, 1),
                 f"computing base-model features {self.done}/{self.total} (ETA {format_duration(eta)} for this stage)",
             )
-        return torch.cat(out) if out else torch.zeros(0, self.fast.embed.in_features)
+        if out:
+            return torch.cat(out)
+        probe = torch.zeros(1, 1, *self.fast.input_hw, device=self.device)
+        with torch.inference_mode():
+            return torch.zeros(0, *self.part(probe).shape[1:])
 
     @property
     def seconds(self) -> float:
@@ -191,10 +297,12 @@ def train_head(
     report: Report,
     check_stop: Callable[[], None],
     t0: float,
+    head=None,
 ) -> HeadRun:
     """Train the head on cached trunk features: PK batches from ``trn`` (each image drawn from one of the
     cached feature copies at random), the trainer's schedule, best epoch by held-out EER (skilled + random)
-    when ``val`` is given. ``before`` (the base model on ``val``) is epoch 0."""
+    when ``val`` is given. ``before`` (the base model on ``val``) is epoch 0. ``head``: the module to train
+    (default: ``make_head(net, cfg)``; ``make_tail`` for ``adapt="block"``)."""
     torch = _torch()
     import torch.nn.functional as F
 
@@ -203,7 +311,7 @@ def train_head(
     from sigverify.train.trainer import PKSampler, warmup_cosine_lr
 
     torch.manual_seed(cfg.seed)
-    head = make_head(net, cfg).to(device).train()
+    head = (head if head is not None else make_head(net, cfg)).to(device).train()
     params = [p for p in head.parameters() if p.requires_grad]
     anchor = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -234,7 +342,7 @@ def train_head(
             return {}
         h.eval()
         with torch.inference_mode():
-            e = F.normalize(h(feats_val.to(device)), dim=1).cpu().numpy()
+            e = torch.cat([F.normalize(h(c.to(device)), dim=1).cpu() for c in feats_val.split(256)]).numpy()
         h.train()
         r = evaluate_embeddings(e, val.writers, val.genuine, val.digests, metric)
         return {"val_eer": r.eer, "val_eer_random": r.eer_random, "val_auc": r.auc}
@@ -312,4 +420,21 @@ class cpu_threads:  # noqa: N801 - used as a context manager
         return False
 
 
-__all__ = ["FinetuneConfig", "LOSSES", "MININGS", "HEADS", "make_head", "TrunkPass", "HeadRun", "train_head", "cpu_threads"]
+__all__ = [
+    "FinetuneConfig",
+    "LOSSES",
+    "MININGS",
+    "HEADS",
+    "ADAPTS",
+    "COHORTS",
+    "DEFAULT_ADAPT",
+    "default_epochs",
+    "make_head",
+    "make_tail",
+    "below_block",
+    "last_block_index",
+    "TrunkPass",
+    "HeadRun",
+    "train_head",
+    "cpu_threads",
+]

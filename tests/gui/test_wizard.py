@@ -85,6 +85,11 @@ def test_wizard_full_walk(qtbot, window, dataset, base_model_path):
     assert s.base_model_path() == str(base_model_path)
     assert "Estimated time" in s.estimate.text()
     assert s.adv.isHidden()
+    from sigverify.train.finetune_loop import DEFAULT_ADAPT
+
+    assert s.adapt.currentData() == DEFAULT_ADAPT and s.config().adapt == DEFAULT_ADAPT
+    s.adapt.setCurrentIndex(s.adapt.findData("head"))  # this walk trains the projection
+    assert s.epochs.isEnabled() and s.config().adapt == "head"
     s.epochs.setValue(3)
     s.val_frac.setValue(0.34)  # 2 of 6 writers held out: too few, said loudly before training
     assert "will be held out" in s.estimate.text() and "at least 10" in s.estimate.text()
@@ -134,6 +139,7 @@ def test_wizard_cancel_mid_run_leaves_nothing(qtbot, window, dataset, base_model
     wiz = _open_wizard(qtbot, window, dataset, base_model_path)
     wiz.next()
     wiz.next()
+    wiz.settings_page.adapt.setCurrentIndex(wiz.settings_page.adapt.findData("block"))
     wiz.settings_page.epochs.setValue(400)  # long enough to cancel in the middle of training
     rows = []
     wiz.training_row.connect(rows.append)
@@ -151,6 +157,46 @@ def test_wizard_cancel_mid_run_leaves_nothing(qtbot, window, dataset, base_model
     assert _user_models() == []
     assert wiz.training_page.restart_btn.isVisible()
     wiz.reject()
+
+
+def test_wizard_adapt_choice_sets_estimate_and_settings(qtbot, window, dataset, base_model_path):
+    """The Adapt choice is exposed with its own honest estimate; "decision only" trains nothing."""
+    import re
+
+    wiz = _open_wizard(qtbot, window, dataset, base_model_path)
+    wiz.next()
+    wiz.next()
+    s = wiz.settings_page
+
+    def secs() -> float:
+        m = re.search(r"about (?:(\d+) min )?(\d+) s", s.estimate.text())
+        assert m, s.estimate.text()
+        return 60 * int(m.group(1) or 0) + int(m.group(2))
+
+    got = {}
+    for key in ("stage", "head", "block"):
+        s.adapt.setCurrentIndex(s.adapt.findData(key))
+        got[key] = (secs(), s.epochs.value(), s.epochs.isEnabled())
+    assert got["stage"][0] <= got["head"][0] <= got["block"][0]
+    assert not got["stage"][2] and got["head"][2] and got["block"][2]
+    assert got["block"][1] < got["head"][1]  # block steps are dearer: fewer epochs by default
+    assert "epochs" not in (s.adapt.setCurrentIndex(s.adapt.findData("stage")) or s.estimate.text())
+    wiz.reject()
+
+
+def test_assess_counts_a_worse_decision_as_worse():
+    """A model whose pair EER is unchanged (decision-only adaptation) but whose decision with K
+    specimens got worse on the held-out writers needs the explicit confirmation too."""
+    from types import SimpleNamespace
+
+    from sigverify.gui.wizard import assess_result
+
+    ev = SimpleNamespace(writers=12, eer=0.2, eer_random=0.05)
+    card = SimpleNamespace(metrics={"validation": {"clerk": {"before": {"5": {"eer": 0.15}}, "after": {"5": {"eer": 0.2}}}}})
+    st, why = assess_result(SimpleNamespace(before=ev, after=ev, card=card))
+    assert st == "worse" and "5 specimens" in why[0]
+    card.metrics["validation"]["clerk"]["after"]["5"]["eer"] = 0.1
+    assert assess_result(SimpleNamespace(before=ev, after=ev, card=card))[0] == "ok"
 
 
 def test_manage_models_rename_switch_delete(qtbot, window, base_model_path, tmp_path):
