@@ -5,8 +5,8 @@ ad-hoc files (the CLI's ``verify``, or files dropped into the GUI). ``decide`` i
 that turns embeddings into a decision (it lands in ``Verifier.decide_embeddings``, the only caller of
 ``verify_against_references``); batch, the library service, the CLI and the GUI all use it.
 
-Re-running the same case (same questioned file bytes, same references, same model) does not append a
-second audit record: ``record_case`` finds the earlier one by its case key and marks the case
+Re-running the same case (same questioned file bytes and crop rectangle, same references, same model)
+does not append a second audit record: ``record_case`` finds the earlier one by its case key and marks the case
 ``rerun`` with the earlier case id and audit id.
 """
 
@@ -87,10 +87,17 @@ class Case:
     rerun: bool = False  # True: this case was recorded before; audit_id / case_id are the earlier ones
 
     @property
-    def key(self) -> str:
+    def crop(self) -> tuple[int, int, int, int] | None:
+        """The rectangle the clerk chose on the questioned scan (None: the automatic region). Part of
+        the case: a re-crop is a different comparison and gets a record of its own."""
         pre = self.questioned.preprocessed
-        crop = pre.region if getattr(pre, "region_source", None) == "crop" else None
-        return case_key(self.questioned_sha256, self.reference_keys, self.model_id, self.customer_id, crop)
+        if pre is None or getattr(pre, "region_source", None) != "crop" or not getattr(pre, "region", None):
+            return None
+        return tuple(int(v) for v in pre.region)
+
+    @property
+    def key(self) -> str:
+        return case_key(self.questioned_sha256, self.reference_keys, self.model_id, self.customer_id, self.crop)
 
     @property
     def reference_ids(self) -> list[int]:

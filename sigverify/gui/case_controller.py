@@ -35,7 +35,7 @@ class GuiCase:
     """What the window knows about the case on screen."""
 
     customer_id: str | None
-    identity: tuple  # (questioned sha256, sorted reference identities): the same case across models/settings
+    identity: tuple  # case_identity(): the same case across models and settings
     case: object  # sigverify.app.case.Case of the first verification of this case
     verdict: str  # the recorded (first) verdict zone
     audit_id: int | None = None
@@ -46,6 +46,26 @@ class GuiCase:
     @property
     def undecided(self) -> bool:
         return self.audit_id is not None and self.decision is None
+
+
+def clerk_crop(questioned) -> tuple[int, ...] | None:
+    """The rectangle the clerk drew on the questioned scan (Crop...), or None (automatic region)."""
+    pre = getattr(questioned, "preprocessed", None)
+    if pre is None or getattr(pre, "region_source", None) != "crop" or not getattr(pre, "region", None):
+        return None
+    return tuple(int(v) for v in pre.region)
+
+
+def case_identity(case, customer_id: str | None) -> tuple:
+    """What makes two verifications the same case in the window: the questioned bytes, the clerk's crop
+    rectangle (a re-crop is a different comparison with a record of its own, as in ``Case.key``), the
+    references and the customer - not the model or the settings (a change of those is a re-run)."""
+    return (
+        case.questioned_sha256,
+        case.crop,
+        tuple(sorted(case.reference_keys)),
+        customer_id or "",
+    )
 
 
 def _ask_undecided(parent, text: str) -> str:
@@ -133,7 +153,7 @@ class CaseController(QObject):
         case = build_case(verifier, questioned, references, customer_id=self.customer_id, **opts)
         case.elapsed_ms = elapsed_ms
         case.skipped = list(skipped)
-        identity = (case.questioned_sha256, tuple(sorted(case.reference_keys)), self.customer_id or "")
+        identity = case_identity(case, self.customer_id)
         c = self.current
         if c is not None and c.identity == identity:
             c.reruns += 1
@@ -219,4 +239,4 @@ class CaseController(QObject):
         return True
 
 
-__all__ = ["CaseController", "GuiCase", "BACK", "LEAVE"]
+__all__ = ["CaseController", "GuiCase", "case_identity", "clerk_crop", "BACK", "LEAVE"]

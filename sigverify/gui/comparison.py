@@ -531,7 +531,12 @@ class ComparisonController(QObject):
                         raise Cancelled("cancelled")
                     orig = (s.preprocessed.stages or {}).get("original")
                     try:
-                        new = v.signature_from_array(orig, s.source) if orig is not None else v.load(s.source)
+                        pre = s.preprocessed
+                        crop = tuple(pre.region) if getattr(pre, "region_source", None) == "crop" else None
+                        if orig is not None:  # the clerk's crop rectangle stays: the same case, re-run
+                            new = v.signature_from_array(orig, s.source, crop=crop)
+                        else:
+                            new = v.load(s.source)
                         # keep the library identity of a specimen (same case across models)
                         fields = {f.name for f in dataclasses.fields(new)}
                         extra = {

@@ -213,6 +213,9 @@ def attach(window) -> None:
         v = getattr(comp, "_verifier", None)
         if sig is None or v is None or sig.preprocessed.stages.get("original") is None:
             return
+        # a re-crop is a new comparison with a record of its own: an undecided case is asked about first
+        if not window.may_replace_case("re-crop the questioned signature"):
+            return
         comp.jobs.submit(
             "questioned",
             recrop_job(v, sig, rect),

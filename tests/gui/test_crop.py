@@ -118,9 +118,38 @@ def test_located_region_shown_and_crop_tool_reverifies_and_is_audited(qtbot, win
     with qtbot.waitSignal(win.case.decision_recorded, timeout=TIMEOUT) as b:
         qtbot.keyClick(d.buttons[safe], Qt.Key.Key_Return)
     rec = win.case.library.audit.get(b.args[0])
-    assert "questioned_region" in rec.details  # the region is recorded ...
-    if rec.details["questioned_region"] != list(rect):
-        # ... but the GUI's case controller treats the re-crop as a re-run of the case recorded with the
-        # located region (same questioned bytes and references): known gap, see docs/cheques.md
-        pytest.xfail("re-crop recorded under the earlier case (gui/case_controller.py identity)")
-    assert rec.details["region_source"] == "crop"
+    # the re-crop is a comparison of its own: a second record, with the rectangle used
+    assert rec.details["questioned_region"] == list(rect) and rec.details["region_source"] == "crop"
+    audit = win.case.library.audit
+    assert audit.count()[0] == 2 and audit.get(rec.id - 1).details["region_source"] == "located"
+    # a model switch re-runs the same case (the same rectangle): shown as a re-run, not recorded again
+    from sigverify.verify.service import Verifier
+
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as blk:
+        win.set_verifier(Verifier(win.current_verifier().model, "cpu"))
+    assert win.wait_idle(TIMEOUT)
+    assert blk.args[0].questioned.preprocessed.region == rect
+    assert audit.count()[0] == 2 and win.verdict_panel.rerun_label.isVisible()
+    assert win.case.current.audit_id == rec.id and win.case.current.decision == safe
+    # the same rectangle again is the same case: no third record
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.q_pane.crop_chosen.emit(rect)
+    assert win.wait_idle(TIMEOUT)
+    assert audit.count()[0] == 2
+
+
+def test_a_recrop_of_an_undecided_case_is_asked_about_first(qtbot, win, cheque):
+    path, c = cheque
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT):
+        win.set_references(REFS)
+        win.set_questioned(path)
+    assert win.wait_idle(TIMEOUT)
+    asked = []
+    win.case.ask = lambda text: asked.append(text) or "back"
+    sx, sy, sw, sh = c.signature_box
+    win.q_pane.crop_chosen.emit((sx, sy, sw, sh))
+    assert win.wait_idle(TIMEOUT)
+    assert asked and "re-crop" in asked[0]
+    assert win.q_pane.signature().preprocessed.region_source == "located"  # "Go back": nothing changed
+    assert win.case.library.audit.count()[0] == 1
+    win.case.ask = lambda text: "leave"
