@@ -342,15 +342,9 @@ def run_batch(
 
     def customer_refs(cid: str):
         if cid not in refs:
-            try:
-                if library.get_customer(cid) is None:
-                    refs[cid] = f"unknown customer {cid!r}: not in the reference library"
-                else:
-                    ids, embs = service.reference_embeddings(cid)
-                    refs[cid] = (ids, embs) if ids else f"customer {cid!r} has no active reference signatures"
-                    options[cid] = service.case_options(cid)
-            except SigverifyError as exc:
-                refs[cid] = str(exc)
+            refs[cid] = service.customer_references(cid)
+            if not isinstance(refs[cid], str):
+                options[cid] = service.case_options(cid)
         return refs[cid]
 
     pending = [i for i in range(len(items)) if i not in final]

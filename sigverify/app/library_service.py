@@ -224,6 +224,17 @@ class LibraryService:
         ids = [i for i in ids if i in got]
         return ids, (np.stack([got[i] for i in ids]) if ids else np.zeros((0, v.card.embedding_dim), np.float32))
 
+    def customer_references(self, account_id: str) -> tuple[list[int], np.ndarray] | str:
+        """``reference_embeddings`` for a batch row: the ids and embeddings, or the error text the row
+        shows (unknown customer, no active specimens, a store problem)."""
+        try:
+            if self.library.get_customer(account_id) is None:
+                return f"unknown customer {account_id!r}: not in the reference library"
+            ids, embs = self.reference_embeddings(account_id)
+            return (ids, embs) if ids else f"customer {account_id!r} has no active reference signatures"
+        except SigverifyError as exc:
+            return str(exc)
+
     def refresh(self, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> RefreshReport:
         """Compute the embeddings missing for the session's model over every kept specimen (run it
         when the active model changes). Finished batches are committed; cancelling raises

@@ -133,13 +133,7 @@ def customer_references(library, verifier, customer_id: str) -> tuple[list[int],
     """A customer's active reference ids and embeddings, or the error text the batch shows."""
     from sigverify.app.library_service import LibraryService  # the one embedding cache
 
-    try:
-        if library.get_customer(customer_id) is None:
-            return f"unknown customer {customer_id!r}: not in the reference library"
-        ids, embs = LibraryService(library, verifier).reference_embeddings(customer_id)
-        return (ids, embs) if ids else f"customer {customer_id!r} has no active reference signatures"
-    except SigverifyError as exc:
-        return str(exc)
+    return LibraryService(library, verifier).customer_references(customer_id)
 
 
 def export_specimens(library, verifier, customer_ids: Sequence[str], out: str | os.PathLike | None = None):
