@@ -38,6 +38,7 @@ cv2.setNumThreads(1)
 
 WORK_SIDE = 800  # long side of the reduced page the analysis runs on
 MAX_LINE_ANGLE = 11.0  # degrees off the horizontal (or vertical) a printed line may run
+PAGE_SIDE = 1000  # px: a whole page (cheque, form) is at least this long; smaller scans are one field
 FOUND_SCORE = 0.5  # signature score a cluster needs for the page to count as signed
 NEIGHBOUR_SCORE = 0.25  # ... and a neighbour to be joined to it
 
@@ -95,6 +96,12 @@ class Analysis:
     score: float = 0.0
     blank: bool = False
     paper_saturation: float = 0.0  # median colour saturation of the paper (0: grey scan)
+    heat: np.ndarray | None = None  # the dense locator's signature map (documents only)
+
+    @property
+    def is_page(self) -> bool:
+        """A whole document page (cheque, form): printed fields around the signature, to be searched."""
+        return self.is_document and "many fields" in self.reasons and max(self.shape) >= PAGE_SIDE
 
     @property
     def signature_found(self) -> bool:
@@ -292,6 +299,18 @@ def erase_lines(mask: np.ndarray, lines) -> np.ndarray:
         # erase the run plus one pixel of anti-aliased edge on each side
         sel = line_only[None, :] & (offs >= start[None, :] - 1) & (offs <= end[None, :] + 1)
         out[ys[sel], xs[sel]] = 0
+    # specks the sampled erase missed (a line at an angle is sampled on a rounded grid): small pieces of
+    # ink wholly inside the erased band go too
+    erased = (mask > 0) & (out == 0)
+    if erased.any():
+        band = cv2.dilate(erased.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        n, lab, st, _ = cv2.connectedComponentsWithStats(out, connectivity=8)
+        if n > 1:
+            inside = np.bincount(lab[band & (out > 0)], minlength=n)
+            small = (st[:, cv2.CC_STAT_AREA] <= 40) & (inside >= st[:, cv2.CC_STAT_AREA])
+            small[0] = False
+            if small.any():
+                out[small[lab]] = 0
     return out
 
 
@@ -469,42 +488,167 @@ def locator_path():
 
 
 def scorer() -> _Scorer:
+    """The cluster scorer: the hand-set cues (used when no dense locator is installed)."""
     global _SCORER
     if _SCORER is None:
-        params = None
-        p = locator_path()
-        if p.is_file():
-            from safetensors.numpy import load_file
-
-            params = load_file(str(p))
-            if params.get("n_features", np.zeros(1)).ravel()[0] != len(FEATURES):
-                params = None
-        _SCORER = _Scorer(params)
+        _SCORER = _Scorer(None)
     return _SCORER
 
 
 def set_scorer(params: dict[str, np.ndarray] | None) -> None:
-    """Use these locator weights (None: the installed file) - for training and tests."""
+    """Use these cluster-scorer weights (None: the hand-set cues) - for experiments and tests."""
     global _SCORER
     _SCORER = _Scorer(params) if params is not None else None
+
+
+# ------------------------------------------------------------------------------ the dense locator
+
+# A small fully convolutional network maps the reduced page (ink darkness, ink mask, ink mask without
+# printed lines, colour of the ink; plus x / y coordinate planes) to a coarse "inside the signature's
+# box" map; the box of its strongest blob is the region. It sees handwriting vs print, the printed
+# line and label under the signature field, boxes and stamps, and where on the page it is, all at once.
+# Trained on synthetic cheques of train writers (``benchmarks/train_locator.py``); ~0.1 GFLOP a page.
+LOC_H, LOC_W = 176, 384  # network input (rows, columns); the output map is a quarter of that
+LOC_CHANNELS = 4
+
+_DENSE = None  # (module or None,) once loaded
+
+
+def locator_input(flat: np.ndarray, mask: np.ndarray, clean: np.ndarray, sat: np.ndarray | None) -> np.ndarray:
+    """(LOC_CHANNELS, LOC_H, LOC_W) float32 network input from the work-size analysis images."""
+    size = (LOC_W, LOC_H)
+    x = np.empty((LOC_CHANNELS, LOC_H, LOC_W), np.float32)
+    x[0] = 1.0 - cv2.resize(flat, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    x[1] = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    x[2] = cv2.resize(clean.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    if sat is not None:
+        x[3] = cv2.resize((sat.astype(np.float32) / 255.0) * mask, size, interpolation=cv2.INTER_AREA)
+    else:
+        x[3] = 0.0
+    return x
+
+
+def dense_net():
+    """The locator network (torch module, untrained)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class DenseLocator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(LOC_CHANNELS + 2, 12, 3, 2, 1)
+            self.c2 = nn.Conv2d(12, 24, 3, 2, 1)
+            self.c3 = nn.Conv2d(24, 32, 3, 2, 1)
+            self.d1 = nn.Conv2d(32, 32, 3, 1, 1)
+            self.d2 = nn.Conv2d(32, 32, 3, 1, 2, dilation=2)
+            self.d4 = nn.Conv2d(32, 32, 3, 1, 4, dilation=4)
+            self.d8 = nn.Conv2d(32, 32, 3, 1, 8, dilation=8)
+            self.u = nn.Conv2d(56, 16, 3, 1, 1)
+            self.out = nn.Conv2d(16, 1, 1)
+
+        def forward(self, x):
+            n, _, h, w = x.shape
+            yy = torch.linspace(0, 1, h, device=x.device).view(1, 1, h, 1).expand(n, 1, h, w)
+            xx = torch.linspace(0, 1, w, device=x.device).view(1, 1, 1, w).expand(n, 1, h, w)
+            x = torch.cat([x, xx, yy], 1)
+            a = F.relu(self.c1(x))
+            b = F.relu(self.c2(a))
+            c = F.relu(self.c3(b))
+            c = F.relu(self.d1(c))
+            c = c + F.relu(self.d2(c))
+            c = c + F.relu(self.d4(c))
+            c = c + F.relu(self.d8(c))
+            up = F.interpolate(c, size=b.shape[-2:], mode="nearest")
+            return self.out(F.relu(self.u(torch.cat([b, up], 1))))[:, 0]
+
+    return DenseLocator()
+
+
+def dense_locator():
+    """The installed dense locator (eval mode), or None when ``locator.safetensors`` is missing / not one."""
+    global _DENSE
+    if _DENSE is None:
+        net = None
+        p = locator_path()
+        if p.is_file():
+            from safetensors import safe_open
+            from safetensors.torch import load_file
+
+            with safe_open(str(p), "pt") as f:
+                kind = (f.metadata() or {}).get("kind")
+            if kind == "dense":
+                net = dense_net()
+                net.load_state_dict(load_file(str(p)))
+                net.eval()
+        _DENSE = (net,)
+    return _DENSE[0]
+
+
+def set_dense_locator(net) -> None:
+    """Use this network (None: load the installed file again) - for training and tests."""
+    global _DENSE
+    _DENSE = (net,) if net is not None else None
+
+
+def dense_heat(x: np.ndarray, net=None) -> np.ndarray:
+    """Signature map (LOC_H/4, LOC_W/4) in [0, 1] for one ``locator_input``."""
+    import torch
+
+    net = net or dense_locator()
+    with torch.no_grad():
+        o = net(torch.from_numpy(x[None]))
+    return torch.sigmoid(o[0]).numpy()
+
+
+def _dense_region(a: "Analysis", heat: np.ndarray) -> tuple[tuple[int, int, int, int] | None, float]:
+    """Box (work pixels) of the strongest blob of the map, tightened to the ink inside it."""
+    peak = float(heat.max())
+    if peak < FOUND_SCORE:
+        return None, peak
+    on = (heat >= 0.5).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(on, connectivity=8)
+    mass = np.bincount(lab.ravel(), weights=heat.ravel(), minlength=n)
+    mass[0] = 0
+    best = int(np.argmax(mass))
+    gx, gy, gw, gh = (int(v) for v in st[best, :4])
+    h, w = a.clean.shape
+    fy, fx = h / heat.shape[0], w / heat.shape[1]
+    x0, y0 = int(gx * fx), int(gy * fy)
+    x1, y1 = int(math.ceil((gx + gw) * fx)), int(math.ceil((gy + gh) * fy))
+    # tighten to the ink: a map cell is ~1/100 of the page, the signature's ink edge is sharper
+    sub = a.clean[y0:y1, x0:x1]
+    if sub.any():
+        rows, cols = np.nonzero(sub.any(1))[0], np.nonzero(sub.any(0))[0]
+        mx, my = max(1, int(0.5 * fx)), max(1, int(0.5 * fy))
+        x0, x1 = x0 + max(0, cols[0] - mx), x0 + min(x1 - x0, cols[-1] + 1 + mx)
+        y0, y1 = y0 + max(0, rows[0] - my), y0 + min(y1 - y0, rows[-1] + 1 + my)
+    return (x0, y0, x1 - x0, y1 - y0), float(heat[lab == best].max())
 
 
 # ----------------------------------------------------------------------------------------- analysis
 
 
-def analyse(image: np.ndarray, score: bool = True) -> Analysis:
-    """Look for printed structure and, on a document, for the signature. ``image``: RGB or grey uint8."""
-    h0, w0 = image.shape[:2]
+def prepare(image: np.ndarray):
+    """The reduced page's (grey, saturation, scale, flat, ink mask, printed lines, mask without them);
+    mask, lines and clean are None on blank paper."""
     grey, sat, s = work_image(image)
     flat = flat_field(grey)
     mask = ink_mask(flat)
     if mask is None:
+        return grey, sat, s, flat, None, None, None
+    lines = find_lines(mask, max(40, int(0.18 * mask.shape[1])))
+    clean = erase_lines(mask, lines) if lines else mask
+    return grey, sat, s, flat, mask, lines, clean
+
+
+def analyse(image: np.ndarray, score: bool = True) -> Analysis:
+    """Look for printed structure and, on a document, for the signature. ``image``: RGB or grey uint8."""
+    h0, w0 = image.shape[:2]
+    grey, sat, s, flat, mask, lines, clean = prepare(image)
+    if mask is None:
         empty = np.zeros(grey.shape, np.uint8)
         return Analysis(s, (h0, w0), empty, empty, blank=True)
-    h, w = mask.shape
-    min_len = max(40, int(0.18 * w))
-    lines = find_lines(mask, min_len)
-    clean = erase_lines(mask, lines) if lines else mask
     skew = _skew(lines)
     a = Analysis(s, (h0, w0), mask, clean, lines, skew_deg=skew)
     if sat is not None:
@@ -512,15 +656,24 @@ def analyse(image: np.ndarray, score: bool = True) -> Analysis:
     dist = cv2.distanceTransform(clean, cv2.DIST_L2, 3)
     a.clusters = _cluster_features(sat, flat, clean, lines, skew, dist)
     a.is_document, a.reasons = _document_cues(a)
-    if score and a.clusters:
+    net = dense_locator() if (score and a.is_page) else None
+    if net is not None:
+        a.heat = dense_heat(locator_input(flat, mask, clean, sat), net)
+    elif score and a.clusters:
         sc = scorer()(np.stack([c.features for c in a.clusters]))
         for c, v in zip(a.clusters, sc):
             c.score = float(v)
-    if not a.is_document:
-        ys, xs = np.nonzero(mask)
+    if not a.is_document or not a.is_page:
+        # a clean crop, or a signature-field scan (a printed line, a label, a stamp, but not the fields
+        # of a whole page): the signature is what the scan is of - its region is the ink (without
+        # printed lines on a document)
+        ys, xs = np.nonzero(clean if a.is_document and clean.any() else mask)
         a.region_work = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
         a.region = to_original(a.region_work, s, (h0, w0), pad=0.0)
         a.score = 1.0
+    elif a.heat is not None:
+        a.region_work, a.score = _dense_region(a, a.heat)
+        a.region = to_original(a.region_work, s, (h0, w0), pad=0.02) if a.region_work else None
     elif score:
         a.region_work, a.score = _choose(a)
         a.region = to_original(a.region_work, s, (h0, w0), pad=0.06) if a.region_work else None

@@ -227,6 +227,29 @@ _LAYOUT_SPECS = {
 }
 
 
+_SIG_LABELS = ("Signature", "Sign here", "Authorised signature", "For the account holder", "Drawer", "")
+
+
+def _vary(spec: dict, rng: np.random.Generator) -> dict:
+    """A perturbed copy of a layout: fields shifted, the signature field moved, boxed or relabelled."""
+    out = dict(spec)
+    jx, jy = rng.uniform(-0.04, 0.04), rng.uniform(-0.05, 0.05)
+    for k in ("date", "payee", "words", "memo"):
+        if out.get(k):
+            a, b, y = out[k]
+            out[k] = (min(max(a + jx, 0.03), 0.8), min(max(b + jx, 0.2), 0.96), min(max(y + jy, 0.08), 0.85))
+    a0, a1, b0, b1 = out["amount_box"]
+    ay = rng.uniform(-0.06, 0.1)
+    out["amount_box"] = (a0, a1, min(max(b0 + ay, 0.08), 0.7), min(max(b1 + ay, 0.2), 0.8))
+    x0, x1, y = out["sig"]
+    width = min(max(x1 - x0 + rng.uniform(-0.1, 0.05), 0.22), 0.5)
+    x0 = min(max(x0 + rng.uniform(-0.18, 0.08), 0.3), 0.96 - width)
+    out["sig"] = (x0, x0 + width, min(max(y + rng.uniform(-0.06, 0.06), 0.68), 0.88))
+    lab = str(rng.choice(_SIG_LABELS))
+    out["sig_label"] = (lab or "SIGNATURE", "box") if rng.random() < 0.3 else (lab, str(rng.choice(["below", "left"])))
+    return out
+
+
 def _line(layer: np.ndarray, x0: int, x1: int, y: int, thick: int, angle_deg: float = 0.0, dotted: bool = False) -> None:
     dy = int(round(np.tan(np.radians(angle_deg)) * (x1 - x0)))
     if not dotted:
@@ -285,15 +308,21 @@ def make_cheque(
     jpeg: bool = True,
     rotation: float | None = None,
     pen: str | None = None,
+    variant: bool = False,
 ) -> Cheque:
     """Compose a filled cheque.
 
     ``signature``: a scan of the signature (ink on paper, grey or RGB) or None for an unsigned cheque.
     ``hands``: >= 1 scans of other writers' ink, used as the handwritten payee and amount-in-words.
+    ``variant``: perturb the layout (fields moved, the signature field moved / boxed / relabelled; a
+    separate random stream, so a cheque without it is the same for the same seed) - more layouts for
+    fitting the locator.
     """
     rng = np.random.default_rng(seed)
     layout = layout or str(rng.choice(LAYOUTS_TRAIN))
     spec = _LAYOUT_SPECS[layout]
+    if variant:
+        spec = _vary(spec, np.random.default_rng([seed, 15]))
     if size is None:
         W = int(rng.integers(2150, 2600))
         H = int(W * rng.uniform(0.40, 0.47)) if layout != "wide" else int(W * rng.uniform(0.36, 0.40))
