@@ -13,6 +13,7 @@ layouts; everything reported uses "test" writers, and reports held-out layouts s
 Conditions compared for the EER (same images, same writers, same pairs):
   clean     the dataset scans as they are
   area      a cheque-like scan of the signature area (printed line, label, stamps, background, JPEG)
+  area_doc  the same scans, cleaned as documents (``document=True``)
   cheque    the whole cheque, the signature located automatically
   mixed     clean references vs questioned whole cheques (what a clerk does)
 """
@@ -203,23 +204,53 @@ def _eer_block(emb_a, emb_b, writers, genuine, metric, thr):
     }
 
 
+def _clerk_block(emb_q, emb_spec, writers, genuine, verifier, k: int, seed: int = 0) -> dict:
+    """The clerk's protocol (EVALUATION.md) at one K: specimens from ``emb_spec`` (clean scans, as a bank
+    holds them), questioned from ``emb_q`` (the condition), each decided by the app's own rule."""
+    from sigverify.app.case import decide
+    from sigverify.train.clerk import KINDS, trials
+    from sigverify.train.evaluate import eer
+
+    scores = {kind: [] for kind in KINDS}
+    zones = {kind: [] for kind in KINDS}
+    for _w, kind, q, spec in trials(writers, genuine, k, None, seed):
+        d = decide(verifier, emb_q[q], emb_spec[spec])
+        zones[kind].append(d.verdict.zone)
+        scores[kind].append(float(d.decision_score))
+    pos, sk, rd = (np.array(scores[x]) for x in KINDS)
+
+    def frac(kind, zone):
+        return float(np.mean([z == zone for z in zones[kind]])) if zones[kind] else None
+
+    return {
+        "k": k,
+        "eer": eer(pos, sk).eer if len(sk) and len(pos) else None,
+        "eer_random": eer(pos, rd).eer if len(rd) and len(pos) else None,
+        "genuine_accepted": frac("genuine", "genuine"),
+        "genuine_rejected": frac("genuine", "forgery"),
+        "skilled_accepted": frac("skilled", "genuine"),
+        "random_accepted": frac("random", "genuine"),
+        "questioned": {kind: len(zones[kind]) for kind in KINDS},
+    }
+
+
 def cmd_eval(args) -> int:
     from sigverify.errors import SigverifyError
     from sigverify.imaging.preprocess import preprocess
     from sigverify.verify.service import Verifier
 
     data = Path(args.data)
-    test = _writers(Path(args.split), "test")
+    test = _writers(Path(args.split), args.part)
     rng = np.random.default_rng(args.seed)
     chosen = sorted(rng.choice(test, size=min(args.writers, len(test)), replace=False).tolist())
     v = Verifier(args.model, "cpu")
     cfg = v.embedder.preprocess_config
     metric = v.metric
     thr = float(v.calibration.eer_threshold)  # the shipped global threshold (FAR / FRR in the card)
-    inputs = {"clean": [], "area": [], "cheque": []}
+    inputs = {"clean": [], "area": [], "area_doc": [], "cheque": []}
     writers, genuine = [], []
     loc = {"train_layouts": [], "held_out_layouts": []}
-    rejected = {"clean": 0, "area": 0, "cheque": 0}
+    rejected = {"clean": 0, "area": 0, "area_doc": 0, "cheque": 0}
     t_pre = []
     t0 = time.time()
     k = 0
@@ -235,10 +266,10 @@ def cmd_eval(args) -> int:
             c = make_cheque(img, hands, 50_000 + k, layout=layout)
             area, _ = signature_area(c, k)
             row = {}
-            for name, im in (("clean", img), ("area", area), ("cheque", c.image)):
+            for name, im in (("clean", img), ("area", area), ("area_doc", area), ("cheque", c.image)):
                 try:
                     ts = time.perf_counter()
-                    pre = preprocess(im, cfg)
+                    pre = preprocess(im, cfg, document=True if name == "area_doc" else None)
                     if name == "cheque":
                         t_pre.append(time.perf_counter() - ts)
                         key = "held_out_layouts" if layout in LAYOUTS_HELD_OUT else "train_layouts"
@@ -286,9 +317,11 @@ def cmd_eval(args) -> int:
         },
         "locate_preprocess_ms_median": round(1000 * float(np.median(t_pre)), 1) if t_pre else None,
     }
-    for n in ("clean", "area", "cheque"):
+    for n in ("clean", "area", "area_doc", "cheque"):
         res[n] = _eer_block(emb[n], emb[n], writers_a, genuine_a, metric, thr)
     res["mixed"] = _eer_block(emb["clean"], emb["cheque"], writers_a, genuine_a, metric, thr)
+    # the clerk's protocol: the questioned image (in each condition) against K clean specimens
+    res["clerk"] = {n: _clerk_block(emb[n], emb["clean"], writers_a, genuine_a, v, args.references) for n in inputs}
     text = json.dumps(res, indent=2, default=float)
     print(text)
     if args.json:
@@ -313,6 +346,8 @@ def main(argv=None) -> int:
     ap.add_argument("--per-writer", type=int, default=6)
     ap.add_argument("--unsigned", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--references", type=int, default=3, help="K clean specimens in the clerk's protocol")
+    ap.add_argument("--part", default="test", help="writers of the split to report on (val: for choosing)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -162,15 +162,16 @@ def _stamps(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rotate_whole(mask: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate by ``angle`` degrees onto a canvas large enough that no ink is cut off."""
-    h, w = mask.shape
+def rotate_whole(img: np.ndarray, angle: float, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+    """Rotate a one-channel image by ``angle`` degrees onto a canvas large enough that nothing is cut
+    off (the border is 0)."""
+    h, w = img.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     c, s = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(h * s + w * c) + 2, int(h * c + w * s) + 2
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    return cv2.warpAffine(mask, m, (nw, nh), flags=cv2.INTER_NEAREST, borderValue=0)
+    return cv2.warpAffine(img, m, (nw, nh), flags=interpolation, borderValue=0)
 
 
 def _printed(line, w: int, h: int) -> bool:
@@ -364,7 +365,7 @@ def clean_document(image: np.ndarray, cfg, keep_stages: bool = False):
     if cfg.remove_lines and lines:
         mask = _drop_labels(mask, lines)
     if abs(skew) >= 0.3:
-        mask = _rotate_whole(mask, skew)
+        mask = rotate_whole(mask, skew)
         if keep_stages:
             stages["deskewed"] = (255 - mask * 255).astype(np.uint8)
     else:

@@ -157,25 +157,15 @@ def flat_field(grey: np.ndarray) -> np.ndarray:
 
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | None:
-    """Otsu ink mask of a flat-fielded page, or None when there is no real ink (blank paper)."""
-    h, w = flat.shape
-    k = 3 if max(h, w) < 900 else 5
-    blurred = cv2.GaussianBlur(flat, (k, k), 0)
-    t, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    t = min(t, 230.0)
-    mask = (blurred < t).astype(np.uint8)
-    if mask.mean() < 0.0005:
+    """Otsu ink mask of a flat-fielded page (the preprocessing's own threshold), or None when there is no
+    real ink (blank paper, specks)."""
+    from sigverify.errors import BlankImageError
+    from sigverify.imaging.preprocess import _threshold
+
+    try:
+        return _threshold(flat, 0.0005, flat)
+    except BlankImageError:
         return None
-    paper = 1 - mask
-    mp, sp = cv2.meanStdDev(flat, mask=paper)
-    ink_mean = float(cv2.mean(flat, mask=mask)[0])
-    if float(mp[0, 0]) - ink_mean < max(25.0, 4.0 * float(sp[0, 0])):
-        return None
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(3, int(2e-5 * h * w))
-    mask = keep[labels].astype(np.uint8)
-    return mask if mask.mean() >= 0.0005 else None
 
 
 # --------------------------------------------------------------------------------------------- lines

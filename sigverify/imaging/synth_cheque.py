@@ -92,13 +92,9 @@ def _fit(a: np.ndarray, height: int, max_width: int) -> np.ndarray:
 
 
 def _rotate_alpha(a: np.ndarray, deg: float) -> np.ndarray:
-    h, w = a.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
-    c, s = abs(m[0, 0]), abs(m[0, 1])
-    nw, nh = int(h * s + w * c) + 2, int(h * c + w * s) + 2
-    m[0, 2] += nw / 2 - w / 2
-    m[1, 2] += nh / 2 - h / 2
-    return cv2.warpAffine(a, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=0)
+    from sigverify.imaging.document import rotate_whole
+
+    return rotate_whole(a, deg, cv2.INTER_LINEAR)
 
 
 def _paste(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
