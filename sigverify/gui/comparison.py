@@ -26,13 +26,24 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from sigverify.gui.jobs import JobRunner, error_text
 from sigverify.gui.panes import expand_paths
-from sigverify.gui.settings import DEVICES, METRICS
+from sigverify.gui.settings import DEVICES, METRICS, POLICIES
 
 log = logging.getLogger(__name__)
 
 REF, QUE, MODEL = "reference", "questioned", "model"
 #: what ``confirm_verdict_change`` is told -> the setting key of ``sigverify.app.operators.VERDICT_SETTINGS``
-SETTING_KEYS = {"the model": "active_model", "the distance metric": "metric", "the per-person thresholds": "adapt_to_person"}
+SETTING_KEYS = {
+    "the model": "active_model",
+    "the distance metric": "metric",
+    "the per-person thresholds": "adapt_to_person",
+    "the threshold policy": "threshold_policy",
+}
+#: the decision policies in the Settings menu (offered only where the model card calibrates them)
+POLICY_TEXT = {
+    "writer": "&Writer-dependent (specimens vs. cohort)",
+    "mean": "&Mean distance to the specimens",
+    "min": "&Closest specimen (min)",
+}
 DEVICE_TEXT = {"auto": "&Automatic (GPU if available)", "cpu": "&CPU", "cuda": "&GPU (CUDA)"}
 
 
@@ -99,9 +110,17 @@ class ComparisonController(QObject):
             mm.addAction(a)
             self.metric_actions[x] = a
         pm = m.addMenu("&Threshold policy")
-        # Only the mean over the references is offered: the model card's thresholds are calibrated for it.
-        # "Closest reference (min)" kept the mean's thresholds (12/108 skilled forgeries shown as genuine on
-        # unseen writers), so it is gone until the card carries thresholds calibrated for it.
+        # Only policies the model card has thresholds calibrated for can be chosen (Verifier.policies): an
+        # older "closest reference (min)" kept the mean's thresholds (12/108 skilled forgeries shown as
+        # Genuine on unseen writers). The card's default policy is marked.
+        self.policy_group = QActionGroup(w)
+        self.policy_actions = {}
+        for x in POLICIES:
+            a = w.make_action(POLICY_TEXT[x], lambda _c=False, x=x: self.set_policy(x), checkable=True)
+            self.policy_group.addAction(a)
+            pm.addAction(a)
+            self.policy_actions[x] = a
+        pm.addSeparator()
         self.act_adapt = w.make_action("&Adapt thresholds to the person (3+ references)", self.set_adapt, checkable=True)
         pm.addAction(self.act_adapt)
         self.sync_settings_menu()
@@ -116,6 +135,14 @@ class ComparisonController(QObject):
         metric = self._verifier.metric if self._verifier is not None else (s.metric or "euclidean")
         self.metric_actions.get(metric, self.metric_actions["euclidean"]).setChecked(True)
         self.act_adapt.setChecked(bool(s.adapt_to_person))
+        v = self._verifier
+        offered = v.policies if v is not None else ()
+        default = v.card.default_policy if v is not None else ""
+        for x, a in getattr(self, "policy_actions", {}).items():
+            a.setEnabled(x in offered)
+            a.setVisible(v is None or x in offered)  # a policy without calibrated thresholds is not offered
+            a.setText(POLICY_TEXT[x] + (" — the model's default" if x == default else ""))
+            a.setChecked(v is not None and v.aggregate == x)
 
     # ============================================================================ model session
     def start(self, verifier=None) -> None:
@@ -163,7 +190,9 @@ class ComparisonController(QObject):
         def fn(progress, stop):
             from sigverify.app.session import open_session
 
-            return open_session(path, device, metric, None, adapt, model_fallback=fallback)  # the card's policy, as the CLI
+            # the chosen policy, else the card's (as the CLI); one the model has no thresholds for falls
+            # back to the card's default with a notice
+            return open_session(path, device, metric, s.policy or None, adapt, model_fallback=fallback)
 
         def done(session) -> None:
             from sigverify.app.session import MODEL_FALLBACK
@@ -299,6 +328,28 @@ class ComparisonController(QObject):
         self.settings.save()
         self.sync_settings_menu()
         self.w.statusBar().showMessage(f"Distance metric: {metric}", 4000)
+        self.after_inputs_changed(keep_time=False)
+
+    def set_policy(self, policy: str) -> None:
+        """Settings > Threshold policy: only a policy the model has calibrated thresholds for."""
+        v = self._verifier
+        if v is None or policy == v.aggregate:
+            self.sync_settings_menu()
+            return
+        if policy not in v.policies:
+            self.w.statusBar().showMessage(
+                f"Model {v.card.name} has no thresholds calibrated for the {policy!r} policy: not offered", 8000
+            )
+            self.sync_settings_menu()
+            return
+        label = POLICY_TEXT[policy].replace("&", "")
+        if not self.confirm_verdict_change("the threshold policy", f"decide by {label.lower()}", v.aggregate, policy):
+            return
+        v.aggregate = policy
+        self.settings.policy = policy
+        self.settings.save()
+        self.sync_settings_menu()
+        self.w.statusBar().showMessage(f"Threshold policy: {label}", 4000)
         self.after_inputs_changed(keep_time=False)
 
     def set_adapt(self, on: bool) -> None:

@@ -18,6 +18,9 @@ METRICS = ("euclidean", "cosine")
 # Only the mean over the references: the model card's thresholds are calibrated for it. A saved "min"
 # (older versions offered it with the mean's thresholds) is read back as "mean".
 AGGREGATES = ("mean",)
+#: decision policies the Settings menu may offer, each only when the model card has thresholds calibrated
+#: for it (``Verifier.policies``); "" = the card's default policy
+POLICIES = ("writer", "mean", "min")
 MAX_RECENT = 10
 
 _settings_dir: str | None = None
@@ -51,7 +54,8 @@ def _bool(v, default: bool) -> bool:
 class AppSettings:
     device: str = "auto"
     metric: str = ""  # "" = the model card's default metric
-    aggregate: str = "mean"
+    aggregate: str = "mean"  # legacy key (older versions' mean / min choice, read back as "mean")
+    policy: str = ""  # the decision policy chosen in Settings > Threshold policy; "" = the model card's default
     adapt_to_person: bool = True
     model_path: str = ""  # "" = shipped default model
     recent: list[str] = field(default_factory=list)
@@ -64,6 +68,7 @@ class AppSettings:
         dev = str(s.value("inference/device", d.device))
         met = str(s.value("inference/metric", d.metric) or "")
         agg = str(s.value("inference/aggregate", d.aggregate))
+        pol = str(s.value("inference/policy", d.policy) or "")
         recent = s.value("files/recent", [])
         if isinstance(recent, str):
             recent = [recent]
@@ -71,6 +76,7 @@ class AppSettings:
             device=dev if dev in DEVICES else "auto",
             metric=met if met in METRICS else "",
             aggregate=agg if agg in AGGREGATES else "mean",
+            policy=pol if pol in POLICIES else "",
             adapt_to_person=_bool(s.value("inference/adapt_to_person"), True),
             model_path=str(s.value("model/path", "") or ""),
             recent=[str(r) for r in (recent or [])][:MAX_RECENT],
@@ -82,6 +88,7 @@ class AppSettings:
         s.setValue("inference/device", self.device)
         s.setValue("inference/metric", self.metric)
         s.setValue("inference/aggregate", self.aggregate)
+        s.setValue("inference/policy", self.policy)
         s.setValue("inference/adapt_to_person", self.adapt_to_person)
         s.setValue("model/path", self.model_path)
         s.setValue("files/recent", list(self.recent))

@@ -230,6 +230,43 @@ def test_gauge_shows_the_models_thresholds_before_the_first_comparison(qtbot):
         w.jobs.shutdown()
 
 
+def test_only_calibrated_policies_are_offered_and_a_change_is_confirmed_and_noted(qtbot, win, monkeypatch):
+    v = win.current_verifier()
+    acts = win.comparison.policy_actions
+    win.comparison.sync_settings_menu()
+    offered = {p for p, a in acts.items() if a.isEnabled() and a.isVisible()}
+    assert offered == set(v.policies) and "min" in offered  # the shipped card calibrates each of them
+    for p in offered:  # each has thresholds of its own in the card
+        assert v.card.decision_calibration(v.metric, p, 3)[0] is not None
+    assert acts[v.aggregate].isChecked() and "default" in acts[v.card.default_policy].text()
+    verify(qtbot, win, Q_FORGERY)
+    asked = []
+    win.comparison.confirm = lambda title, text: asked.append(text) or True
+    with qtbot.waitSignal(win.verification_done, timeout=TIMEOUT) as b:
+        acts["min"].trigger()
+    assert asked and win.current_verifier().aggregate == "min" and acts["min"].isChecked()
+    res = b.args[0]
+    cal, _ = v.card.decision_calibration(v.metric, "min", 3)
+    assert res.decision.aggregate == "min" and res.decision.verdict.reject == pytest.approx(
+        cal.reject * res.decision.person_scale, rel=0.3
+    )
+    assert records(win) == 1 and win.verdict_panel.rerun_label.isVisible()  # a re-run, not a new record
+    from sigverify.app.settings_audit import setting_notes
+    from sigverify.gui.settings import AppSettings
+
+    (note,) = setting_notes(win.case.library.audit)
+    assert note.details["setting"] == "threshold_policy" and note.details["new"] == "min"
+    assert AppSettings.load().policy == "min"
+    # a card without thresholds for "min": the policy is not offered
+    dec = {m: {p: k for p, k in by.items() if p != "min"} for m, by in v.card.decision.items() if m in ("euclidean", "cosine")}
+    monkeypatch.setattr(v.card, "decision", {**v.card.decision, **dec})
+    v.aggregate = "mean"
+    win.comparison.sync_settings_menu()
+    assert not acts["min"].isEnabled() and not acts["min"].isVisible()
+    win.comparison.set_policy("min")
+    assert v.aggregate == "mean"
+
+
 # ------------------------------------------------------------------------------------------ screen
 def test_fit_size_stays_inside_the_available_geometry():
     assert fit_size(QSize(1366, 728)) == QSize(1280, 688)
