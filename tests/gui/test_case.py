@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QApplication
 
 from sigverify.gui.main_window import MainWindow, fit_size
 from sigverify.paths import samples_dir
-from sigverify.store.library import Library
 
 SAMPLES = samples_dir()
 REFS = [str(SAMPLES / f"alice_ref{i}.png") for i in (1, 2, 3)]
@@ -27,29 +26,9 @@ TIMEOUT = 30000
 SAFE = {"genuine": "accept", "refer": "refer", "forgery": "reject"}
 
 
-@pytest.fixture(scope="module")
-def loaded_model():
-    from sigverify.model.embedder import open_model
-
-    return open_model(None)
-
-
 @pytest.fixture
-def win(qtbot, loaded_model, tmp_path):
-    from sigverify.verify.service import Verifier
-
-    w = MainWindow(verifier=Verifier(loaded_model, "cpu"))
-    qtbot.addWidget(w)
-    lib = Library(tmp_path / "audit.sqlite3")
-    w.case.set_library(lib)
-    w.comparison.confirm = lambda title, text: True
-    w.asked = []
-    w.case.ask = lambda text: w.asked.append(text) or "leave"  # never a modal box in a test
-    w.show()
-    yield w
-    w.case.ask = lambda text: "leave"
-    w.jobs.shutdown()
-    lib.close()
+def win(audited_window):
+    return audited_window  # tests/gui/conftest.py
 
 
 def verify(qtbot, w, q, refs=REFS):

@@ -11,11 +11,9 @@ from helpers import signature
 from PySide6.QtCore import QPoint, Qt
 
 from sigverify.gui.crop import CROP_RGB, LOCATED_RGB, CropDialog, draw_region, shows_region
-from sigverify.gui.main_window import MainWindow
 from sigverify.gui.panes import ORIGINAL, signature_display
 from sigverify.imaging.synth_cheque import make_cheque
 from sigverify.paths import samples_dir
-from sigverify.store.library import Library
 
 REFS = [str(samples_dir() / f"alice_ref{i}.png") for i in (1, 2, 3)]
 TIMEOUT = 30000
@@ -36,27 +34,9 @@ def cheque(tmp_path_factory):
     return str(p), c
 
 
-@pytest.fixture(scope="module")
-def loaded_model():
-    from sigverify.model.embedder import open_model
-
-    return open_model(None)
-
-
 @pytest.fixture
-def win(qtbot, loaded_model, tmp_path):
-    from sigverify.verify.service import Verifier
-
-    w = MainWindow(verifier=Verifier(loaded_model, "cpu"))
-    qtbot.addWidget(w)
-    lib = Library(tmp_path / "audit.sqlite3")
-    w.case.set_library(lib)
-    w.comparison.confirm = lambda title, text: True
-    w.case.ask = lambda text: "leave"  # never a modal question (an undecided case at teardown)
-    w.show()
-    yield w
-    w.jobs.shutdown()
-    lib.close()
+def win(audited_window):
+    return audited_window  # tests/gui/conftest.py
 
 
 def test_draw_region_marks_the_rectangle_only():

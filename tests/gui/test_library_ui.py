@@ -13,48 +13,20 @@ import pytest  # noqa: E402
 from helpers import SMALL, write_sig
 
 from sigverify.app.library_service import LibraryService
-from sigverify.store.library import Library  # noqa: E402
 
 SIZE = SMALL
 TIMEOUT = 30000
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path):
-    from sigverify.gui.settings import use_settings_dir
-
-    use_settings_dir(tmp_path / "settings")
-    yield
-    use_settings_dir(None)
-
-
 @pytest.fixture
-def db(tmp_path, verifier):
-    path = tmp_path / "lib.sqlite3"
-    with Library(path) as lib:
-        LibraryService(lib, verifier).enrol(
-            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i) for i in range(3)], name="Alice Smith"
-        )
-        LibraryService(lib, verifier).enrol("C2", [write_sig(tmp_path / "r" / "b0.png", "Bob Jones", 0)], name="Bob Jones")
-    return path
-
-
-@pytest.fixture
-def stub(qtbot, verifier, db):
-    """The real MainWindow with the library installed; dialogs answered by the test."""
-    from sigverify.gui.library_ui import install_library_ui
-    from sigverify.gui.main_window import MainWindow
-
-    w = MainWindow(verifier=verifier)
-    qtbot.addWidget(w)
-    ctl = install_library_ui(w, db_path=db)
-    w.case.ask = lambda text: "leave"
+def stub(library_window):
+    """The real MainWindow with the library installed (tests/gui/conftest.py); dialogs answered by the test."""
+    w = library_window
+    ctl = w.library_controller
     ctl.confirm = lambda title, text: True
     w.comparison.confirm = lambda title, text: True
     w.show()
-    yield w, ctl
-    ctl.close()
-    w.jobs.shutdown()
+    return w, ctl
 
 
 def test_menu_toolbar_search_and_load(qtbot, stub, tmp_path):

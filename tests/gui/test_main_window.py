@@ -32,13 +32,6 @@ TIMEOUT = 30000
 pytestmark = pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def loaded_model():
-    from sigverify.model.embedder import open_model
-
-    return open_model(None)
-
-
 @pytest.fixture
 def make_window(qtbot, loaded_model):
     from sigverify.verify.service import Verifier

@@ -11,31 +11,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 from helpers import SMALL, write_sig  # noqa: E402
 
-from sigverify.app.library_service import LibraryService
 from sigverify.store.library import Library  # noqa: E402
 from sigverify.store.operators import FREE_ATTEMPTS, AccessDenied, OperatorStore  # noqa: E402
 
 PW = "correct horse 1"
 TIMEOUT = 30000
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path):
-    from sigverify.gui.settings import use_settings_dir
-
-    use_settings_dir(tmp_path / "settings")
-    yield
-    use_settings_dir(None)
-
-
-@pytest.fixture
-def db(tmp_path, verifier):
-    path = tmp_path / "lib.sqlite3"
-    with Library(path) as lib:
-        LibraryService(lib, verifier).enrol(
-            "C1", [write_sig(tmp_path / "r" / f"a{i}.png", "Alice Smith", i, size=SMALL) for i in range(3)], name="Alice Smith"
-        )
-    return path
 
 
 def multi_user(db):
@@ -47,19 +27,8 @@ def multi_user(db):
 
 
 @pytest.fixture
-def window(qtbot, verifier, db):
-    from sigverify.gui.library_ui import install_library_ui
-    from sigverify.gui.main_window import MainWindow
-
-    w = MainWindow(verifier=verifier)
-    qtbot.addWidget(w)
-    ctl = install_library_ui(w, db_path=db)
-    w.case.ask = lambda text: "leave"
-    yield w
-    if getattr(w, "operator_ui", None) is not None:
-        w.operator_ui.close()
-    ctl.close()
-    w.jobs.shutdown()
+def window(library_window):
+    return library_window  # tests/gui/conftest.py
 
 
 def answer(monkeypatch, *steps):
@@ -119,6 +88,35 @@ def test_first_run_multi_user_then_sign_in(window, monkeypatch):
     ui = install_operator_ui(window)
     assert seen == ["FirstRunDialog", "SignInDialog"] and ui.operator.username == "boss"
     assert ui.store.mode == "multi" and [e.event for e in ui.store.events()][-1] == "signin"
+
+
+def test_no_first_run_skips_only_the_choice_and_stores_nothing(window, monkeypatch, db):
+    """--no-first-run / SIGVERIFY_NO_FIRST_RUN (screenshots, kiosk): no first-run dialog on a fresh library,
+    the local operator for this start only (the next normal start still asks); sign-in stays required."""
+    from sigverify.gui.app import build_parser, no_first_run
+    from sigverify.gui.signin import install_operator_ui
+
+    seen = answer(monkeypatch)  # any dialog shown would be recorded
+    ui = install_operator_ui(window, first_run=False)
+    assert seen == [] and ui is not None and ui.operator.role == "administrator"
+    assert ui.store.mode is None  # no choice made: the next normal start shows the first-run dialog
+    assert window.library_controller.library.audit.operator == ui.operator.username
+    assert [e.details.get("no_first_run") for e in ui.store.events(event="signin")] == [True]
+    ui.close()
+    assert no_first_run(build_parser().parse_args(["--no-first-run"]))
+    monkeypatch.setenv("SIGVERIFY_NO_FIRST_RUN", "1")
+    assert no_first_run(build_parser().parse_args([]))
+    monkeypatch.setenv("SIGVERIFY_NO_FIRST_RUN", "0")
+    assert not no_first_run(build_parser().parse_args([]))
+
+
+def test_no_first_run_still_asks_for_the_password_on_a_shared_install(window, monkeypatch, db):
+    from sigverify.gui.signin import install_operator_ui
+
+    multi_user(db)
+    seen = answer(monkeypatch, sign_in("clerk1"))
+    ui = install_operator_ui(window, first_run=False)
+    assert seen == ["SignInDialog"] and ui.operator.username == "clerk1"
 
 
 def test_cancelled_sign_in_quits(window, monkeypatch, db):
