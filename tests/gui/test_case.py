@@ -277,6 +277,60 @@ def test_the_window_fits_200_percent_on_1920x1080_with_the_library(qtbot, win, t
         ctl.close()
 
 
+def truncated_texts(window) -> list[str]:
+    """Visible one-line labels and buttons whose text is wider than the widget (cut off)."""
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    from sigverify.gui.panes import ElidedLabel
+
+    out = []
+    for wd in window.findChildren(QLabel) + window.findChildren(QAbstractButton):
+        text = wd.text().replace("&", "")
+        if not wd.isVisible() or not text or "<" in text or isinstance(wd, ElidedLabel):
+            continue  # rich text and elided file names (full text in the tooltip) are not cut
+        if isinstance(wd, QLabel) and wd.wordWrap():
+            continue
+        need = max(wd.fontMetrics().horizontalAdvance(t) for t in text.split("\n"))
+        if need > wd.contentsRect().width() + 1:
+            out.append(f"{type(wd).__name__} {text!r}: {need} > {wd.contentsRect().width()}")
+    return out
+
+
+@pytest.mark.parametrize("size", [(944, 470), (1280, 688)], ids=["1920x1080@200%", "1366x768"])
+def test_the_whole_app_fits_after_a_case_with_whole_labels(qtbot, win, tmp_path, size):
+    """The app as started (library search, operator in the status bar) after a comparison: its minimum
+    size fits the screen (200 %: 960 x 540 logical minus a task bar), the verdict, the gauge and the
+    decision are wholly visible, no label or button text is cut, the gauge's labels do not overlap."""
+    from sigverify.gui.library_ui import install_library_ui
+    from sigverify.gui.signin import install_operator_ui
+
+    ctl = install_library_ui(win, db_path=tmp_path / "lib.sqlite3")
+    ui = install_operator_ui(win, interactive=False)
+    try:
+        win.fit_on_show = False
+        win.resize(*size)
+        verify(qtbot, win, Q_FORGERY)
+        for _ in range(3):
+            QApplication.processEvents()
+        hint = win.minimumSizeHint()
+        assert hint.width() <= size[0] and hint.height() <= size[1], hint
+        assert win.size() == QSize(*size)
+        assert win.toolbar.isVisible() == (size[1] >= 620)  # short windows: the View toolbar is in the menu
+        panel = win.verdict_panel
+        for w in (panel.gauge, panel.decision, *panel.decision.buttons.values(), panel.file_label):
+            assert w.isVisible() and w.visibleRegion().boundingRect().size() == w.size(), w
+        assert panel.gauge.height() >= 190 and panel.gauge.width() >= 220
+        assert truncated_texts(win) == []
+        g = panel.gauge
+        g.grab()  # paint once: the label rectangles and the verdict block position are known
+        a, b = g._label_rects
+        assert not a.intersects(b)
+        assert ctl.search.edit.isVisible() and ctl.search.edit.width() >= 150
+    finally:
+        ui.close()
+        ctl.close()
+
+
 def test_a_long_customer_name_does_not_widen_the_window(qtbot, win):
     before = win.minimumSizeHint().width()
     sigs = [win.current_verifier().load(p) for p in REFS]

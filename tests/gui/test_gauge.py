@@ -7,7 +7,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PySide6.QtGui import QColor, QImage
 
-from sigverify.gui.gauge import FORGERY, GENUINE, REFER, DistanceGauge, zone_for
+from sigverify.gui.gauge import (
+    FORGERY,
+    GENUINE,
+    REFER,
+    DistanceGauge,
+    _dial_height,
+    _dial_parts,
+    _fit_dial,
+    separate_labels,
+    zone_for,
+)
 
 
 @pytest.fixture
@@ -108,3 +118,37 @@ def test_zone_rule_matches_the_core(accept, gap, d):
     reject = accept + gap
     cal = MetricCalibration(accept, reject, accept, 10.0, accept, 0.5)
     assert zone_for(d, accept, reject) == verdict_for(d, cal).zone
+
+
+def test_separate_labels_pushes_overlapping_labels_apart():
+    from PySide6.QtCore import QRectF
+
+    a, b = QRectF(100, 50, 30, 14), QRectF(118, 52, 30, 14)
+    a2, b2 = separate_labels(a, b)
+    assert not a2.intersects(b2) and a2.center().x() < b2.center().x()
+    assert a2.width() == 30 and b2.height() == 14  # moved, not resized
+    far = QRectF(300, 50, 30, 14)
+    assert separate_labels(a, far) == [a, far]  # apart already: unchanged
+
+
+@pytest.mark.parametrize("w,h", [(220, 190), (256, 200), (360, 340), (600, 700)])
+def test_the_dial_and_the_verdict_block_share_the_height_without_overlap(qtbot, w, h):
+    """Close thresholds on a small gauge (200 % scaling): threshold labels apart, the dial as large as
+    fits above the verdict block, never smaller than the minimum radius."""
+    g = DistanceGauge()
+    qtbot.addWidget(g)
+    g.resize(w, h)
+    g.set_thresholds(0.318, 0.507, 0.83)
+    g.set_result(0.653, 2, caption="writer of 3 references")
+    g.grab()
+    a, b = g._label_rects
+    assert not a.intersects(b)
+    r, parts = _fit_dial(w, h - 60, g.font())
+    assert r >= 40 and _dial_height(r, parts) <= max(h - 60, _dial_height(40, _dial_parts(40, g.font())))
+    assert g._block_top < h  # the verdict headline starts inside the widget
+    if h >= 300:
+        assert r >= 80  # a roomy gauge gets a big dial
+
+
+def test_gauge_minimum_keeps_a_readable_dial(gauge):
+    assert gauge.minimumWidth() >= 220 and gauge.minimumHeight() >= 190
