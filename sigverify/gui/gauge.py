@@ -151,6 +151,7 @@ class DistanceGauge(QWidget):
         self._zone: str | None = None
         self._refs: list[float] = []
         self._caption = ""
+        self._known = False  # no thresholds yet (the model is loading): no placeholder numbers are drawn
         # big enough for a readable dial (radius >= ~60 px) and the verdict block; the verdict and the
         # decision still fit 1366x768 and 200 % on 1920x1080
         self.setMinimumSize(220, 190)
@@ -165,6 +166,7 @@ class DistanceGauge(QWidget):
         if reject < accept:
             accept, reject = reject, accept
         self._accept, self._reject = accept, reject
+        self._known = True
         self._max = float(max_distance) if max_distance and max_distance > reject else max(reject * 1.5, 1e-6)
         if self._value is not None and self._zone is None:
             self._zone = zone_for(self._value, accept, reject)
@@ -209,6 +211,10 @@ class DistanceGauge(QWidget):
 
     def thresholds(self) -> tuple[float, float, float]:
         return self._accept, self._reject, self._max
+
+    def thresholds_known(self) -> bool:
+        """False until the model's thresholds arrive (the dial then shows no numbers)."""
+        return self._known
 
     def reference_distances(self) -> list[float]:
         return list(self._refs)
@@ -299,7 +305,9 @@ class DistanceGauge(QWidget):
                 QPointF(cx + (arc_r - band / 2) * ca, cy + (arc_r - band / 2) * sa),
                 QPointF(cx + (arc_r + band / 2) * ca, cy + (arc_r + band / 2) * sa),
             )
-        if self._accept == self._reject:
+        if not self._known:
+            labels = []
+        elif self._accept == self._reject:
             labels = [(self._accept, f"{self._accept:.2f}")]
         else:
             labels = [(self._accept, f"{self._accept:.2f}"), (self._reject, f"{self._reject:.2f}")]
@@ -320,7 +328,7 @@ class DistanceGauge(QWidget):
         for t, align in ((0.0, Qt.AlignmentFlag.AlignRight), (self._max, Qt.AlignmentFlag.AlignLeft)):
             ang = math.radians(self._angle(t))
             pt = QPointF(cx + arc_r * math.cos(ang), cy - arc_r * math.sin(ang) + band / 2 + 2)
-            txt = "0" if t == 0 else f"{self._max:.2f}"
+            txt = "0" if t == 0 else (f"{self._max:.2f}" if self._known else "")
             tw = fm.horizontalAdvance(txt)
             x = pt.x() - tw / 2
             p.drawText(QRectF(x - 2, pt.y(), tw + 4, fm.height()), Qt.AlignmentFlag.AlignCenter, txt)

@@ -152,3 +152,14 @@ def test_the_dial_and_the_verdict_block_share_the_height_without_overlap(qtbot, 
 
 def test_gauge_minimum_keeps_a_readable_dial(gauge):
     assert gauge.minimumWidth() >= 220 and gauge.minimumHeight() >= 190
+
+
+def test_no_placeholder_numbers_before_the_models_thresholds(qtbot):
+    g = DistanceGauge()
+    qtbot.addWidget(g)
+    g.resize(300, 280)
+    g.grab()
+    assert not g.thresholds_known() and g._label_rects == []  # the model is still loading: no numbers
+    g.set_thresholds(0.3, 0.5, 0.8)
+    g.grab()
+    assert g.thresholds_known() and len(g._label_rects) == 2
