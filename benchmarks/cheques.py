@@ -2,13 +2,14 @@
 
 The cheques are composed at run time by ``sigverify.imaging.synth_cheque`` from dataset signatures
 (``--data``, never copied into the project). Writers come from the shipped model's writer split
-(``assets/models/sigverify-base.split.json``): the locator is trained on "train" writers and the train
-layouts; everything reported uses "test" writers, and reports held-out layouts separately.
+(``assets/models/sigverify-base.split.json``): the locator (``benchmarks/train_locator.py``) is trained on
+"train" writers and the train layouts; everything reported uses "test" writers (``--part val`` for
+choosing), and reports held-out layouts separately.
 
-    # fit the small locator network (assets/models/locator.safetensors), ~3 min on one core
-    python benchmarks/cheques.py --train-locator --cheques 300
-    # report: locate IoU / unsigned pages, pair EER (EVALUATION.md pair protocol) clean vs cheque
-    python benchmarks/cheques.py --writers 16 --per-writer 6 --json out.json
+    # report: locate IoU / unsigned pages, pair EER and the clerk's protocol, clean vs cheque scans
+    python benchmarks/cheques.py --writers 10 --per-writer 6 --unsigned 12 --json out.json
+    # CPU time of locate + preprocess on whole cheques, one thread
+    python benchmarks/cheques.py --speed 12 [--drawn]
 
 Conditions compared for the EER (same images, same writers, same pairs):
   clean     the dataset scans as they are
@@ -52,65 +53,6 @@ def _images(data: Path, writer: str, kind: str) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in (".png", ".jpg", ".tif", ".bmp")) if d.is_dir() else []
 
 
-def _cluster_labels(a: L.Analysis, truth) -> np.ndarray:
-    """1 for clusters (mostly) inside the true signature box."""
-    out = np.zeros(len(a.clusters), np.float32)
-    if truth is None:
-        return out
-    for i, c in enumerate(a.clusters):
-        box = L.to_original(c.box, a.scale, a.shape, pad=0.0)
-        x, y, w, h = box
-        tx, ty, tw, th = truth
-        ix = max(0, min(x + w, tx + tw) - max(x, tx))
-        iy = max(0, min(y + h, ty + th) - max(y, ty))
-        out[i] = float(ix * iy >= 0.5 * w * h)
-    return out
-
-
-def _features_for(img, truth):
-    a = L.analyse(img, score=False)
-    if a.blank or not a.clusters:
-        return None, None
-    return np.stack([c.features for c in a.clusters]), _cluster_labels(a, truth)
-
-
-def train_mlp(X: np.ndarray, y: np.ndarray, hidden: int = 16, epochs: int = 600, seed: int = 0) -> dict:
-    """Two-layer network, weighted logistic loss, Adam, full batch - a few seconds in numpy."""
-    rng = np.random.default_rng(seed)
-    mean, std = X.mean(0), X.std(0) + 1e-3
-    Z = (X - mean) / std
-    d = Z.shape[1]
-    p = {
-        "w1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)),
-        "b1": np.zeros(hidden),
-        "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)),
-        "b2": np.zeros(1),
-    }
-    m = {k: np.zeros_like(v) for k, v in p.items()}
-    v2 = {k: np.zeros_like(v) for k, v in p.items()}
-    pos_w = (len(y) - y.sum()) / max(y.sum(), 1)
-    wts = np.where(y > 0.5, pos_w, 1.0)
-    wts /= wts.sum()
-    lr, b1, b2 = 0.02, 0.9, 0.999
-    for t in range(1, epochs + 1):
-        H = np.maximum(Z @ p["w1"] + p["b1"], 0)
-        o = (H @ p["w2"] + p["b2"]).ravel()
-        s = 1 / (1 + np.exp(-o))
-        g_o = (s - y) * wts
-        g = {"w2": H.T @ g_o[:, None], "b2": np.array([g_o.sum()])}
-        g_h = (g_o[:, None] @ p["w2"].T) * (H > 0)
-        g["w1"] = Z.T @ g_h + 1e-4 * p["w1"]
-        g["b1"] = g_h.sum(0)
-        for k in p:
-            m[k] = b1 * m[k] + (1 - b1) * g[k]
-            v2[k] = b2 * v2[k] + (1 - b2) * g[k] ** 2
-            p[k] -= lr * (m[k] / (1 - b1**t)) / (np.sqrt(v2[k] / (1 - b2**t)) + 1e-8)
-    out = {k: v.astype(np.float32) for k, v in p.items()}
-    out["mean"], out["std"] = mean.astype(np.float32), std.astype(np.float32)
-    out["n_features"] = np.array([X.shape[1]], np.int32)
-    return out
-
-
 def _make(rng_seed: int, data: Path, writers: list[str], layouts, signed: bool = True):
     rng = np.random.default_rng(rng_seed)
     w = writers[int(rng.integers(0, len(writers)))]
@@ -125,60 +67,6 @@ def _make(rng_seed: int, data: Path, writers: list[str], layouts, signed: bool =
     sig = load_image(gens[int(rng.integers(0, len(gens)))]) if signed and gens else None
     layout = layouts[int(rng.integers(0, len(layouts)))]
     return make_cheque(sig, hands, rng_seed, layout=layout)
-
-
-def cmd_train(args) -> int:
-
-    if args.from_cache:
-        z = np.load(args.from_cache, allow_pickle=False)
-        return _fit_and_save(args, z["X"], z["y"])
-    data = Path(args.data)
-    writers = _writers(Path(args.split), "train")
-    Xs, ys = [], []
-    t0 = time.time()
-    for i in range(args.cheques):
-        signed = i % 10 != 9
-        c = _make(10_000 + i, data, writers, LAYOUTS_TRAIN, signed)
-        views = [(c.image, c.signature_box)]
-        if signed and c.signature_box and i % 3 == 0:
-            views.append(signature_area(c, i))  # cheque-like scans of the signature field, too
-        for img, truth in views:
-            X, y = _features_for(img, truth)
-            if X is not None:
-                Xs.append(X)
-                ys.append(y)
-        if i % 25 == 0:
-            print(f"  {i}/{args.cheques} cheques, {time.time() - t0:.0f} s", flush=True)
-    X, y = np.concatenate(Xs), np.concatenate(ys)
-    print(f"{len(X)} clusters, {int(y.sum())} signature clusters")
-    if args.cache:
-        np.savez(args.cache, X=X, y=y)  # features only (no images): refit with --from-cache
-    return _fit_and_save(args, X, y)
-
-
-def _fit_and_save(args, X, y) -> int:
-    from safetensors.numpy import save_file
-
-    from sigverify.atomic import atomic_path
-
-    params = train_mlp(X, y)
-    L.set_scorer(params)
-    s = L.scorer()(X)
-    print(f"training accuracy {((s > 0.5) == (y > 0.5)).mean():.3f}")
-    out = Path(args.out or L.locator_path())
-    with atomic_path(out) as tmp:
-        save_file(
-            params,
-            str(tmp),
-            metadata={
-                "what": "sigverify signature locator (cluster scorer)",
-                "features": ",".join(L.FEATURES),
-                "trained_on": f"{args.cheques} synthetic cheques, train writers, layouts {','.join(LAYOUTS_TRAIN)}",
-            },
-        )
-    os.chmod(out, 0o644)
-    print(f"saved {out}")
-    return 0
 
 
 def _eer_block(emb_a, emb_b, writers, genuine, metric, thr):
@@ -332,26 +220,70 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_speed(args) -> int:
+    """CPU time of locate + preprocess on whole 300-dpi cheques, one thread (validation writers)."""
+    import cv2
+    import torch
+
+    from sigverify.imaging.preprocess import preprocess
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    data = Path(args.data)
+    if data.is_dir() and not args.drawn:
+        writers = _writers(Path(args.split), "val")
+        pages = [_make(60_000 + i, data, writers, LAYOUTS_TRAIN + LAYOUTS_HELD_OUT).image for i in range(args.speed)]
+    else:  # no dataset here (or asked): the project's own drawn signatures
+        from sigverify.samples import draw_signature
+
+        names = ("Alice Smith", "Bob Jones", "Carla Diaz", "Eve Martin", "Dan Okafor")
+        layouts = LAYOUTS_TRAIN + LAYOUTS_HELD_OUT
+        pages = []
+        for i in range(args.speed):
+            sig = draw_signature(names[i % 5], 100 + i, size=(260, 700))
+            hands = [draw_signature(names[(i + j) % 5], 200 + i + j, size=(200, 560)) for j in (1, 2)]
+            pages.append(make_cheque(sig, hands, 60_000 + i, layout=layouts[i % len(layouts)]).image)
+    L.analyse(pages[0])  # warm up (the locator network loads once)
+    cpu, loc = [], []
+    for img in pages:
+        for _ in range(3):
+            t = time.process_time()
+            L.analyse(img)
+            t1 = time.process_time()
+            try:
+                preprocess(img)
+            except Exception:
+                pass
+            t2 = time.process_time()
+            loc.append(t1 - t)
+            cpu.append(t2 - t1)
+    print(
+        f"{len(pages)} cheques ~{pages[0].shape[1]}x{pages[0].shape[0]}, one thread, CPU time median: "
+        f"locate {1000 * np.median(loc):.1f} ms, locate + preprocess {1000 * np.median(cpu):.1f} ms "
+        f"(90th percentile {1000 * np.percentile(cpu, 90):.1f} ms)"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--split", default=str(ROOT / "assets" / "models" / "sigverify-base.split.json"))
     ap.add_argument("--model", default=None)
-    ap.add_argument("--train-locator", action="store_true")
-    ap.add_argument("--cheques", type=int, default=300)
-    ap.add_argument("--out", default=None, help="locator weights file (default: the shipped one)")
-    ap.add_argument("--cache", default=None, help="also save the cluster features (.npz) for refits")
-    ap.add_argument("--from-cache", default=None, help="refit the locator from saved cluster features")
     ap.add_argument("--writers", type=int, default=16)
     ap.add_argument("--per-writer", type=int, default=6)
     ap.add_argument("--unsigned", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", type=int, default=0, help="only time locate + preprocess on this many cheques")
+    ap.add_argument("--drawn", action="store_true", help="--speed on cheques signed with drawn signatures")
     ap.add_argument("--references", type=int, default=3, help="K clean specimens in the clerk's protocol")
     ap.add_argument("--part", default="test", help="writers of the split to report on (val: for choosing)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return cmd_train(args) if args.train_locator else cmd_eval(args)
+    if args.speed:
+        return cmd_speed(args)
+    return cmd_eval(args)
 
 
 if __name__ == "__main__":

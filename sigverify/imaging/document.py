@@ -36,13 +36,13 @@ def _colour_classes(rgb: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Per pixel colour class: 0 = neutral (grey / black), 1..6 = hue sectors of 30 degrees, 7 = between
     (faint edges of coloured strokes): by chroma (max - min of R, G, B), which unlike HSV saturation
     does not blow up the noise of dark pixels."""
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    hue = hsv[..., 0].astype(np.int32)
-    chroma = rgb.max(2).astype(np.int16) - rgb.min(2).astype(np.int16)
+    r, g, b = cv2.split(rgb)
+    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
     coloured = (chroma > 35) & ink
     cls = np.full(ink.shape, 7, np.int8)
     cls[chroma < 18] = 0
-    cls[coloured] = 1 + (((hue[coloured] + 15) % 180) // 30)
+    hue = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 0][coloured].astype(np.int32)
+    cls[coloured] = 1 + (((hue + 15) % 180) // 30)
     return cls
 
 
@@ -111,13 +111,9 @@ def _stamps(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
         return mask
     out = mask.copy()
     areas = st[:, cv2.CC_STAT_AREA]
-    # grey level of each component's stroke core (25th percentile of the flat image under it)
-    dark = np.full(n, 255.0)
+    # grey level of each component (mean of the flat image under it)
+    dark = np.bincount(lab.ravel(), weights=flat.ravel().astype(np.float64), minlength=n) / np.maximum(areas, 1)
     big = np.argsort(-areas[1:])[:60] + 1
-    for i in big:
-        x, y, cw, ch = st[i, :4]
-        v = flat[y : y + ch, x : x + cw][lab[y : y + ch, x : x + cw] == i]
-        dark[i] = float(np.percentile(v, 25))
     pen_dark = float(np.average(dark[big[:5]], weights=areas[big[:5]]))
     removed = np.zeros(n, bool)
     for i in big:
@@ -279,10 +275,14 @@ def _drop_print(mask: np.ndarray) -> np.ndarray:
     main = int(np.argmax(ink))
     main_h = st[main, cv2.CC_STAT_HEIGHT]
     drop = np.zeros(n, bool)
+    real = np.nonzero(gst[:, cv2.CC_STAT_AREA] >= 3)[0]
+    real = real[real > 0]
+    order = real[np.argsort(g_cl[real], kind="stable")]
+    bounds = np.searchsorted(g_cl[order], np.arange(n + 1))
     for i in range(1, n):
         if i == main:
             continue
-        gl = np.nonzero((g_cl == i) & (gst[:, cv2.CC_STAT_AREA] >= 3))[0]
+        gl = order[bounds[i] : bounds[i + 1]]
         gh = gst[gl, cv2.CC_STAT_HEIGHT].astype(np.float64)
         if len(gh) >= 3:
             cv_h = np.std(gh) / max(np.mean(gh), 1)

@@ -119,14 +119,16 @@ def work_image(image: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, np
     sat = None
     if image.ndim == 3:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        # colour: a strided sample is enough (and ~10x cheaper than converting the whole scan)
-        f = max(1, int(1 / s))
-        sub = np.ascontiguousarray(image[::f, ::f])
-        hsv = cv2.resize(cv2.cvtColor(sub, cv2.COLOR_RGB2HSV), size, interpolation=cv2.INTER_NEAREST)
+        # colour: a nearest-neighbour sample at work size is enough (and ~10x cheaper than converting the
+        # whole scan)
+        hsv = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_NEAREST), cv2.COLOR_RGB2HSV)
         sat = hsv[..., 1]
     else:
         grey = image
     if s < 1.0:
+        f = int(1 / s)
+        if f >= 2:  # an integer area reduction first: OpenCV's fast path, then the small remainder
+            grey = cv2.resize(grey, (w // f, h // f), interpolation=cv2.INTER_AREA)
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     if sat is not None:
         grey = _drop_stamp_colours(grey, hsv)
@@ -197,22 +199,15 @@ def _runs(vals: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         c[hit] = r + d
     has = c >= 0
     cc = np.where(has, c, r)
-    start, end = cc.copy(), cc.copy()
-    cols = np.arange(vals.shape[1])
-    go = has.copy()
-    for _ in range(2 * r):
-        nxt = start - 1
-        ok = go & (nxt >= 0)
-        ok &= vals[np.clip(nxt, 0, 2 * r), cols]
-        start = np.where(ok, nxt, start)
-        go = ok
-    go = has.copy()
-    for _ in range(2 * r):
-        nxt = end + 1
-        ok = go & (nxt <= 2 * r)
-        ok &= vals[np.clip(nxt, 0, 2 * r), cols]
-        end = np.where(ok, nxt, end)
-        go = ok
+    idx = np.arange(2 * r + 1, dtype=np.int32)[:, None]
+    gap_after = ~vals & (idx > cc[None, :])
+    gap_before = ~vals & (idx < cc[None, :])
+    # the first paper sample after the centre (none: the run reaches the profile's edge) ...
+    first_after = np.where(gap_after.any(0), gap_after.argmax(0), 2 * r + 1)
+    # ... and the last one before it
+    last_before = np.where(gap_before.any(0), 2 * r - gap_before[::-1].argmax(0), -1)
+    end = np.where(has, first_after - 1, cc).astype(np.int32)
+    start = np.where(has, last_before + 1, cc).astype(np.int32)
     return has, start, end
 
 
@@ -323,8 +318,10 @@ def _skew(lines) -> float:
 
 
 def _cluster_features(
-    rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarray, lines, skew: float, dist: np.ndarray
+    rgb: np.ndarray | None, flat: np.ndarray, clean: np.ndarray, lines, skew: float, dist: np.ndarray | None
 ) -> list[Cluster]:
+    """Ink clusters and their cues; with ``dist`` None only what the document cues need (box, ink, the
+    printed-row cue), which is several times cheaper."""
     h, w = clean.shape
     kx = max(5, int(0.014 * max(h, w)))
     ky = max(3, int(0.006 * max(h, w)))
@@ -358,19 +355,31 @@ def _cluster_features(
     clusters: list[Cluster] = []
     max_h = 1
     raw = []
+    real = np.nonzero(glyph_st[:, cv2.CC_STAT_AREA] >= 4)[0]
+    real = real[real > 0]
+    g_order = real[np.argsort(g_cl[real], kind="stable")]
+    g_bounds = np.searchsorted(g_cl[g_order], np.arange(n + 1))
     for i in range(1, n):
         if ink_per[i] < min_ink:
             continue
         x, y, cw, ch = (int(v) for v in stats[i, :4])
-        sel = labels[y : y + ch, x : x + cw] == i
-        ink_sel = sel & clean[y : y + ch, x : x + cw].astype(bool)
-        gl = np.nonzero(g_cl == i)[0]
-        gl = gl[glyph_st[gl, cv2.CC_STAT_AREA] >= 4]
+        gl = g_order[g_bounds[i] : g_bounds[i + 1]]
         gh = glyph_st[gl, cv2.CC_STAT_HEIGHT].astype(np.float64)
         gb = (glyph_st[gl, cv2.CC_STAT_TOP] + glyph_st[gl, cv2.CC_STAT_HEIGHT]).astype(np.float64)
         med_h = float(np.median(gh)) if len(gh) else float(ch)
         cv_h = float(np.std(gh) / max(np.mean(gh), 1)) if len(gh) > 1 else 1.0
         base_sd = float(np.std(gb) / max(med_h, 1)) if len(gb) > 1 else 1.0
+        # printed text row: many small glyphs of one height on one baseline
+        printed_row = float(len(gh) >= 5 and cv_h < 0.22 and base_sd < 0.15 and med_h < 0.12 * h)
+        if dist is None:
+            f = dict.fromkeys(FEATURES, 0.0)
+            f.update(cx=(x + cw / 2) / w, cy=(y + ch / 2) / h, w=cw / w, h=ch / h, glyph_h=med_h / h)
+            f["printed_row"] = printed_row
+            raw.append((i, (x, y, cw, ch), int(ink_per[i]), f))
+            max_h = max(max_h, ch)
+            continue
+        sel = labels[y : y + ch, x : x + cw] == i
+        ink_sel = sel & clean[y : y + ch, x : x + cw].astype(bool)
         dv = dist[y : y + ch, x : x + cw][ink_sel]
         stroke = float(np.mean(dv)) if dv.size else 0.0
         stroke_cv = float(np.std(dv) / max(stroke, 1e-3)) if dv.size else 0.0
@@ -393,8 +402,6 @@ def _cluster_features(
             vy0, vy1 = min(y1, y2), max(y1, y2)
             if vy0 <= cyp <= vy1 and (vy1 - vy0) < 3 * ch + 20:
                 boxed += 0.5 if abs((x1 + x2) / 2 - x) < 0.25 * w else 0.0
-        # printed text row: many small glyphs of one height on one baseline
-        printed_row = float(len(gh) >= 5 and cv_h < 0.22 and base_sd < 0.15 and med_h < 0.12 * h)
         # deskewed centre
         cy_d = cyp - (cxp - w / 2) * tan
         f = dict(
@@ -643,16 +650,18 @@ def analyse(image: np.ndarray, score: bool = True) -> Analysis:
     a = Analysis(s, (h0, w0), mask, clean, lines, skew_deg=skew)
     if sat is not None:
         a.paper_saturation = float(np.median(sat[::4, ::4][mask[::4, ::4] == 0]))
-    dist = cv2.distanceTransform(clean, cv2.DIST_L2, 3)
-    a.clusters = _cluster_features(sat, flat, clean, lines, skew, dist)
+    a.clusters = _cluster_features(sat, flat, clean, lines, skew, None)
     a.is_document, a.reasons = _document_cues(a)
     net = dense_locator() if (score and a.is_page) else None
     if net is not None:
         a.heat = dense_heat(locator_input(flat, mask, clean, sat), net)
-    elif score and a.clusters:
-        sc = scorer()(np.stack([c.features for c in a.clusters]))
-        for c, v in zip(a.clusters, sc):
-            c.score = float(v)
+    elif score and a.is_page:
+        # no dense locator installed: the clusters' cues and the hand-set scorer
+        dist = cv2.distanceTransform(clean, cv2.DIST_L2, 3)
+        a.clusters = _cluster_features(sat, flat, clean, lines, skew, dist)
+        if a.clusters:
+            for c, v in zip(a.clusters, scorer()(np.stack([c.features for c in a.clusters]))):
+                c.score = float(v)
     if not a.is_document or not a.is_page:
         # a clean crop, or a signature-field scan (a printed line, a label, a stamp, but not the fields
         # of a whole page): the signature is what the scan is of - its region is the ink (without
