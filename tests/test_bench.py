@@ -37,6 +37,12 @@ def test_run_benchmarks_keys_and_types():
     assert r["cpu_max_abs_diff"] < 1e-4  # ours and plain embed identically
     assert _is_num(r["batch_items_per_s"]) and r["batch_items"] == 6 and r["ray_items_per_s"] is None
     assert set(r["batch_timing_s"]) >= {"read_preprocess", "embed", "decide", "audit"}
+    assert _is_num(r["batch_cpu_ms_per_item"]) and r["batch_cpu_ms_per_item"] > 0
+    cores = r["machine"]["cpu_count"]
+    assert (
+        abs(r["batch_items_per_s_cpu_bound"] - cores * 1000 / r["batch_cpu_ms_per_item"])
+        < 1e-6 * r["batch_items_per_s_cpu_bound"]
+    )
     if r.get("onnx_note") is None:  # onnxruntime installed: measured side by side, same embeddings
         assert _is_num(r["onnx_ratio_vs_torch"]) and r["onnx_max_abs_diff"] < 1e-5
     assert set(r["pair_breakdown_ms"]) == {"load_2_ms", "preprocess_2_ms", "preprocess_2_clean_ms", "embed_2_ms", "score_ms"}
