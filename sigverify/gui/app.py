@@ -69,10 +69,23 @@ def audit_warning(parent=None, interactive: bool = True, db_path=None) -> str | 
         "(sigverify-cli audit verify shows the details)."
     )
     if interactive:
-        from PySide6.QtWidgets import QMessageBox
-
-        QMessageBox.critical(parent, "sigverify - audit trail broken", text)
+        audit_warning_box(parent, text).exec()
     return text
+
+
+def audit_warning_box(parent, text: str):
+    """The blocking start-up warning: readable (wrapped, selectable text), answered from the keyboard
+    (OK is the default and the escape button: Enter, Space or Esc)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Critical, "sigverify - audit trail broken", text, QMessageBox.StandardButton.Ok, parent)
+    ok = box.button(QMessageBox.StandardButton.Ok)
+    box.setDefaultButton(ok)
+    box.setEscapeButton(ok)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+    box.setAccessibleName("Audit trail broken")
+    return box
 
 
 def verify_only(training_ui) -> bool:
@@ -132,8 +145,13 @@ def main(argv: list[str] | None = None) -> int:
 
     verify_only(install_training_ui(win))  # Model > Fine-tune on my references / Manage models
     audit_problem = audit_warning(win, interactive=not args.screenshot)
-    if audit_problem and args.screenshot:
-        print(f"sigverify: warning: {audit_problem}", file=sys.stderr)
+    if audit_problem:  # after the dialog the red bar stays: nobody forgets that nothing is recorded
+        win.show_error(
+            "Audit trail broken — verifications and decisions are not recorded until an administrator "
+            "has looked at it (sigverify-cli audit verify)."
+        )
+        if args.screenshot:
+            print(f"sigverify: warning: {audit_problem}", file=sys.stderr)
     from sigverify.gui.signin import install_operator_ui
 
     try:  # first-run choice + sign-in (scripted --screenshot: local operator or SIGVERIFY_TOKEN)
