@@ -154,7 +154,11 @@ OPTIONS = {
     "stage": dict(adapt="stage"),
     "stage-bank": dict(adapt="stage", cohort="bank"),
     "stage+within": dict(adapt="stage", cohort="base+bank+within"),
+    "stage+search": dict(adapt="stage", stage_search=True),
+    "head+search": dict(adapt="head", cohort="base+bank", stage_search=True),
     "block": dict(adapt="block"),
+    "block-anchored": dict(adapt="block", anchor_weight=0.05),
+    "block+cohort": dict(adapt="block", cohort="base+bank"),
 }
 
 
@@ -260,7 +264,10 @@ def main(argv=None) -> int:
     import tempfile
 
     for opt in args.options:
+        from sigverify.train.finetune_loop import default_epochs
+
         over = dict(OPTIONS[opt])
+        over.setdefault("epochs", default_epochs(over.get("adapt", "head")))  # what the CLI and the wizard run
         for k in ("epochs", "lr", "augment_copies"):
             if getattr(args, k) is not None:
                 over[k] = getattr(args, k)

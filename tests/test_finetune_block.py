@@ -192,3 +192,22 @@ def test_cli_finetune_adapt_block(tmp_path, capsys):
     assert card.training["config"]["adapt"] == "block" and card.training["config"]["epochs"] == 1
     rc = main(args + ["--overwrite"])  # the default: the decision stage only
     assert rc == 0 and json.loads(capsys.readouterr().out)["adapt"] == "stage"
+
+
+def test_split_keeps_a_writers_identities_together():
+    """crossmedia-style identities (writer#name): a hand is either all training or all held out."""
+    from types import SimpleNamespace
+
+    from sigverify.train.finetune_data import split_writers
+
+    ids = [f"zh/{w:03d}#name{n:02d}" for w in range(10) for n in range(3)]
+    writers = np.repeat(ids, 4)
+    cs = SimpleNamespace(writers=writers, genuine=np.ones(len(writers), bool), digests=np.arange(len(writers)).astype(str))
+    tr, va = split_writers(cs, 0.3, 0)
+    assert len(tr) + len(va) == 30 and va
+    hand = lambda w: w.split("#")[0]  # noqa: E731
+    assert not {hand(w) for w in tr} & {hand(w) for w in va}
+    assert len({hand(w) for w in va}) == 3
+    plain = SimpleNamespace(writers=np.repeat([f"d/{i}" for i in range(10)], 4), genuine=np.ones(40, bool))
+    plain.digests = np.arange(40).astype(str)
+    assert split_writers(plain, 0.3, 0)[1] and len(split_writers(plain, 0.3, 0)[1]) == 3

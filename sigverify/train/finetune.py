@@ -77,9 +77,9 @@ SEC_TRUNK = {"signet-s": 0.009, "signet-half": 0.022, "signet": 0.075}
 SEC_STEP = 0.008  # one head step on cached features (batch of ~100)
 #: ``adapt="block"``: one training step of the last conv block (+ frozen FC, projection) on a batch of ~96
 #: cached feature maps, and the forward pass of one image through it (validation every epoch).
-SEC_BLOCK_STEP = {"signet-s": 0.2, "signet-half": 0.5, "signet": 2.0}
+SEC_BLOCK_STEP = {"signet-s": 0.25, "signet-half": 0.5, "signet": 2.0}
 SEC_BLOCK_FWD = {"signet-s": 0.0012, "signet-half": 0.004, "signet": 0.015}
-SEC_STAGE_FIT = 4.0  # fitting the decision stage on the held-out writers (clerk's protocol, 3 policies x 3 K)
+SEC_STAGE_FIT = 8.0  # fitting the decision stage on the held-out writers + clerk before/after (3 policies x 3 K)
 
 
 def estimate_seconds(
@@ -239,7 +239,9 @@ def finetune(
         cohort_emb, clerk = None, None
         if val is not None:
             emb_t = _project(new_rest, feats_train[0])
-            cohort_emb, clerk = _fit_decision_stage(base, emb_t, trn, emb_b, emb_a, val, calibration, cfg.cohort_kind())
+            cohort_emb, clerk = _fit_decision_stage(
+                base, emb_t, trn, emb_b, emb_a, val, calibration, cfg.cohort_kind(), cfg.stage_search
+            )
         seconds = time.perf_counter() - t0
         s = rep.summary()
         s.update(
@@ -305,7 +307,44 @@ def _project(rest: _Rest, feats) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.zeros((0, rest.net.embedding_dim), np.float32)
 
 
-def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibration, cohort_kind: str = "bank"):
+#: ``stage_search``: the writer stage's settings tried on the bank's held-out writers.
+SEARCH_MIX = (0.0, 0.25, 0.5, 0.75, 1.0)
+SEARCH_REG = (0.1, 0.3, 1.0, 3.0)
+
+
+def _search_stage(cohort_emb, emb, val, pair, metric) -> tuple[float, float, dict]:
+    """(reg, mix) of the writer stage with the lowest threshold-free decision EER (clerk's protocol,
+    mean over K = 3 and 5 where the writers allow) on the held-out writers."""
+    from sigverify.train import decision as dec
+    from sigverify.train.clerk import clerk_scores
+    from sigverify.train.evaluate import eer
+    from sigverify.verify.writer import Cohort
+
+    best, table = None, []
+    for reg in SEARCH_REG:
+        cohort = Cohort.from_embeddings(cohort_emb, reg)
+        for mix in SEARCH_MIX:
+            errs = []
+            for k in (3, 5):
+                sc, _, n = clerk_scores(
+                    emb, val.writers, val.genuine, dec._decider(pair, metric, "writer", cohort, mix), k, val.digests
+                )
+                if n and len(sc["genuine"]) and len(sc["skilled"]):
+                    errs.append(eer(sc["genuine"], sc["skilled"]).eer)
+            if not errs:
+                continue
+            e = float(np.mean(errs))
+            table.append({"reg": reg, "mix": mix, "eer": e})
+            if best is None or e < best[0] - 1e-9:
+                best = (e, reg, mix)
+    if best is None:
+        return dec.COHORT_REG, dec.COHORT_MIX, {}
+    return best[1], best[2], {"fitted_on": "held-out writers", "tried": table}
+
+
+def _fit_decision_stage(
+    base, emb_train, trn, emb_before, emb_after, val, calibration, cohort_kind: str = "bank", search: bool = False
+):
     """The fine-tuned model's decision stage, adapted to the bank: cohort = its training writers'
     genuine signatures (``cohort_kind="base+bank"``: added to the base model's shipped cohort, valid
     only while the network is the base's), per-policy per-K thresholds fitted by the clerk's protocol on
@@ -330,30 +369,35 @@ def _fit_decision_stage(base, emb_train, trn, emb_before, emb_after, val, calibr
         source += " + their within-writer scatter"
     if len(cohort_emb) < 10:
         return None, None
-    cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
-    decision = dec.fit_decisions(emb_after, val, calibration, cohort)
+    metric = base.card.distance
+    pair = MetricCalibration.from_dict(calibration[metric])
+    reg, mix, searched = dec.COHORT_REG, dec.COHORT_MIX, None
+    if search:
+        reg, mix, searched = _search_stage(cohort_emb, emb_after, val, pair, metric)
+    cohort = Cohort.from_embeddings(cohort_emb, reg)
+    decision = dec.fit_decisions(emb_after, val, calibration, cohort, mix=mix)
     decision["default"] = "writer"
     decision["cohort"] = {
         "file": "",
         "sha256": "",
         "n": int(len(cohort_emb)),
-        "reg": dec.COHORT_REG,
-        "mix": dec.COHORT_MIX,
+        "reg": reg,
+        "mix": mix,
         "source": source,
     }
+    if searched:
+        decision["cohort"]["search"] = searched
     decision["targets"] = {"skilled_far": dec.FAR_TARGET, "genuine_frr": dec.FRR_TARGET, "fitted_on": "held-out writers"}
-    metric = base.card.distance
 
     def before_fn(q, refs):
         d = bv.decide_embeddings(q, refs)
         return d.verdict.zone, float(d.decision_score)
 
     fitted = {int(k): MetricCalibration.from_dict(c) for k, c in decision[metric]["writer"].items()}
-    pair = MetricCalibration.from_dict(calibration[metric])
 
     def after_fn(q, refs):
         k = max([k for k in fitted if k <= len(refs)] or [min(fitted)])
-        return dec._decider(pair, metric, "writer", cohort, dec.COHORT_MIX, fitted[k])(q, refs)
+        return dec._decider(pair, metric, "writer", cohort, mix, fitted[k])(q, refs)
 
     ks = (1, 3, 5)
     b = clerk_protocol(emb_before, val.writers, val.genuine, before_fn, ks, val.digests)

@@ -137,14 +137,26 @@ def split_writers(cached, val_frac: float, seed: int) -> tuple[list[str], list[s
     writers = sorted({str(w) for w, g in zip(cached.writers, cached.genuine) if g})
     usable = [w for w in writers if len(set(map(str, cached.digests[(cached.writers == w) & cached.genuine]))) >= 2]
     rng = random.Random(f"finetune/{seed}")
-    ws = list(usable)
-    rng.shuffle(ws)
-    n_val = int(round(len(ws) * val_frac)) if val_frac > 0 else 0
-    if val_frac > 0:
-        n_val = max(n_val, MIN_VAL_WRITERS)
-    if n_val < MIN_VAL_WRITERS or len(ws) - n_val < MIN_TRAIN_WRITERS:
-        return sorted(ws), []
-    return sorted(ws[n_val:]), sorted(ws[:n_val])
+    # identities "writer#name" (train/identities.py: one writer signing several names) stay together:
+    # a held-out identity whose hand is also in training would flatter the validation figures
+    hands = sorted({w.split("#", 1)[0] for w in usable})
+    if len(hands) == len(usable):
+        ws = list(usable)
+        rng.shuffle(ws)
+        n_val = int(round(len(ws) * val_frac)) if val_frac > 0 else 0
+        if val_frac > 0:
+            n_val = max(n_val, MIN_VAL_WRITERS)
+        if n_val < MIN_VAL_WRITERS or len(ws) - n_val < MIN_TRAIN_WRITERS:
+            return sorted(ws), []
+        return sorted(ws[n_val:]), sorted(ws[:n_val])
+    rng.shuffle(hands)
+    n_val = max(int(round(len(hands) * val_frac)), 1) if val_frac > 0 else 0
+    val_hands = set(hands[:n_val])
+    tr = sorted(w for w in usable if w.split("#", 1)[0] not in val_hands)
+    va = sorted(w for w in usable if w.split("#", 1)[0] in val_hands)
+    if len(va) < MIN_VAL_WRITERS or len(tr) < MIN_TRAIN_WRITERS or n_val == len(hands):
+        return sorted(usable), []
+    return tr, va
 
 
 __all__ = [

@@ -63,6 +63,7 @@ class FinetuneConfig:
     # decision-stage cohort: "bank" writers, "base+bank" (shipped + bank), "base+bank+within" (+ the bank
     # writers' within-writer scatter, verify.writer.with_within_writer_scatter); auto: by ``adapt``
     cohort: str = "auto"
+    stage_search: bool = False  # choose the writer stage's mix / regularisation on the held-out writers
 
     def cohort_kind(self) -> str:
         """The cohort actually used: the shipped one only stays valid for an unchanged network."""
