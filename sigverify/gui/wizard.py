@@ -390,10 +390,9 @@ class SettingsPage(QWizardPage):
         self.wiz = wiz
         self.setTitle("3. Settings")
         self.setSubTitle(
-            "The defaults suit most banks. By default the model stays as it is and only its decision "
-            "(the background writers it compares with, and its thresholds) is fitted to your writers; "
-            "training the projection or the last convolutional block is slower and was not better "
-            "on a new collection (README, fine-tuning)."
+            "By default the model stays as it is and only its decision (the background writers it "
+            "compares with, and its thresholds) is fitted to your writers. Training the projection or "
+            "the last convolutional block is slower and measured no better on a new collection."
         )
         from sigverify.train.finetune_loop import DEFAULT_ADAPT
 
