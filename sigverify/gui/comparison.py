@@ -700,7 +700,9 @@ class ComparisonController(QObject):
         self.show_result(res)
         w.last_label.setText(f"Last: {datetime.now():%H:%M:%S} \u00b7 {res.elapsed_ms:.0f} ms")
         w.last_label.setToolTip(f"Last verification at {datetime.now():%H:%M:%S}, {res.elapsed_ms:.0f} ms")
-        w.statusBar().showMessage(f"Verdict: {res.decision.verdict.text}", 8000)
+        from sigverify.gui.gauge import ZONE_HEADLINE  # the short words: the status bar fits 200 % too
+
+        w.statusBar().showMessage(f"Verdict: {ZONE_HEADLINE.get(res.decision.verdict.zone, res.decision.verdict.text)}", 8000)
         w.verification_done.emit(res)
 
     def show_result(self, res, message: str = "") -> None:
