@@ -504,9 +504,10 @@ def set_scorer(params: dict[str, np.ndarray] | None) -> None:
 # printed lines, colour of the ink; plus x / y coordinate planes) to a coarse "inside the signature's
 # box" map; the box of its strongest blob is the region. It sees handwriting vs print, the printed
 # line and label under the signature field, boxes and stamps, and where on the page it is, all at once.
-# Trained on synthetic cheques of train writers (``benchmarks/train_locator.py``); ~0.1 GFLOP a page.
+# Trained on synthetic cheques of train writers (``benchmarks/train_locator.py``); ~0.06 GFLOP a page.
 LOC_H, LOC_W = 176, 384  # network input (rows, columns); the output map is a quarter of that
 LOC_CHANNELS = 4
+MIN_SIGNATURE_CELLS = 40  # map cells (of 96 x 44) a signature's blob covers at least (measured: >= 69)
 
 _DENSE = None  # (module or None,) once loaded
 
@@ -534,15 +535,15 @@ def dense_net():
     class DenseLocator(nn.Module):
         def __init__(self):
             super().__init__()
-            self.c1 = nn.Conv2d(LOC_CHANNELS + 2, 12, 3, 2, 1)
-            self.c2 = nn.Conv2d(12, 24, 3, 2, 1)
-            self.c3 = nn.Conv2d(24, 32, 3, 2, 1)
-            self.d1 = nn.Conv2d(32, 32, 3, 1, 1)
-            self.d2 = nn.Conv2d(32, 32, 3, 1, 2, dilation=2)
-            self.d4 = nn.Conv2d(32, 32, 3, 1, 4, dilation=4)
-            self.d8 = nn.Conv2d(32, 32, 3, 1, 8, dilation=8)
-            self.u = nn.Conv2d(56, 16, 3, 1, 1)
-            self.out = nn.Conv2d(16, 1, 1)
+            self.c1 = nn.Conv2d(LOC_CHANNELS + 2, 8, 3, 2, 1)
+            self.c2 = nn.Conv2d(8, 16, 3, 2, 1)
+            self.c3 = nn.Conv2d(16, 24, 3, 2, 1)
+            self.d1 = nn.Conv2d(24, 24, 3, 1, 1)
+            self.d2 = nn.Conv2d(24, 24, 3, 1, 2, dilation=2)
+            self.d4 = nn.Conv2d(24, 24, 3, 1, 4, dilation=4)
+            self.d8 = nn.Conv2d(24, 24, 3, 1, 8, dilation=8)
+            self.u = nn.Conv2d(40, 12, 3, 1, 1)
+            self.out = nn.Conv2d(12, 1, 1)
 
         def forward(self, x):
             n, _, h, w = x.shape
@@ -608,6 +609,8 @@ def _dense_region(a: "Analysis", heat: np.ndarray) -> tuple[tuple[int, int, int,
     mass = np.bincount(lab.ravel(), weights=heat.ravel(), minlength=n)
     mass[0] = 0
     best = int(np.argmax(mass))
+    if st[best, cv2.CC_STAT_AREA] < MIN_SIGNATURE_CELLS:
+        return None, peak  # a speck of a map: a word or a mark, not a signature
     gx, gy, gw, gh = (int(v) for v in st[best, :4])
     h, w = a.clean.shape
     fy, fx = h / heat.shape[0], w / heat.shape[1]
