@@ -10,7 +10,9 @@ collections, report on the test writers of the one left out).
 
 Candidates: ``mean`` (mean distance / bounded per-person scale: the shipped rule), ``min``, ``cohort``
 (Z-normalised against a cohort of training writers' genuine embeddings), ``spread`` (mean distance over
-the specimens' own spread, unbounded), ``cohort_spread`` (both).
+the specimens' own spread, unbounded), ``cohort_spread`` (both), ``lda[_spread]:REG[:MIX]`` (exemplar-LDA
+against the cohort: the shipped ``writer`` policy is ``lda_spread:0.3:0.5``), ``logreg[_spread]:LAMBDA[:MIX]``
+(a per-customer logistic regression, specimens vs cohort, fitted at decision time).
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
             return mean / (spread if spread else ref_spread) * ref_spread
         if policy == "spread_half":
             return mean / np.sqrt((spread if spread else ref_spread) / ref_spread)
+        if policy in ("logreg", "logreg_spread"):
+            key = refs.tobytes()
+            if key not in memo:  # one fit per customer's specimen set, as the app would keep it per case
+                memo.clear()
+                memo[key] = _logreg(refs, cohort, reg)[0]
+            w = memo[key]
+            a, b = float((cohort @ w).mean()), float((refs @ w).mean())
+            s = 1.0 - (float(w @ q) - a) / max(b - a, 1e-9)
+            if policy == "logreg_spread":
+                s = (1 - mix) * s + mix * mean / (spread if spread else ref_spread) * ref_spread
+            return s
         if policy in ("lda", "lda_spread"):
             mu_r = refs.mean(0)
             w = lda_inv @ (mu_r - mu_c)
@@ -84,13 +97,44 @@ def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
             return s
         raise ValueError(policy)
 
+    memo: dict = {}
     mu_c = cohort.mean(0)
     cov = np.cov(cohort.T)
     lda_inv = np.linalg.inv(cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov)))
     return score
 
 
-POLICIES = ("mean", "min", "cohort", "cohort_spread", "tnorm", "spread", "spread_half", "lda", "lda_spread")
+def _logreg(pos: np.ndarray, neg: np.ndarray, lam: float, iters: int = 8) -> tuple[np.ndarray, float]:
+    """Class-balanced L2 logistic regression, specimens (1) vs cohort (0), by Newton steps (the
+    writer-dependent classifier of the SigNet-features recipe, with logistic loss in place of the SVM's hinge)."""
+    x = np.vstack([pos, neg]).astype(np.float64)
+    x = np.hstack([x, np.ones((len(x), 1))])
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    sw = np.r_[np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))]
+    w = np.zeros(x.shape[1])
+    r = np.full(x.shape[1], lam)
+    r[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        g = x.T @ (sw * (p - y)) + r * w
+        h = (x * (sw * p * (1 - p))[:, None]).T @ x + np.diag(r + 1e-9)
+        w -= np.linalg.solve(h, g)
+    return w[:-1], float(w[-1])
+
+
+POLICIES = (
+    "mean",
+    "min",
+    "cohort",
+    "cohort_spread",
+    "tnorm",
+    "spread",
+    "spread_half",
+    "lda",
+    "lda_spread",
+    "logreg",
+    "logreg_spread",
+)
 
 
 def fit(score_fn, cs_emb, cs, k_fit=(3, 5), far=0.10, frr=0.10):

@@ -29,6 +29,7 @@ from sigverify.model.embedder import open_model  # noqa: E402
 from sigverify.train import decision as dec  # noqa: E402
 from sigverify.train.clerk import clerk_protocol  # noqa: E402
 from sigverify.train.datasets import WriterSplit, scan_root  # noqa: E402
+from sigverify.train.evaluate import evaluate_embeddings  # noqa: E402
 from sigverify.train.identities import name_identities  # noqa: E402
 from sigverify.train.pipeline import cached_set  # noqa: E402
 from sigverify.verify.service import Verifier  # noqa: E402
@@ -54,65 +55,87 @@ def main() -> int:
         "(cohort from their genuine signatures, thresholds fitted on them) and report beside it",
     )
     ap.add_argument("--only", nargs="*", help="only these collections")
+    ap.add_argument(
+        "--trunk",
+        action="append",
+        default=[],
+        metavar="COLLECTION=MODEL",
+        help="use this model (trained without COLLECTION, e.g. by benchmarks/loco_train.sh) when COLLECTION is left out",
+    )
     ap.add_argument("--out")
     a = ap.parse_args()
-    model = open_model(a.model, "cpu")
-    cs = cached_set(scan_root(a.data), model.card.preprocess_config, a.cache_dir)
-    base = Verifier(model, "cpu", aggregate="mean")
-    emb_all = base.embedder.embed_arrays(list(cs.images))
+    trunks = dict(s.split("=", 1) for s in a.trunk)
     split = WriterSplit.load(a.split)
+    data = scan_root(a.data)
+    loaded: dict = {}
 
-    def part(writers, relabel=True):
-        sub = cs.of_writers(writers)
-        if relabel:
-            sub = name_identities(sub, 8, 1)
-        return sub, emb_all[cs.rows_of(sub.paths)]
+    def embedded(path):
+        """(model, cached set, embeddings of every image) for one trunk, computed once."""
+        if path not in loaded:
+            model = open_model(path, "cpu")
+            cs = cached_set(data, model.card.preprocess_config, a.cache_dir)
+            loaded[path] = (model, cs, Verifier(model, "cpu", aggregate="mean").embedder.embed_arrays(list(cs.images)))
+        return loaded[path]
 
-    trn, trn_emb = part(split.train, relabel=False)
-    val, val_emb = part(split.val)
-    tst, tst_emb = part(split.test)
-    trained_on = set(model.card.training.get("datasets") or [])
     out = {}
-    print(f"model {model.model_id}; policy {a.policy}; K={a.k}; figures: validation (fitted on) -> left-out test writers")
-
-    def run(c, cohort_set, cohort_emb_in, fit_set, fit_emb):
-        cohort_emb, _ = dec.pick_cohort(cohort_emb_in, cohort_set)
-        cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
-        fitted = dec.fit_decisions(fit_emb, fit_set, model.card.calibration, cohort, policies=(a.policy,), ks=(a.k,))
-        card = copy.deepcopy(model.card)
-        card.decision = {**fitted, "default": a.policy, "cohort": {"mix": dec.COHORT_MIX}}
-        v = Verifier(type(model)(model.network, card, None), "cpu", aggregate="mean")
-        v.cohort, v.aggregate = cohort, a.policy
-
-        def decide_fn(q, refs, v=v):
-            d = decide(v, q, refs)
-            return d.verdict.zone, float(d.decision_score)
-
-        m = tst.datasets == c
-        got = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_fn, (a.k,), tst.digests[m]).get(str(a.k))
-        exp = fitted[model.card.distance][a.policy].get(str(a.k), {}).get("expected", {})
-        return exp, got
-
     f = lambda x: "  -  " if x is None else f"{100 * x:5.1f}"  # noqa: E731
-    for c in sorted(set(map(str, cs.datasets))):
+    print(f"policy {a.policy}; K={a.k}; figures: validation (fitted on) -> left-out test writers")
+    for c in sorted(set(data.datasets)):
         if a.only and c not in a.only:
             continue
+        model, cs, emb_all = embedded(trunks.get(c, a.model))
+        trained_on = set(model.card.training.get("datasets") or [])
+        seen = c in trained_on or any(w.startswith(c + "/") for w in model.card.training.get("split", {}).get("train", []))
+
+        def part(writers, relabel=True, cs=cs, emb_all=emb_all):
+            sub = cs.of_writers(writers)
+            if relabel:
+                sub = name_identities(sub, 8, 1)
+            return sub, emb_all[cs.rows_of(sub.paths)]
+
+        trn, trn_emb = part(split.train, relabel=False)
+        val, val_emb = part(split.val)
+        tst, tst_emb = part(split.test)
+
+        def run(cohort_set, cohort_emb_in, fit_set, fit_emb, model=model, tst=tst, tst_emb=tst_emb, c=c):
+            cohort_emb, _ = dec.pick_cohort(cohort_emb_in, cohort_set)
+            cohort = Cohort.from_embeddings(cohort_emb, dec.COHORT_REG)
+            fitted = dec.fit_decisions(fit_emb, fit_set, model.card.calibration, cohort, policies=(a.policy,), ks=(a.k,))
+            card = copy.deepcopy(model.card)
+            card.decision = {**fitted, "default": a.policy, "cohort": {"mix": dec.COHORT_MIX}}
+            v = Verifier(type(model)(model.network, card, None), "cpu", aggregate="mean")
+            v.cohort, v.aggregate = cohort, a.policy
+
+            def decide_fn(q, refs, v=v):
+                d = decide(v, q, refs)
+                return d.verdict.zone, float(d.decision_score)
+
+            m = tst.datasets == c
+            got = clerk_protocol(tst_emb[m], tst.writers[m], tst.genuine[m], decide_fn, (a.k,), tst.digests[m]).get(str(a.k))
+            exp = fitted[model.card.distance][a.policy].get(str(a.k), {}).get("expected", {})
+            return exp, got
+
         tm, vm = trn.datasets != c, val.datasets != c
-        exp, got = run(c, trn.select(tm), trn_emb[tm], val.select(vm), val_emb[vm])
-        out[c] = {"validation": exp, "left_out": got, "collection_in_trunk_training": c in trained_on}
+        exp, got = run(trn.select(tm), trn_emb[tm], val.select(vm), val_emb[vm])
+        m = tst.datasets == c
+        thr = (model.card.calibration.get(model.card.distance) or {}).get("threshold")
+        pr = evaluate_embeddings(tst_emb[m], tst.writers[m], tst.genuine[m], tst.digests[m], model.card.distance, thr)
+        pairs = {"eer": pr.eer, "eer_random": pr.eer_random, "far": pr.far, "frr": pr.frr, "writers": pr.writers}
+        out[c] = {"validation": exp, "left_out": got, "pairs": pairs, "trunk": model.model_id, "trunk_saw_collection": seen}
         if not got:
             print(f"  {c:18s} (no writer with {a.k + 1} genuine images)")
             continue
         print(
-            f"  {c:18s} {'trunk saw it' if c in trained_on else 'NEW to trunk'}  "
+            f"  {c:18s} {'trunk saw it' if seen else 'NEW to trunk'} ({model.model_id[:24]})  "
             + "  ".join(f"{k} {f(exp.get(k))} -> {f(got.get(k))}" for k in KEYS)
-            + f"  ({got['writers']} writers)"
+            + f"  ({got['writers']} writers)  pairs skilled/random EER {f(pr.eer)} / {f(pr.eer_random)}"
+            + f"  FRR at threshold {f(pr.frr)}"
         )
         if a.adapt:
             own = sorted({w for w in split.train if w.startswith(c + "/")})[: a.adapt]
             o_raw, o_raw_emb = part(own, relabel=False)
             o_rel, o_rel_emb = part(own)
-            exp2, got2 = run(c, o_raw, o_raw_emb, o_rel, o_rel_emb)
+            exp2, got2 = run(o_raw, o_raw_emb, o_rel, o_rel_emb)
             out[c]["adapted"] = {"writers": len(own), "fitted_on": exp2, "test": got2}
             print(
                 f"  {'':18s} adapted to {len(own)} of its own writers: "

@@ -5,7 +5,7 @@
 # runs/split-loco-C.json: C's writers all moved to test), then `benchmarks/loco.py --trunk C=...` fits the
 # decision stage on the others and runs the clerk's protocol on C. Resumable: re-running continues a
 # run's checkpoint. Writes runs/loco-C/ (gitignored).
-#   bash benchmarks/loco_train.sh [MINUTES] [COLLECTION...]
+#   bash benchmarks/loco_train.sh [MINUTES] [COLLECTION...]    (STEPS=1500 THREADS=2 VARIANTS=1 in the environment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -25,6 +25,6 @@ PY
   resume=(); [ -e runs/loco-$C/ckpt.safetensors ] && resume=(--resume)
   [ -e runs/loco-$C/model.safetensors ] || .venv/bin/sigverify-cli train ../shared/data --split runs/split-loco-$C.json \
      --out runs/loco-$C/model.safetensors --name loco-$C --balance --select-per-dataset --name-identities \
-     --scan-variants 1 --time-budget "$MIN" --threads 2 --cache-dir cache --checkpoint runs/loco-$C/ckpt \
+     --scan-variants "${VARIANTS:-1}" --steps "${STEPS:-1500}" --time-budget "$MIN" --threads "${THREADS:-2}" --cache-dir cache --checkpoint runs/loco-$C/ckpt \
      --eval-every 150 "${resume[@]}" > runs/loco-$C/train.log 2>&1
 done
