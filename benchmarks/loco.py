@@ -85,7 +85,8 @@ def main() -> int:
             continue
         model, cs, emb_all = embedded(trunks.get(c, a.model))
         trained_on = set(model.card.training.get("datasets") or [])
-        seen = c in trained_on or any(w.startswith(c + "/") for w in model.card.training.get("split", {}).get("train", []))
+        sp = model.card.training.get("split") or {}
+        seen = any(w.startswith(c + "/") for w in sp.get("train", []) + sp.get("val", [])) if sp else c in trained_on
 
         def part(writers, relabel=True, cs=cs, emb_all=emb_all):
             sub = cs.of_writers(writers)
@@ -118,7 +119,7 @@ def main() -> int:
         tm, vm = trn.datasets != c, val.datasets != c
         exp, got = run(trn.select(tm), trn_emb[tm], val.select(vm), val_emb[vm])
         m = tst.datasets == c
-        thr = (model.card.calibration.get(model.card.distance) or {}).get("threshold")
+        thr = (model.card.calibration.get(model.card.distance) or {}).get("eer_threshold")
         pr = evaluate_embeddings(tst_emb[m], tst.writers[m], tst.genuine[m], tst.digests[m], model.card.distance, thr)
         pairs = {"eer": pr.eer, "eer_random": pr.eer_random, "far": pr.far, "frr": pr.frr, "writers": pr.writers}
         out[c] = {"validation": exp, "left_out": got, "pairs": pairs, "trunk": model.model_id, "trunk_saw_collection": seen}
