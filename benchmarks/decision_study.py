@@ -80,9 +80,9 @@ def make_score(policy: str, cohort: np.ndarray, ref_spread: float):
             key = refs.tobytes()
             if key not in memo:  # one fit per customer's specimen set, as the app would keep it per case
                 memo.clear()
-                memo[key] = _logreg(refs, cohort, reg)[0]
-            w = memo[key]
-            a, b = float((cohort @ w).mean()), float((refs @ w).mean())
+                w = _logreg(refs, cohort, reg)[0]
+                memo[key] = w, float((cohort @ w).mean()), float((refs @ w).mean())
+            w, a, b = memo[key]
             s = 1.0 - (float(w @ q) - a) / max(b - a, 1e-9)
             if policy == "logreg_spread":
                 s = (1 - mix) * s + mix * mean / (spread if spread else ref_spread) * ref_spread

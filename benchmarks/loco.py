@@ -69,12 +69,24 @@ def main() -> int:
     data = scan_root(a.data)
     loaded: dict = {}
 
+    def part(cs, emb_all, writers, relabel=True):
+        sub = cs.of_writers(writers)
+        if relabel:
+            sub = name_identities(sub, 8, 1)
+        return sub, emb_all[cs.rows_of(sub.paths)]
+
     def embedded(path):
-        """(model, cached set, embeddings of every image) for one trunk, computed once."""
+        """(model, cached set, embeddings of every image, train / val / test parts) for one trunk, computed once."""
         if path not in loaded:
             model = open_model(path, "cpu")
             cs = cached_set(data, model.card.preprocess_config, a.cache_dir)
-            loaded[path] = (model, cs, Verifier(model, "cpu", aggregate="mean").embedder.embed_arrays(list(cs.images)))
+            emb_all = Verifier(model, "cpu", aggregate="mean").embedder.embed_arrays(list(cs.images))
+            parts = (
+                part(cs, emb_all, split.train, relabel=False),
+                part(cs, emb_all, split.val),
+                part(cs, emb_all, split.test),
+            )
+            loaded[path] = (model, cs, emb_all, parts)
         return loaded[path]
 
     out = {}
@@ -83,20 +95,10 @@ def main() -> int:
     for c in sorted(set(data.datasets)):
         if a.only and c not in a.only:
             continue
-        model, cs, emb_all = embedded(trunks.get(c, a.model))
+        model, cs, emb_all, ((trn, trn_emb), (val, val_emb), (tst, tst_emb)) = embedded(trunks.get(c, a.model))
         trained_on = set(model.card.training.get("datasets") or [])
         sp = model.card.training.get("split") or {}
         seen = any(w.startswith(c + "/") for w in sp.get("train", []) + sp.get("val", [])) if sp else c in trained_on
-
-        def part(writers, relabel=True, cs=cs, emb_all=emb_all):
-            sub = cs.of_writers(writers)
-            if relabel:
-                sub = name_identities(sub, 8, 1)
-            return sub, emb_all[cs.rows_of(sub.paths)]
-
-        trn, trn_emb = part(split.train, relabel=False)
-        val, val_emb = part(split.val)
-        tst, tst_emb = part(split.test)
 
         def run(cohort_set, cohort_emb_in, fit_set, fit_emb, model=model, tst=tst, tst_emb=tst_emb, c=c):
             cohort_emb, _ = dec.pick_cohort(cohort_emb_in, cohort_set)
@@ -119,7 +121,7 @@ def main() -> int:
         tm, vm = trn.datasets != c, val.datasets != c
         exp, got = run(trn.select(tm), trn_emb[tm], val.select(vm), val_emb[vm])
         m = tst.datasets == c
-        thr = (model.card.calibration.get(model.card.distance) or {}).get("eer_threshold")
+        thr = model.card.metric_calibration().eer_threshold
         pr = evaluate_embeddings(tst_emb[m], tst.writers[m], tst.genuine[m], tst.digests[m], model.card.distance, thr)
         pairs = {"eer": pr.eer, "eer_random": pr.eer_random, "far": pr.far, "frr": pr.frr, "writers": pr.writers}
         out[c] = {"validation": exp, "left_out": got, "pairs": pairs, "trunk": model.model_id, "trunk_saw_collection": seen}
@@ -134,8 +136,8 @@ def main() -> int:
         )
         if a.adapt:
             own = sorted({w for w in split.train if w.startswith(c + "/")})[: a.adapt]
-            o_raw, o_raw_emb = part(own, relabel=False)
-            o_rel, o_rel_emb = part(own)
+            o_raw, o_raw_emb = part(cs, emb_all, own, relabel=False)
+            o_rel, o_rel_emb = part(cs, emb_all, own)
             exp2, got2 = run(o_raw, o_raw_emb, o_rel, o_rel_emb)
             out[c]["adapted"] = {"writers": len(own), "fitted_on": exp2, "test": got2}
             print(
